@@ -1,0 +1,24 @@
+"""Helpers for publishing what a run did as Prefect artifacts (keys must be lowercase-dashed)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+
+def artifact_key(*parts: str) -> str:
+    key = "-".join(re.sub(r"[^a-z0-9]+", "-", part.lower()).strip("-") for part in parts if part)
+    return key[:100] or "vid2vid"
+
+
+def publish_table(key: str, rows: Sequence[dict[str, Any]], description: str) -> str:
+    create_table_artifact(key=key, table=[dict(row) for row in rows], description=description)
+    return key
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> str:
+    create_markdown_artifact(key=key, markdown=markdown, description=description)
+    return key

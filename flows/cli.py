@@ -1,0 +1,124 @@
+"""`vid2vid`: the one command users call. Subcommands run the Prefect flows, so every run shows in the UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+# Embedded-server defaults measured on these machines (ENVIRONMENT.md); a user's own settings win.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _print_table(title: str, rows: list[dict[str, object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in rows[0] if rows else ["(empty)"]:
+        table.add_column(str(column), overflow="fold")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    Console(width=160).print(table)
+
+
+def _print_summary(summary) -> int:  # noqa: ANN001 - IngestSummary, imported lazily with Prefect
+    print(f"dataset {summary.dataset} under {summary.data_root}: {summary.clips_ok} clip(s) ingested, "
+          f"{summary.frames} frames, {len(summary.quarantined)} quarantined")
+    for clip, reason in summary.quarantined.items():
+        print(f"  quarantined {clip}: {reason}")
+    print(f"Prefect artifact: {summary.artifact_key}")
+    if summary.clips_ok == 0:
+        print("error: no clip was ingested", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from flows.ingest import IngestParams, ingest_flow, policy_from
+    from storage.ingest import IngestConfig
+
+    config = IngestConfig(policy=policy_from(args.size, args.mode), codec=args.codec, val_fraction=args.val_fraction)
+    summary = ingest_flow(IngestParams(src=args.src, dataset=args.dataset, data_root=args.data_root, config=config))
+    return _print_summary(summary)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from flows.ingest import SynthParams, synth_flow
+
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    summary = synth_flow(SynthParams(dataset=args.dataset, data_root=args.data_root, clips=args.clips,
+                                     frames=args.frames, width=width, height=height, seed=args.seed))
+    return _print_summary(summary)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from storage.layout import DatasetLayout
+    from storage.manifest import read_manifest
+
+    layout = DatasetLayout.open(args.dataset, args.data_root)
+    records = read_manifest(layout)
+    if not records:
+        print(f"error: no manifest for dataset {args.dataset!r} at {layout.manifest_path}", file=sys.stderr)
+        return 1
+    stages = layout.stages()
+    rows = [{"clip": r.clip_id, "split": r.split, "status": r.status, "frames": r.n_frames, "fps": round(r.fps, 2),
+             "size": f"{r.width}x{r.height}",
+             **{s: ("yes" if layout.shard_path(s, r.clip_id).is_file() else "-") for s in stages},
+             "error": r.error[:60]} for r in records]
+    _print_table(f"{args.dataset} ({layout.base})", rows)
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from models.weights import status
+
+    _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "file", "used_by")} for row in status(args.weights_dir)])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vid2vid", description=__doc__)
+    parser.add_argument("--data-root", default=None, help="data root (default: $VID2VID_DATA_ROOT or ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="videos / frame folders -> rgb shards + manifest")
+    ingest.add_argument("src")
+    ingest.add_argument("--dataset", required=True)
+    ingest.add_argument("--size", default=None, help="WxH after the resize policy (default: source size)")
+    ingest.add_argument("--mode", default="crop", choices=["crop", "resize", "fit"])
+    ingest.add_argument("--codec", default="png_rgb", choices=["png_rgb", "jpeg_rgb"])
+    ingest.add_argument("--val-fraction", type=float, default=0.2)
+    ingest.set_defaults(func=cmd_ingest)
+
+    synth = sub.add_parser("synth", help="the synthetic street dataset (exact labels, instances, flow)")
+    synth.add_argument("--dataset", default="street")
+    synth.add_argument("--clips", type=int, default=4)
+    synth.add_argument("--frames", type=int, default=30)
+    synth.add_argument("--size", default="256x128", help="WxH")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_synth)
+
+    info = sub.add_parser("info", help="a dataset's manifest and which stage shards exist per clip")
+    info.add_argument("--dataset", required=True)
+    info.set_defaults(func=cmd_info)
+
+    weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
+    weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    weights.set_defaults(func=cmd_weights)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
