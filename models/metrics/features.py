@@ -1,0 +1,145 @@
+"""Feature networks behind the weights registry, and videos -> clips -> features with bounded memory.
+
+``load_feature_network`` is the only way to get an extractor with meaning: it builds the architecture
+and loads the registered checkpoint strictly (missing file, wrong checksum or wrong key layout raise
+the registry's errors). ``random_feature_network`` exists for timing and shape checks only and its
+extractor says so (``pretrained=False``); ``models.metrics.report`` refuses to report numbers from it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from models import weights as registry
+from models.metrics.i3d import InceptionI3d
+from models.metrics.inception import FIDInceptionV3
+from models.metrics.preprocessing import PREPROCESSING, Preprocessing, preprocess_frames
+from models.metrics.resnext3d import resnext101
+from models.metrics.stats import RunningStats
+
+Video = np.ndarray | torch.Tensor | Iterable[np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkEntry:
+    """How one feature network is built and which registered checkpoint fills it."""
+
+    name: str
+    weights: str  # models.weights registry name
+    build: Callable[[], nn.Module]
+    feature_dim: int
+    key_map: dict[str, str] | None = None  # checkpoint key prefix -> module key prefix
+
+
+NETWORKS: dict[str, NetworkEntry] = {
+    "i3d": NetworkEntry("i3d", "i3d_rgb_imagenet", InceptionI3d, 1024),
+    "resnext101": NetworkEntry("resnext101", "resnext101_kinetics", resnext101, 2048, key_map={"module.": ""}),
+    "inception": NetworkEntry("inception", "inception_fid", FIDInceptionV3, 2048),
+}
+
+
+class FeatureExtractor:
+    """A feature network in eval mode with its preprocessing; call it on preprocessed batches."""
+
+    def __init__(self, name: str, module: nn.Module, preprocessing: Preprocessing, *,
+                 weights_sha256: str | None, weights_file: str | None) -> None:
+        self.name = name
+        self.module = module.eval().requires_grad_(False)
+        self.preprocessing = preprocessing
+        self.weights_sha256 = weights_sha256
+        self.weights_file = weights_file
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights_sha256 is not None
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) for frame networks or (N, 3, T, H, W) for video networks -> (N, D) float32."""
+        self.module.eval()  # eval mode always, even if someone toggled it
+        with torch.inference_mode():
+            return self.module.features(batch).float()
+
+    def video_features(self, video: Video, *, batch_size: int = 4) -> np.ndarray:
+        """All clips (or frames) of one video -> (n_clips, D) float32; see ``iter_feature_batches``."""
+        out = list(iter_feature_batches(self, video, batch_size=batch_size))
+        dim = NETWORKS[self.name].feature_dim if self.name in NETWORKS else 0
+        return np.concatenate(out, axis=0) if out else np.zeros((0, dim), np.float32)
+
+
+def load_feature_network(name: str, weights_dir: str | os.PathLike[str] | None = None, *,
+                         spec: registry.WeightSpec | None = None) -> FeatureExtractor:
+    """Build ``name`` ("i3d", "resnext101", "inception") and load its registered weights strictly.
+
+    ``spec`` overrides the registry entry (e.g. ``dataclasses.replace(spec, sha256=...)``).
+    Raises ``models.weights.MissingWeightsError`` / ``ChecksumMismatchError`` / ``KeyLayoutError``.
+    """
+    entry = NETWORKS[name]
+    spec = spec or registry.get_spec(entry.weights)
+    path = registry.resolve(spec, weights_dir)
+    module = registry.load_into(entry.build(), spec, weights_dir, key_map=entry.key_map)
+    return FeatureExtractor(name, module, PREPROCESSING[name], weights_sha256=registry.file_sha256(path),
+                            weights_file=str(path))
+
+
+def random_feature_network(name: str, *, seed: int = 0) -> FeatureExtractor:
+    """Random-init extractor for TIMING and shape tests only; its features mean nothing."""
+    torch.manual_seed(seed)
+    return FeatureExtractor(name, NETWORKS[name].build(), PREPROCESSING[name], weights_sha256=None,
+                            weights_file=None)
+
+
+def _frames(video: Video) -> Iterator[np.ndarray | torch.Tensor]:
+    if isinstance(video, (np.ndarray, torch.Tensor)):
+        if video.ndim != 4 or video.shape[-1] != 3:
+            raise ValueError(f"expected a (T, H, W, 3) video, got shape {tuple(video.shape)}")
+        yield from (video[i] for i in range(video.shape[0]))
+    else:
+        yield from video
+
+
+def iter_clips(video: Video, prep: Preprocessing) -> Iterator[torch.Tensor]:
+    """Preprocessed samples of one video: (3, T, S, S) clips, or (3, S, S) frames when clip_len == 1.
+
+    Windows of ``clip_len`` frames every ``clip_stride`` frames; a tail shorter than a clip is dropped
+    (a video shorter than one clip yields nothing). Frames are preprocessed one at a time as they
+    arrive, so a long video (or a frame iterator) never needs more than one window in memory.
+    """
+    window: collections.deque[torch.Tensor] = collections.deque(maxlen=prep.clip_len)
+    skip = 0
+    for frame in _frames(video):
+        window.append(preprocess_frames(torch.as_tensor(np.asarray(frame))[None], prep)[0])
+        if skip > 0:
+            skip -= 1
+            continue
+        if len(window) == prep.clip_len:
+            yield window[0] if prep.clip_len == 1 else torch.stack(list(window), dim=1)
+            skip = prep.clip_stride - 1
+
+
+def iter_feature_batches(extractor: FeatureExtractor, video: Video, *, batch_size: int = 4) -> Iterator[np.ndarray]:
+    """(n, D) float32 feature batches of one video; at most ``batch_size`` samples in memory."""
+    batch: list[torch.Tensor] = []
+    for clip in iter_clips(video, extractor.preprocessing):
+        batch.append(clip)
+        if len(batch) == batch_size:
+            yield extractor(torch.stack(batch)).numpy()
+            batch = []
+    if batch:
+        yield extractor(torch.stack(batch)).numpy()
+
+
+def accumulate(extractor: FeatureExtractor, videos: Iterable[Video], *, batch_size: int = 4,
+               running: RunningStats | None = None) -> RunningStats:
+    """Feed every clip of every video into a float64 RunningStats (one pass, bounded memory)."""
+    running = running or RunningStats()
+    for video in videos:
+        for feats in iter_feature_batches(extractor, video, batch_size=batch_size):
+            running.update(feats)
+    return running
