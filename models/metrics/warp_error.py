@@ -26,7 +26,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 Direction = Literal["forward", "backward"]
 
@@ -51,17 +50,33 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.T
     """Sample ``image`` (N, C, H, W) at p + flow(p) (flow (N, H, W, 2) in pixels, [..., 0] = dx).
 
     Returns the warped image and a (N, H, W) bool mask of samples that landed inside the image.
-    Bilinear, pixel centres at integer coordinates (align_corners=True), so zero flow is exact.
+    Bilinear with pixel centres at integer coordinates; zero or integer flow reproduces pixels exactly.
     """
-    n, _, height, width = image.shape
+    n, channels, height, width = image.shape
     ys, xs = torch.meshgrid(torch.arange(height, dtype=flow.dtype), torch.arange(width, dtype=flow.dtype),
                             indexing="ij")
     x = xs + flow[..., 0]
     y = ys + flow[..., 1]
     inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
-    grid = torch.stack([2 * x / max(width - 1, 1) - 1, 2 * y / max(height - 1, 1) - 1], dim=-1)
-    warped = F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border",
-                           align_corners=True)
+    # Explicit bilinear weights in pixel units (not grid_sample's [-1, 1] coordinates, whose
+    # normalisation round-off makes even zero flow inexact); outside samples are clamped to the border.
+    x = x.clamp(0, width - 1)
+    y = y.clamp(0, height - 1)
+    x0 = x.floor().clamp(max=max(width - 2, 0))
+    y0 = y.floor().clamp(max=max(height - 2, 0))
+    wx = (x - x0).to(image.dtype)[:, None]
+    wy = (y - y0).to(image.dtype)[:, None]
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
+    flat = image.reshape(n, channels, height * width)
+
+    def at(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        index = (yi * width + xi).reshape(n, 1, height * width).expand(n, channels, height * width)
+        return flat.gather(2, index).reshape(n, channels, height, width)
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+    warped = top * (1 - wy) + bottom * wy
     return warped, inside
 
 
