@@ -46,13 +46,13 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def remove_stale_temps(directory: str | os.PathLike[str]) -> int:
-    """Delete temp files a killed writer left behind; returns how many were removed."""
+def remove_stale_temps(directory: str | os.PathLike[str], target_name: str = "*") -> int:
+    """Delete temp files a killed writer of ``target_name`` left behind; returns how many were removed."""
     directory = Path(directory)
     if not directory.is_dir():
         return 0
     removed = 0
-    for stale in directory.glob(".*.tmp"):
+    for stale in directory.glob(f".{target_name}.*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
             removed += 1

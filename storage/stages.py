@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage.atomic import remove_stale_temps
 from storage.fingerprint import canonical_hash, fingerprint, is_current, upstream_hashes
 from storage.layout import DatasetLayout
 from storage.shards import ShardMeta, ShardReader, write_shard
@@ -61,6 +62,7 @@ def write_stage(
     meta = ShardMeta(stage=stage, clip_id=clip_id, backend=backend, fingerprint=expected, code_version=code_version,
                      codecs=dict(codecs or STAGE_CODECS[stage]), config_hash=canonical_hash(dict(config)),
                      extra=dict(extra or {}))
+    remove_stale_temps(path.parent, path.name)
     counter = _Counter(frames())
     written = write_shard(path, meta, counter)
     return StageResult(stage, clip_id, path, False, counter.count, written.extra)

@@ -124,6 +124,7 @@ def probe(source: VideoSource, policy: FramePolicy | None = None) -> VideoInfo:
     if source.is_sequence:
         first = _read_image(source.frames[0])
         return VideoInfo(policy.frame_fps, first.shape[1], first.shape[0], len(source.frames))
+    _check_not_empty(source)
     try:
         with av.open(str(source.path)) as container:
             stream = _video_stream(container, source)
@@ -131,6 +132,11 @@ def probe(source: VideoSource, policy: FramePolicy | None = None) -> VideoInfo:
             return VideoInfo(fps, stream.codec_context.width, stream.codec_context.height, stream.frames or None)
     except (av.FFmpegError, OSError) as exc:
         raise BadInputError(str(source.path), f"unreadable or corrupt video: {exc}") from exc
+
+
+def _check_not_empty(source: VideoSource) -> None:
+    if source.path.is_file() and source.path.stat().st_size == 0:
+        raise BadInputError(str(source.path), "empty file (0 bytes)")
 
 
 def _video_stream(container: "av.container.InputContainer", source: VideoSource) -> "av.VideoStream":
@@ -168,6 +174,7 @@ def _decode_sequence(source: VideoSource, policy: FramePolicy) -> Iterator[np.nd
 def _decode_file(source: VideoSource, policy: FramePolicy) -> Iterator[np.ndarray]:
     where = str(source.path)
     decoded = 0
+    _check_not_empty(source)
     try:
         with av.open(where) as container:
             stream = _video_stream(container, source)
@@ -184,7 +191,8 @@ def _decode_file(source: VideoSource, policy: FramePolicy) -> Iterator[np.ndarra
     except OSError as exc:
         raise BadInputError(where, f"unreadable video: {exc}") from exc
     if decoded == 0:
-        raise BadInputError(where, "zero frames: the video decodes to no frames")
+        hint = f"; the container declares {declared}, so the file is truncated or corrupt" if declared else ""
+        raise BadInputError(where, f"zero frames: the video decodes to no frames{hint}")
     if declared and decoded < declared * 0.98 - 1:
         raise BadInputError(where, f"truncated video: decoded {decoded} of the {declared} frames the container declares")
 
