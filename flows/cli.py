@@ -79,6 +79,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    return run_demo(args.data_root)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vid2vid", description=__doc__)
     parser.add_argument("--data-root", default=None, help="data root (default: $VID2VID_DATA_ROOT or ./data)")
@@ -108,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
     weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     weights.set_defaults(func=cmd_weights)
+    demo = sub.add_parser("demo", help="the main job on the embedded default data (what `make demo` runs)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
