@@ -1,0 +1,152 @@
+"""Validated model configuration (pydantic) and the YAML preset loader.
+
+One ``ModelConfig`` describes everything needed to rebuild the networks and resume training, so it is
+stored inside checkpoints as a plain JSON-able dict (``config.model_dump(mode="json")``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "model"
+
+#: Cityscapes train ids of the "things" classes: person, rider, car, truck, bus, train, motorcycle, bicycle.
+CITYSCAPES_FOREGROUND = (11, 12, 13, 14, 15, 16, 17, 18)
+IGNORE_LABEL = 255
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(_Strict):
+    """What the source frames hold and the full training resolution."""
+
+    width: int = Field(2048, ge=8)
+    height: int = Field(1024, ge=8)
+    num_classes: int = Field(19, ge=0)  # 0: no semantic labels (sketch / pose inputs)
+    ignore_label: int = IGNORE_LABEL  # one-hot row of zeros
+    use_instance: bool = True  # instance map enters as a boundary map (1 channel)
+    extra_channels: int = Field(0, ge=0)  # RGB-like extra inputs: edges, sketches, pose renderings
+
+    @property
+    def source_channels(self) -> int:
+        return self.num_classes + int(self.use_instance) + self.extra_channels
+
+
+class GeneratorConfig(_Strict):
+    ngf: int = Field(128, ge=1)  # filters of the coarsest scale; scale s uses ngf // 2**s
+    n_downsampling: int = Field(3, ge=1)
+    n_blocks: int = Field(9, ge=0)  # coarsest scale: n_blocks - n_blocks//2 shared, n_blocks//2 per branch
+    n_blocks_local: int = Field(3, ge=0)  # residual blocks per branch of each finer scale
+    n_scales: int = Field(3, ge=1)  # coarse-to-fine spatial scales
+    n_prev: int = Field(2, ge=0)  # L: previous frames fed back; 0 = frame-by-frame
+    norm: Literal["instance", "batch", "none"] = "instance"
+    use_fg_prior: bool = True  # Eq. 9 (True) or Eq. 4 (False)
+    use_flow_warping: bool = True  # False: the "no flow warping" ablation (H only)
+    foreground_classes: tuple[int, ...] = CITYSCAPES_FOREGROUND
+    flow_multiplier: float = 20.0  # scale of the flow head's raw output (official code: 20 * 2**scale)
+
+
+class DiscriminatorConfig(_Strict):
+    ndf: int = Field(64, ge=1)
+    n_layers: int = Field(3, ge=1)
+    num_d: int = Field(3, ge=1)  # spatial scales of D_I and of each D_V
+    norm: Literal["instance", "batch", "none"] = "instance"
+    use_video_discriminator: bool = True
+    n_frames_d: int = Field(3, ge=2)  # K
+    n_scales_temporal: int = Field(3, ge=1)
+    temporal_step_base: int | None = None  # frame step at temporal scale s is base**s; None: K
+
+
+class LossConfig(_Strict):
+    lambda_feat: float = 10.0  # discriminator feature matching
+    lambda_vgg: float = 10.0
+    use_vgg: bool = True  # VGG19 weights must then exist in the weights registry folder
+    lambda_flow: float = 10.0  # lambda_W of Eq. 5
+    lambda_mask: float = 0.0  # official code's occlusion-mask prior; not in the paper, off by default
+    lambda_temporal_gan: float = 1.0
+
+
+class MultimodalConfig(_Strict):
+    enabled: bool = False
+    feat_nc: int = Field(3, ge=1)  # d
+    nef: int = Field(16, ge=1)
+    n_downsampling: int = Field(4, ge=1)
+    n_components: int = Field(10, ge=1)  # Gaussian mixture components per class
+
+
+class TrainConfig(_Strict):
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = Field(1, ge=1)
+    frames_per_step: int = Field(4, ge=1)  # truncated backprop: frames generated between updates
+    initial_seq_len: int = Field(4, ge=2)  # temporal progression: doubles every epochs_per_doubling
+    max_seq_len: int = Field(30, ge=2)
+    epochs_per_doubling: int = Field(5, ge=1)
+    epochs_per_scale: int = Field(10, ge=1)  # spatial progression: coarse scale first
+    epochs: int = Field(40, ge=1)
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    name: str = "custom"
+    input: InputConfig = InputConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+    loss: LossConfig = LossConfig()
+    multimodal: MultimodalConfig = MultimodalConfig()
+    train: TrainConfig = TrainConfig()
+    frame_by_frame: bool = False  # pix2pixHD-style baseline: L=0, no W/M, no D_V
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelConfig":
+        factor = 2 ** (self.generator.n_scales - 1 + self.generator.n_downsampling)
+        if self.input.width % factor or self.input.height % factor:
+            raise ValueError(
+                f"input {self.input.width}x{self.input.height} must be divisible by {factor} "
+                f"(2**(n_scales-1+n_downsampling))"
+            )
+        if self.frame_by_frame and (
+            self.generator.n_prev or self.generator.use_flow_warping or self.discriminator.use_video_discriminator
+        ):
+            raise ValueError("frame_by_frame needs generator.n_prev=0, use_flow_warping=false, use_video_discriminator=false")
+        if self.generator.n_prev == 0 and self.generator.use_flow_warping:
+            raise ValueError("flow warping needs at least one previous frame (generator.n_prev >= 1)")
+        if self.generator.use_fg_prior and self.input.num_classes == 0:
+            raise ValueError("the foreground-background prior needs semantic labels (input.num_classes > 0)")
+        if self.train.frames_per_step < 1 or self.train.initial_seq_len <= self.generator.n_prev:
+            raise ValueError("train.initial_seq_len must exceed generator.n_prev")
+        if self.input.source_channels == 0:
+            raise ValueError("the source has no channels")
+        return self
+
+    @property
+    def uses_video_discriminator(self) -> bool:
+        return self.discriminator.use_video_discriminator and not self.frame_by_frame
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+def load_model_config(name_or_path: str | os.PathLike[str], **overrides: object) -> ModelConfig:
+    """A preset name (street, face, pose, tiny) or a YAML path; top-level ``overrides`` are merged in."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no model config {name_or_path!r} ({path}); presets: {presets}")
+    data = yaml.safe_load(path.read_text()) or {}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return ModelConfig.model_validate(data)

@@ -1,0 +1,332 @@
+"""Plain-PyTorch training: recursive generation with truncated backprop, alternating G/D Adam updates.
+
+``GeneratorSide`` (G + E) and ``Discriminators`` (D_I + D_V) are separate modules, each run exactly once
+forward and once backward per update, so each can be wrapped by DistributedDataParallel on its own::
+
+    trainer = Vid2VidTrainer(config)
+    trainer.G = DDP(trainer.G, find_unused_parameters=True)   # unused: output layers of coarser scales
+    trainer.D = DDP(trainer.D, find_unused_parameters=True)   # unused: D_V scales without a window
+    for epoch in ...: trainer.set_epoch(epoch); for batch in loader: losses = trainer.train_step(batch)
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.weights import WeightSpec
+
+from .batch import Batch, encode_source, frame_background_mask, reference_backward_flows, validate_batch
+from .config import ModelConfig
+from .discriminators import Discriminators
+from .encoder import FeatureEncoder
+from .generator import Vid2VidGenerator
+from .losses import VGGLoss, feature_matching_loss, flow_loss, lsgan_loss, split_batch
+from .schedule import ProgressiveSchedule, Stage
+from .warp import compose_backward_flows, resize_flow
+
+CHECKPOINT_FORMAT = "vid2vid-trainer/1"
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module inside a DDP/DataParallel wrapper (or the module itself)."""
+    return module.module if hasattr(module, "module") and isinstance(module.module, nn.Module) else module
+
+
+class GeneratorSide(nn.Module):
+    """G (and E when multimodal); ``forward`` generates a chunk of N frames recursively.
+
+    Gradients flow through the previous outputs inside the chunk; the caller detaches at chunk
+    boundaries (truncated backprop through time).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_prev = config.generator.n_prev
+        self.generator = Vid2VidGenerator(config)
+        self.encoder = FeatureEncoder(config) if config.multimodal.enabled else None
+
+    def forward(
+        self,
+        sources: torch.Tensor,
+        prev_images: torch.Tensor | None,
+        background_masks: torch.Tensor,
+        real_images: torch.Tensor | None = None,
+        semantic: torch.Tensor | None = None,
+        instance: torch.Tensor | None = None,
+        n_scales: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """sources (B, L+N, C, H, W); prev_images (B, L, 3, H, W); background_masks (B, N, 1, H, W);
+        real_images/semantic/instance for frames being generated (encoder E). Returns (B, N, ...) tensors."""
+        L = self.n_prev
+        n = sources.shape[1] - L
+        outputs: dict[str, list[torch.Tensor]] = defaultdict(list)
+        prev = prev_images
+        for i in range(n):
+            features = None
+            if self.encoder is not None:
+                assert real_images is not None and instance is not None
+                features = self.encoder(real_images[:, i], None if semantic is None else semantic[:, i], instance[:, i])
+                outputs["features"].append(features)
+            out = self.generator(sources[:, i : i + L + 1], prev, background_masks[:, i], features, n_scales)
+            for key, value in out.items():
+                outputs[key].append(value)
+            if L > 0:
+                prev = torch.cat([prev[:, 1:], out["image"].unsqueeze(1)], dim=1)  # type: ignore[index]
+        return {key: torch.stack(values, dim=1) for key, values in outputs.items()}
+
+
+class Vid2VidTrainer:
+    """Owns G, D, the losses and both Adam optimisers; ``train_step(batch) -> {name: float}``."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        device: str | torch.device = "cpu",
+        weights_dir: str | os.PathLike[str] | None = None,
+        vgg_spec: str | WeightSpec = "vgg19",
+    ) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.train.seed)
+            self.G: nn.Module = GeneratorSide(config).to(self.device)
+            self.D: nn.Module = Discriminators(config).to(self.device)
+        self.vgg = VGGLoss(weights_dir, vgg_spec).to(self.device) if config.loss.use_vgg else None
+        t = config.train
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+        self.schedule = ProgressiveSchedule(config)
+        self.epoch = 0
+        self.step = 0
+        self.rng = torch.Generator().manual_seed(t.seed)  # window sampling (phi_I / phi_V crops)
+
+    # ------------------------------------------------------------------ schedule and data
+    def set_epoch(self, epoch: int) -> Stage:
+        self.epoch = epoch
+        return self.stage
+
+    @property
+    def stage(self) -> Stage:
+        return self.schedule.at(self.epoch)
+
+    def _randint(self, high: int) -> int:
+        return int(torch.randint(high, (1,), generator=self.rng)) if high > 1 else 0
+
+    def prepare(self, batch: Batch, stage: Stage) -> Batch:
+        """Validate, move to device, crop a random ``seq_len`` window and downsample to the stage's size."""
+        validate_batch(batch, self.config)
+        T = batch["image"].shape[1]
+        length = min(T, stage.seq_len)
+        start = self._randint(T - length + 1)
+        h_target = self.config.input.height // stage.scale_factor
+        factor = max(1, batch["image"].shape[-2] // h_target)
+        out: Batch = {}
+        for key, value in batch.items():
+            if not torch.is_tensor(value):
+                continue
+            pair = key in ("flow", "flow_backward", "flow_confidence", "occlusion")
+            value = value[:, start : start + length - 1] if pair else value[:, start : start + length]
+            value = value.to(self.device)
+            if factor > 1:
+                lead = value.shape[:2]
+                if key in ("semantic", "instance"):
+                    off = factor // 2
+                    value = value[..., off::factor, off::factor]
+                else:
+                    flat = value.reshape(-1, *value.shape[2:]).float()
+                    flat = resize_flow(flat, factor) if key in ("flow", "flow_backward") else F.avg_pool2d(flat, factor)
+                    value = flat.reshape(*lead, *flat.shape[1:])
+            out[key] = value
+        return out
+
+    # ------------------------------------------------------------------ one update
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """Generate the batch's sequence recursively, updating G then D every ``frames_per_step`` frames."""
+        cfg = self.config
+        stage = self.stage
+        batch = self.prepare(batch, stage)
+        self.G.train()
+        self.D.train()
+        real = batch["image"].float()
+        B, T = real.shape[:2]
+        L = cfg.generator.n_prev
+        if T <= L:
+            raise ValueError(f"sequences need more than L={L} frames, got {T}")
+        semantic, instance = batch.get("semantic"), batch.get("instance")
+        source = encode_source(cfg, semantic, instance, batch.get("extra"))
+        bg = frame_background_mask(cfg, semantic, real)
+        ref_flow, ref_conf = reference_backward_flows(batch)
+        history: list[torch.Tensor] = [real[:, t] for t in range(L)]  # the first L frames are given
+        totals: dict[str, float] = defaultdict(float)
+        chunks = 0
+        for start in range(L, T, cfg.train.frames_per_step):
+            n = min(cfg.train.frames_per_step, T - start)
+            prev = torch.stack(history[-L:], dim=1) if L else None
+            out = self.G(
+                source[:, start - L : start + n],
+                prev,
+                bg[:, start : start + n],
+                real[:, start : start + n],
+                None if semantic is None else semantic[:, start : start + n],
+                None if instance is None else instance[:, start : start + n],
+                stage.n_scales,
+            )
+            fake = out["image"]
+            windows = self._video_windows(start, n)
+
+            g_losses = self._generator_losses(out, real, source, history, start, n, windows, ref_flow, ref_conf)
+            self.opt_G.zero_grad(set_to_none=True)
+            g_losses["G_total"].backward()
+            self.opt_G.step()
+
+            d_losses = self._discriminator_losses(fake.detach(), real, source, history, start, n, windows, ref_flow)
+            self.opt_D.zero_grad(set_to_none=True)
+            d_losses["D_total"].backward()
+            self.opt_D.step()
+
+            history.extend(fake.detach().unbind(1))  # training sequences are short: keep them whole
+            for key, value in {**g_losses, **d_losses}.items():
+                totals[key] += float(value.detach())
+            totals["L1"] += float((fake.detach() - real[:, start : start + n]).abs().mean())
+            chunks += 1
+        self.step += 1
+        result = {key: value / chunks for key, value in totals.items()}
+        result.update(seq_len=float(T), n_scales=float(stage.n_scales))
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    def _video_windows(self, start: int, n: int) -> list[list[int] | None]:
+        """phi_V: per temporal scale, the frame indices of one random window ending in this chunk."""
+        if not self.config.uses_video_discriminator:
+            return []
+        video = unwrap(self.D).video
+        windows: list[list[int] | None] = []
+        for s in range(len(video.scales)):
+            ends = [e for e in range(start, start + n) if video.indices(e, s)[0] >= 0]
+            windows.append(video.indices(ends[self._randint(len(ends))], s) if ends else None)
+        return windows
+
+    def _frame(self, t: int, history: list[torch.Tensor], fake: torch.Tensor, start: int) -> torch.Tensor:
+        """Frame t of the fake sequence: this chunk's output (with grad) or an earlier, detached one."""
+        return fake[:, t - start] if t >= start else history[t]
+
+    def _window_flows(self, idx: list[int], ref_flow: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        """Backward flows between consecutive window frames (composed over skipped frames), concatenated."""
+        flows = []
+        for a, b in zip(idx[:-1], idx[1:]):
+            if ref_flow is None:
+                flows.append(torch.zeros_like(like[:, :2]))
+            else:
+                flows.append(compose_backward_flows([ref_flow[:, j - 1] for j in range(b, a, -1)]))
+        return torch.cat(flows, dim=1)
+
+    def _video_inputs(
+        self, windows, real, fake, history, start, ref_flow
+    ) -> list[torch.Tensor | None]:
+        inputs: list[torch.Tensor | None] = []
+        for idx in windows:
+            if idx is None:
+                inputs.append(None)
+                continue
+            flows = self._window_flows(idx, ref_flow, real[:, 0])
+            real_in = torch.cat([real[:, t] for t in idx] + [flows], dim=1)
+            fake_in = torch.cat([self._frame(t, history, fake, start) for t in idx] + [flows], dim=1)
+            inputs.append(torch.cat([real_in, fake_in], dim=0))
+        return inputs
+
+    def _image_input(self, real, fake, source, start, n) -> torch.Tensor:
+        src = source[:, start : start + n].flatten(0, 1)
+        real_in = torch.cat([real[:, start : start + n].flatten(0, 1), src], dim=1)
+        fake_in = torch.cat([fake.flatten(0, 1), src], dim=1)
+        return torch.cat([real_in, fake_in], dim=0)
+
+    def _generator_losses(self, out, real, source, history, start, n, windows, ref_flow, ref_conf) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        lw = cfg.loss
+        fake = out["image"]
+        image_in = self._image_input(real, fake, source, start, n)
+        video_in = self._video_inputs(windows, real, fake, history, start, ref_flow) if windows else None
+        preds = self.D(image_in, video_in)
+        n_real = image_in.shape[0] // 2
+        real_i, fake_i = split_batch(preds["image"], n_real)
+        losses = {"G_GAN_I": lsgan_loss(fake_i, True), "G_FM_I": feature_matching_loss(fake_i, real_i) * lw.lambda_feat}
+        zero = fake.new_zeros(())
+        losses["G_GAN_V"], losses["G_FM_V"] = zero, zero
+        for pred in preds.get("video", []) or []:
+            if pred is None:
+                continue
+            real_v, fake_v = split_batch(pred, pred[0][0].shape[0] // 2)
+            losses["G_GAN_V"] = losses["G_GAN_V"] + lsgan_loss(fake_v, True) * lw.lambda_temporal_gan
+            losses["G_FM_V"] = losses["G_FM_V"] + feature_matching_loss(fake_v, real_v) * lw.lambda_feat
+        real_chunk = real[:, start : start + n]
+        losses["G_VGG"] = self.vgg(fake.flatten(0, 1), real_chunk.flatten(0, 1)) * lw.lambda_vgg if self.vgg is not None else zero
+        losses["G_flow_epe"], losses["G_flow_warp"], losses["G_mask"] = zero, zero, zero
+        if "flow" in out:
+            ts = range(start, start + n)
+            ref = None if ref_flow is None else torch.stack([ref_flow[:, t - 1] for t in ts], 1).flatten(0, 1)
+            conf = None if ref_conf is None else torch.stack([ref_conf[:, t - 1] for t in ts], 1).flatten(0, 1)
+            prev_real = torch.stack([real[:, t - 1] for t in ts], 1).flatten(0, 1)
+            fl = flow_loss(out["flow"].flatten(0, 1), prev_real, real_chunk.flatten(0, 1), ref, conf)
+            losses["G_flow_warp"] = fl["warp"] * lw.lambda_flow
+            if "epe" in fl:
+                losses["G_flow_epe"] = fl["epe"] * lw.lambda_flow
+            if lw.lambda_mask:
+                losses["G_mask"] = out["mask"].mean() * lw.lambda_mask
+        losses["G_total"] = sum(losses.values())  # type: ignore[assignment]
+        return losses
+
+    def _discriminator_losses(self, fake, real, source, history, start, n, windows, ref_flow) -> dict[str, torch.Tensor]:
+        image_in = self._image_input(real, fake, source, start, n)
+        video_in = self._video_inputs(windows, real, fake, history, start, ref_flow) if windows else None
+        preds = self.D(image_in, video_in)
+        real_i, fake_i = split_batch(preds["image"], image_in.shape[0] // 2)
+        losses = {"D_real_I": lsgan_loss(real_i, True) * 0.5, "D_fake_I": lsgan_loss(fake_i, False) * 0.5}
+        zero = fake.new_zeros(())
+        losses["D_real_V"], losses["D_fake_V"] = zero, zero
+        for pred in preds.get("video", []) or []:
+            if pred is None:
+                continue
+            real_v, fake_v = split_batch(pred, pred[0][0].shape[0] // 2)
+            losses["D_real_V"] = losses["D_real_V"] + lsgan_loss(real_v, True) * 0.5
+            losses["D_fake_V"] = losses["D_fake_V"] + lsgan_loss(fake_v, False) * 0.5
+        losses["D_total"] = sum(losses.values())  # type: ignore[assignment]
+        return losses
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict:
+        """Everything needed to resume, loadable with ``torch.load(weights_only=True)``."""
+        G, D = unwrap(self.G), unwrap(self.D)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "generator": G.generator.state_dict(),
+            "encoder": G.encoder.state_dict() if G.encoder is not None else None,
+            "discriminators": D.state_dict(),
+            "optimizer_G": self.opt_G.state_dict(),
+            "optimizer_D": self.opt_D.state_dict(),
+            "rng": self.rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"not a vid2vid trainer checkpoint (format {state.get('format')!r})")
+        if ModelConfig.model_validate(state["config"]) != self.config:
+            raise ValueError("checkpoint was written for a different model config")
+        G, D = unwrap(self.G), unwrap(self.D)
+        G.generator.load_state_dict(state["generator"])
+        if G.encoder is not None:
+            G.encoder.load_state_dict(state["encoder"])
+        D.load_state_dict(state["discriminators"])
+        self.opt_G.load_state_dict(state["optimizer_G"])
+        self.opt_D.load_state_dict(state["optimizer_D"])
+        self.rng.set_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
