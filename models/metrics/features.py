@@ -114,7 +114,7 @@ def iter_clips(video: Video, prep: Preprocessing) -> Iterator[torch.Tensor]:
     window: collections.deque[torch.Tensor] = collections.deque(maxlen=prep.clip_len)
     skip = 0
     for frame in _frames(video):
-        window.append(preprocess_frames(torch.as_tensor(np.asarray(frame))[None], prep)[0])
+        window.append(preprocess_frames(frame[None], prep)[0])
         if skip > 0:
             skip -= 1
             continue

@@ -2,8 +2,9 @@
 
 FID = |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr(sqrt(S1 S2)). The product S1 S2 is not symmetric, and
 ``scipy.linalg.sqrtm`` on it is slow and returns complex noise for the rank-deficient covariances that
-few samples give. For PSD S1, S2 the trace term equals Tr(sqrt(A)) with A = sqrt(S1) S2 sqrt(S1),
-which is symmetric PSD: two symmetric eigendecompositions give it stably. Eigenvalues of A that come
+few samples give. For PSD S1 = L L^T the trace term equals Tr(sqrt(A)) with A = L^T S2 L, which is
+symmetric PSD (same eigenvalues as S1 S2): L is the Cholesky factor when S1 is positive definite,
+else the symmetric square root from an eigendecomposition; A's eigenvalues come from ``eigvalsh``. Eigenvalues of A that come
 out negative (round-off, or a covariance that is not PSD) would be imaginary square roots; they are
 dropped from the trace and reported as ``imag_residue`` (sum of sqrt(|lambda|)), the analogue of the
 imaginary part pytorch-fid checks.
@@ -52,8 +53,14 @@ def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
 
 def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray) -> tuple[float, float]:
     """(Tr(sqrt(cov1 @ cov2)), imaginary residue) for symmetric PSD covariances, in float64."""
-    root1 = psd_sqrt(cov1)
-    inner = _sym(root1 @ np.asarray(cov2, dtype=np.float64) @ root1)
+    cov1 = _sym(np.asarray(cov1, dtype=np.float64))
+    try:
+        # Fast path (one eigendecomposition instead of two): any factor cov1 = L L^T gives
+        # eig(cov1 cov2) = eig(L^T cov2 L), and Cholesky is backward stable. It fails on singular cov1.
+        factor = np.linalg.cholesky(cov1)
+    except np.linalg.LinAlgError:
+        factor = psd_sqrt(cov1)
+    inner = _sym(factor.T @ np.asarray(cov2, dtype=np.float64) @ factor)
     vals = np.linalg.eigvalsh(inner)
     floor = _noise_floor(vals)
     positive, negative = vals[vals > floor], vals[vals < -floor]

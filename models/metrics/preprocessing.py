@@ -68,7 +68,10 @@ PREPROCESSING: dict[str, Preprocessing] = {
 
 def as_frames_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(..., H, W, 3) uint8 (or float already in [0, 255]) -> float32 (..., 3, H, W) on CPU."""
-    tensor = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
+    if not isinstance(frames, torch.Tensor):
+        array = np.asarray(frames)
+        frames = torch.from_numpy(array if array.flags.writeable else array.copy())
+    tensor = frames
     if tensor.shape[-1] != 3:
         raise ValueError(f"expected RGB frames shaped (..., H, W, 3), got {tuple(tensor.shape)}")
     return tensor.to(torch.float32).movedim(-1, -3)

@@ -37,9 +37,16 @@ class WarpError:
     clip: float  # mean of the finite per-pair values (NaN if none)
 
 
+def _tensor(data: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(data, torch.Tensor):
+        return data
+    array = np.asarray(data)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
 def _to_float_frames(video: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(T, H, W, 3) uint8 [0, 255] or float [0, 1] -> (T, 3, H, W) float64 in [0, 1]."""
-    x = torch.as_tensor(np.asarray(video) if not isinstance(video, torch.Tensor) else video)
+    x = _tensor(video)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected a (T, H, W, 3) clip, got {tuple(x.shape)}")
     scale = 255.0 if x.dtype == torch.uint8 else 1.0
@@ -88,8 +95,8 @@ def forward_backward_occlusion(forward: np.ndarray | torch.Tensor, backward: np.
     is valid if following the forward flow and then the backward flow comes back close to where it
     started: |f + b(p+f)|^2 < alpha1 (|f|^2 + |b(p+f)|^2) + alpha2.
     """
-    fwd = torch.as_tensor(np.asarray(forward), dtype=torch.float64)
-    bwd = torch.as_tensor(np.asarray(backward), dtype=torch.float64)
+    fwd = _tensor(forward).to(torch.float64)
+    bwd = _tensor(backward).to(torch.float64)
     bwd_at, inside = warp(bwd.permute(0, 3, 1, 2), fwd)
     bwd_at = bwd_at.permute(0, 2, 3, 1)
     lhs = ((fwd + bwd_at) ** 2).sum(-1)
@@ -105,8 +112,8 @@ def warping_error(frames: np.ndarray | torch.Tensor, flows: np.ndarray | torch.T
     ``valid`` is an optional (T-1, H, W) mask (True / 1 = not occluded) on the grid the comparison is
     made on (frame t for "forward", frame t+1 for "backward"). Pairs are processed ``chunk`` at a time.
     """
-    video = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
-    flow_all = torch.as_tensor(np.asarray(flows), dtype=torch.float64)
+    video = _tensor(frames)
+    flow_all = _tensor(flows).to(torch.float64)
     t, height, width = video.shape[0], video.shape[1], video.shape[2]
     if t < 2:
         raise ValueError("need at least two frames")
@@ -114,7 +121,7 @@ def warping_error(frames: np.ndarray | torch.Tensor, flows: np.ndarray | torch.T
         raise ValueError(f"flows must be (T-1, H, W, 2) = {(t - 1, height, width, 2)}, got {tuple(flow_all.shape)}")
     mask_all = None
     if valid is not None:
-        mask_all = torch.as_tensor(np.asarray(valid)).to(torch.float64)
+        mask_all = _tensor(valid).to(torch.float64)
         if mask_all.shape != (t - 1, height, width):
             raise ValueError(f"valid mask must be (T-1, H, W), got {tuple(mask_all.shape)}")
     per_pair, fraction = [], []
