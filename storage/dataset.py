@@ -67,10 +67,12 @@ class ClipWindowDataset(Dataset):
                                        f"{layout.shard_path(stage, record.clip_id)}; run that stage first")
         step = stride or n_frames
         windows = [Window(r.clip_id, s) for r in records for s in range(0, r.n_frames - n_frames + 1, step)]
-        self.windows = windows[rank::world_size]  # each worker its own share, read straight from the shards
-        if not self.windows:
-            raise StorageError(f"no {n_frames}-frame training window of {layout.dataset!r} for worker {rank} of "
-                               f"{world_size} ({len(windows)} windows in {len(records)} clips)")
+        if not windows:
+            raise StorageError(f"no {n_frames}-frame training window in the {len(records)} clip(s) of {layout.dataset!r}")
+        # Every worker gets the same number of windows (wrapping around), so DDP ranks step in lockstep.
+        per_worker = -(-len(windows) // world_size)
+        padded = [windows[i % len(windows)] for i in range(per_worker * world_size)]
+        self.windows = padded[rank::world_size]
         self._readers: dict[tuple[str, str], ShardReader] = {}
         self._pid = os.getpid()
 

@@ -39,6 +39,9 @@ def test_windows_follow_the_batch_contract(street):
 def test_workers_split_the_windows_without_overlap(street):
     shares = [ClipWindowDataset(street, n_frames=4, stride=2, rank=r, world_size=2).windows for r in range(2)]
     assert len(shares[0]) == len(shares[1]) == 3 and not set(shares[0]) & set(shares[1])
+    uneven = [ClipWindowDataset(street, n_frames=4, stride=2, rank=r, world_size=4).windows for r in range(4)]
+    assert [len(share) for share in uneven] == [2, 2, 2, 2]  # 6 windows wrap around to 8: ranks stay in lockstep
+    assert set().union(*map(set, uneven)) == set(shares[0]) | set(shares[1])
 
 
 def test_missing_stage_and_short_clips_are_clear_errors(street):

@@ -1,0 +1,9 @@
+"""Distributed vid2vid training on Ray Train: the per-worker loop, the launcher, and run outputs.
+
+No Prefect here: ``tasks/train.py`` wraps ``run_training`` in a Prefect task; a notebook can call it too.
+"""
+
+from .job import TrainJob, TrainOutcome
+from .launch import run_training
+
+__all__ = ["TrainJob", "TrainOutcome", "run_training"]

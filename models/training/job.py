@@ -1,0 +1,50 @@
+"""What one training run is: validated data handed from the driver to every Ray worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class TrainJob(BaseModel):
+    dataset: str
+    data_root: str
+    model: dict = Field(description="a ModelConfig as plain data (models.vid2vid.config)")
+    run_dir: str = Field(description="<runs_root>/<run_name>: checkpoints, TensorBoard events, exported model")
+    stages: tuple[str, ...] = ("semantic", "instance", "flow")
+    window_frames: int | None = Field(default=None, ge=2, description="frames per training window; default: max_seq_len")
+    epochs: int | None = Field(default=None, ge=1, description="default: the model config's train.epochs")
+    max_steps: int | None = Field(default=None, ge=1)
+    workers: int = Field(default=2, ge=1)
+    gpus_per_worker: float = Field(default=0.0, ge=0.0)
+    bf16: bool = Field(default=True, description="bf16 autocast on GPU workers (ignored on CPU)")
+    report_every: int = Field(default=1, ge=1)
+    checkpoint_every: int = Field(default=10, ge=1, description="steps between checkpoints (and at the end)")
+    keep_checkpoints: int = Field(default=2, ge=1)
+    max_failures: int = Field(default=2, ge=0, description="worker-group restarts from the last checkpoint")
+    resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run")
+    weights_dir: str | None = None
+    ray_address: str | None = None
+    inject_failure_at_step: int | None = Field(default=None, description="test only: the last worker dies once here")
+    inject_nan_at_step: int | None = Field(default=None, description="test only: a NaN loss appears here")
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir)
+
+
+class TrainOutcome(BaseModel):
+    run_dir: str
+    status: str  # completed | stopped_nan
+    message: str
+    steps: int
+    epochs: int
+    final_metrics: dict[str, float]
+    model_path: str | None
+    checkpoint_path: str | None
+    tensorboard_dir: str
+    metrics_path: str
+    seconds: float
+    samples_per_second: float | None
+    dataset_fingerprint: str

@@ -1,0 +1,119 @@
+"""The driver side of a training run: Ray up, TorchTrainer.fit(), then the run's outputs on disk.
+
+A local Ray instance is started (and stopped again) when no address is given; with an address the
+same code runs on an existing cluster. Each run has a unique folder, so Ray never resumes by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import ray
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from models.training.job import TrainJob, TrainOutcome
+from models.training.loop import CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, train_loop_per_worker
+from storage.fingerprint import canonical_hash
+from storage.layout import DatasetLayout
+from storage.shards import read_meta
+
+MODEL_FILE = "model.pt"
+SUMMARY_FILE = "summary.json"
+
+
+def dataset_fingerprint(layout: DatasetLayout, stages: tuple[str, ...]) -> str:
+    """What the training data is: manifest bytes plus every used shard's fingerprint."""
+    parts = [layout.manifest_path.read_bytes().hex() if layout.manifest_path.is_file() else ""]
+    for stage in ("rgb", *stages):
+        folder = layout.stage_dir(stage)
+        for shard in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            meta = read_meta(shard)
+            parts.append(f"{stage}/{shard.name}:{meta.fingerprint if meta else 'unreadable'}")
+    return canonical_hash(parts)
+
+
+def _start_ray(job: TrainJob) -> bool:
+    """Connect to ``job.ray_address`` or start a local instance; True when this call started Ray."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if job.ray_address:
+        ray.init(address=job.ray_address, log_to_driver=True)
+        return True
+    cpus = max(job.workers + 1, os.cpu_count() or 1)
+    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 1024**2, log_to_driver=True)
+    return True
+
+
+def _read_metrics(run: Path) -> list[dict]:
+    path = run / METRICS_FILE
+    if not path.is_file():
+        return []
+    by_step: dict[float, dict] = {}
+    for line in path.read_text().splitlines():  # a restarted group redoes some steps: keep the latest
+        row = json.loads(line)
+        by_step[row["step"]] = row
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def run_training(job: TrainJob) -> TrainOutcome:
+    run = job.run_path.resolve()
+    run.mkdir(parents=True, exist_ok=True)
+    job = job.model_copy(update={"run_dir": str(run)})
+    layout = DatasetLayout(Path(job.data_root), job.dataset)
+    fingerprint = dataset_fingerprint(layout, job.stages)
+    started = time.perf_counter()
+    own_ray = _start_ray(job)
+    try:
+        use_gpu = job.gpus_per_worker > 0
+        resources = {"CPU": 1, **({"GPU": job.gpus_per_worker} if use_gpu else {})}
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config=job.model_dump(mode="json"),
+            scaling_config=ScalingConfig(num_workers=job.workers, use_gpu=use_gpu, resources_per_worker=resources),
+            run_config=RunConfig(
+                name="train", storage_path=str(run / "ray"),
+                checkpoint_config=CheckpointConfig(num_to_keep=job.keep_checkpoints),
+                failure_config=FailureConfig(max_failures=job.max_failures),
+            ),
+        )
+        result = trainer.fit()
+    finally:
+        if own_ray:
+            ray.shutdown()
+    seconds = time.perf_counter() - started
+
+    checkpoint_path = None
+    if result.checkpoint is not None:
+        checkpoint_path = str(Path(result.checkpoint.path) / CHECKPOINT_FILE)
+    metrics = _read_metrics(run)
+    final = {k: float(v) for k, v in (metrics[-1] if metrics else {}).items() if isinstance(v, (int, float))}
+    steps = int(final.get("step", 0))
+    nan_report = run / NAN_REPORT
+    model_path = None
+    if nan_report.is_file():
+        details = json.loads(nan_report.read_text())
+        status = "stopped_nan"
+        message = (f"stopped at step {details['step']}: non-finite loss {details['non_finite']}; the last good "
+                   f"checkpoint (step {details['last_good_checkpoint_step']}) is intact at {checkpoint_path}")
+    else:
+        status = "completed"
+        if checkpoint_path:
+            model_path = str(run / MODEL_FILE)
+            shutil.copyfile(checkpoint_path, model_path)  # the exported model: load_generator(model.pt)
+        message = f"completed {steps} steps in {seconds:.1f} s; model exported to {model_path}"
+    rates = [m["samples_per_s"] for m in metrics[1:] if "samples_per_s" in m] or \
+            [m["samples_per_s"] for m in metrics if "samples_per_s" in m]
+    outcome = TrainOutcome(
+        run_dir=str(run), status=status, message=message, steps=steps, epochs=int(final.get("epoch", 0)),
+        final_metrics=final, model_path=model_path, checkpoint_path=checkpoint_path,
+        tensorboard_dir=str(run / "tensorboard"), metrics_path=str(run / METRICS_FILE), seconds=seconds,
+        samples_per_second=sum(rates) / len(rates) if rates else None, dataset_fingerprint=fingerprint,
+    )
+    (run / SUMMARY_FILE).write_text(json.dumps({**outcome.model_dump(), "job": job.model_dump(mode="json")}, indent=2))
+    return outcome

@@ -1,0 +1,150 @@
+"""The loop every Ray Train worker runs: its share of windows, DDP-wrapped G and D, reports and checkpoints.
+
+Resumption order: Ray's own latest checkpoint (a restarted worker group), else ``job.resume_from``
+(an earlier run), else a fresh model. A non-finite loss on any worker stops every worker at the same
+step (the flag is all-reduced), before a checkpoint could record the damage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import ray.train
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from models.training.job import TrainJob
+from models.vid2vid.checkpoint import load_checkpoint, save_checkpoint
+from models.vid2vid.config import ModelConfig
+from models.vid2vid.trainer import Vid2VidTrainer
+from storage.dataset import ClipWindowDataset
+from storage.layout import DatasetLayout
+
+CHECKPOINT_FILE = "checkpoint.pt"
+NAN_REPORT = "nan_stop.json"
+METRICS_FILE = "metrics.jsonl"
+FAILURE_MARKER = ".failure_injected"
+ATTEMPTS_FILE = "attempts.jsonl"
+
+
+def _device(job: TrainJob) -> torch.device:
+    if job.gpus_per_worker > 0 and torch.cuda.is_available():
+        return ray.train.torch.get_device()
+    return torch.device("cpu")
+
+
+def _restore(trainer: Vid2VidTrainer, job: TrainJob) -> str:
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer.load_state_dict(load_checkpoint(Path(folder) / CHECKPOINT_FILE))
+        return "ray-checkpoint"
+    if job.resume_from:
+        trainer.load_state_dict(load_checkpoint(job.resume_from))
+        return f"resume-from:{job.resume_from}"
+    return "fresh"
+
+
+def _all_finite(losses: dict[str, float], device: torch.device) -> bool:
+    bad = torch.tensor([0.0 if all(map(lambda v: v == v and abs(v) != float("inf"), losses.values())) else 1.0],
+                       device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(bad)
+    return bad.item() == 0.0
+
+
+def _report(metrics: dict[str, float], trainer: Vid2VidTrainer | None, rank: int) -> None:
+    """Every worker reports (Ray Train synchronises on it); only rank 0 attaches the checkpoint."""
+    if trainer is None or rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        save_checkpoint(Path(folder) / CHECKPOINT_FILE, trainer)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def train_loop_per_worker(job_data: dict) -> None:
+    job = TrainJob.model_validate(job_data)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, context.get_local_world_size())))
+    device = _device(job)
+    config = ModelConfig.model_validate(job.model)
+    trainer = Vid2VidTrainer(config, device=device, weights_dir=job.weights_dir)
+    origin = _restore(trainer, job)
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        trainer.G = DistributedDataParallel(trainer.G, device_ids=ids, find_unused_parameters=True)
+        trainer.D = DistributedDataParallel(trainer.D, device_ids=ids, find_unused_parameters=True)
+
+    window = job.window_frames or config.train.max_seq_len
+    dataset = ClipWindowDataset(DatasetLayout(Path(job.data_root), job.dataset), window, split="train",
+                                stages=job.stages, rank=rank, world_size=world)
+    epochs = job.epochs or config.train.epochs
+    run = job.run_path
+    writer = None
+    if rank == 0:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run / "tensorboard"))
+        print(f"worker 0/{world}: {len(dataset)} windows of {window} frames, start step {trainer.step}, from {origin}")
+        with open(run / ATTEMPTS_FILE, "a") as handle:  # one line per (re)start of the worker group
+            handle.write(json.dumps({"start_step": trainer.step, "origin": origin, "workers": world}) + "\n")
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and job.bf16 else nullcontext())
+
+    last_checkpoint_step = trainer.step
+    epoch = trainer.epoch
+    done = job.max_steps is not None and trainer.step >= job.max_steps
+    while epoch < epochs and not done:
+        trainer.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_size=config.train.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(config.train.seed * 1000 + epoch))
+        for batch in loader:
+            if (job.inject_failure_at_step is not None and trainer.step == job.inject_failure_at_step
+                    and rank == world - 1 and not (run / FAILURE_MARKER).exists()):
+                (run / FAILURE_MARKER).write_text(f"worker {rank} killed at step {trainer.step}\n")
+                os._exit(1)  # a worker dies without warning; Ray restarts the group from the last checkpoint
+            started = time.perf_counter()
+            with autocast:
+                losses = trainer.train_step(batch)
+            if job.inject_nan_at_step is not None and trainer.step == job.inject_nan_at_step:
+                losses["G_total"] = float("nan")
+            seconds = time.perf_counter() - started
+            step = trainer.step
+            if not _all_finite(losses, device):
+                if rank == 0:
+                    bad = {k: v for k, v in losses.items() if not (v == v and abs(v) != float("inf"))}
+                    report = {"step": step, "epoch": epoch, "non_finite": bad, "last_good_checkpoint_step": last_checkpoint_step}
+                    (run / NAN_REPORT).write_text(json.dumps(report, indent=2))
+                ray.train.report({"step": float(step), "nan_stop": 1.0, "last_good_step": float(last_checkpoint_step)})
+                return
+            metrics = {**losses, "step": float(step), "epoch": float(epoch),
+                       "samples_per_s": config.train.batch_size * world / seconds, "seconds_per_step": seconds}
+            if writer is not None:
+                for key, value in losses.items():
+                    writer.add_scalar(f"loss/{key}" if key.startswith(("G_", "D_")) else key, value, step)
+                writer.add_scalar("perf/samples_per_s", metrics["samples_per_s"], step)
+                with open(run / METRICS_FILE, "a") as handle:
+                    handle.write(json.dumps(metrics) + "\n")
+            done = job.max_steps is not None and step >= job.max_steps
+            checkpoint_due = done or step - last_checkpoint_step >= job.checkpoint_every
+            if checkpoint_due:
+                _report(metrics, trainer, rank)
+                last_checkpoint_step = step
+            elif step % job.report_every == 0:
+                _report(metrics, None, rank)
+            if done:
+                break
+        epoch += 1
+        trainer.epoch = epoch
+    if trainer.step != last_checkpoint_step:
+        _report({"step": float(trainer.step), "epoch": float(epoch), "final": 1.0}, trainer, rank)
+    if writer is not None:
+        writer.close()
