@@ -77,8 +77,10 @@ class VGGLoss(nn.Module):
 
     def __init__(self, weights_dir: str | os.PathLike[str] | None = None, spec: str | WeightSpec = "vgg19") -> None:
         super().__init__()
-        vgg = torchvision.models.vgg19(weights=None)
-        load_into(vgg, spec, weights_dir)
+        with torch.device("meta"):  # no random init of 143M parameters: every one is overwritten below
+            vgg = torchvision.models.vgg19(weights=None)
+        vgg = vgg.to_empty(device="cpu")
+        load_into(vgg, spec, weights_dir)  # strict: a missing key would leave uninitialised memory
         features = vgg.features
         self.slices = nn.ModuleList()
         start = 0

@@ -90,14 +90,18 @@ class Vid2VidTrainer:
         device: str | torch.device = "cpu",
         weights_dir: str | os.PathLike[str] | None = None,
         vgg_spec: str | WeightSpec = "vgg19",
+        vgg_loss: VGGLoss | None = None,
     ) -> None:
+        """``vgg_loss``: an already loaded VGGLoss to share (else one is loaded when ``loss.use_vgg``)."""
         self.config = config
         self.device = torch.device(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.train.seed)
             self.G: nn.Module = GeneratorSide(config).to(self.device)
             self.D: nn.Module = Discriminators(config).to(self.device)
-        self.vgg = VGGLoss(weights_dir, vgg_spec).to(self.device) if config.loss.use_vgg else None
+        self.vgg: VGGLoss | None = None
+        if config.loss.use_vgg:
+            self.vgg = (vgg_loss if vgg_loss is not None else VGGLoss(weights_dir, vgg_spec)).to(self.device)
         t = config.train
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
