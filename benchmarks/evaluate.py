@@ -1,0 +1,98 @@
+"""Evaluation throughput on this machine: feature extraction clips/s per network, Fréchet distance time.
+
+TIMING ONLY: the networks run with random-init weights (no pretrained files are needed or read), so
+the features they produce are meaningless; only the speed is. Inputs are the standard sizes from
+models.metrics.preprocessing.PREPROCESSING (I3D 16x224x224, 3D-ResNeXt-101 16x112x112, Inception 299x299).
+
+    .venv/bin/python benchmarks/evaluate.py [--networks i3d resnext101 inception] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.metrics.features import random_feature_network  # noqa: E402
+from models.metrics.frechet import frechet_distance  # noqa: E402
+from models.metrics.preprocessing import PREPROCESSING  # noqa: E402
+from models.metrics.warp_error import warping_error  # noqa: E402
+
+
+def _time(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def bench_features(name: str, batch_size: int, repeats: int, source_hw: tuple[int, int]) -> dict[str, float]:
+    extractor = random_feature_network(name)
+    prep = PREPROCESSING[name]
+    shape = (batch_size, 3, prep.clip_len, prep.size, prep.size) if prep.is_video else (batch_size, 3, prep.size, prep.size)
+    x = torch.randn(shape)
+    network_s = _time(lambda: extractor(x), repeats)
+    # End to end from uint8 frames at the synthesis resolution: per-frame resize/crop/normalise + network.
+    frames = prep.clip_len * batch_size
+    video = np.random.default_rng(0).integers(0, 256, (frames, *source_hw, 3), dtype=np.uint8)
+    e2e_s = _time(lambda: extractor.video_features(video, batch_size=batch_size), repeats)
+    return {"network_clips_per_s": batch_size / network_s, "e2e_clips_per_s": batch_size / e2e_s,
+            "e2e_frames_per_s": frames / e2e_s}
+
+
+def bench_frechet(dim: int, repeats: int) -> float:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(dim + 100, dim)), rng.normal(size=(dim + 100, dim))
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    return _time(lambda: frechet_distance(a.mean(0), s1, b.mean(0), s2), repeats)
+
+
+def bench_warp(repeats: int, hw: tuple[int, int] = (256, 512), frames: int = 30) -> float:
+    clip = np.random.default_rng(0).integers(0, 256, (frames, *hw, 3), dtype=np.uint8)
+    flow = np.random.default_rng(1).normal(size=(frames - 1, *hw, 2)).astype(np.float32)
+    return frames / _time(lambda: warping_error(clip, flow), repeats)
+
+
+def bench_synthesis() -> str | None:
+    """HOOK: synthesis frames/s (models/vid2vid owner). Return a printable line, or None if not yet added."""
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", nargs="+", default=["i3d", "resnext101", "inception"], choices=list(PREPROCESSING))
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--source-hw", type=int, nargs=2, default=(256, 512), help="frame size fed end to end")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print("== evaluation benchmark: TIMING ONLY, random-init weights, features are meaningless ==")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: none used (CPU)")
+    for name in args.networks:
+        prep = PREPROCESSING[name]
+        size = f"{prep.clip_len}x{prep.size}x{prep.size}" if prep.is_video else f"{prep.size}x{prep.size}"
+        r = bench_features(name, args.batch_size, args.repeats, tuple(args.source_hw))
+        print(f"{name:11s} input {size:12s} batch {args.batch_size}: network {r['network_clips_per_s']:.3f} clips/s, "
+              f"end-to-end from {args.source_hw[0]}x{args.source_hw[1]} uint8 {r['e2e_clips_per_s']:.3f} clips/s "
+              f"({r['e2e_frames_per_s']:.2f} frames/s)")
+    for dim in (1024, 2048):
+        print(f"frechet     {dim}-d covariances: {bench_frechet(dim, args.repeats):.2f} s per distance")
+    print(f"warp error  {args.source_hw[0]}x{args.source_hw[1]}, 30 frames: {bench_warp(args.repeats, tuple(args.source_hw)):.1f} frames/s")
+    line = bench_synthesis()
+    print(line if line is not None else "synthesis   frames/s: not measured yet (hook bench_synthesis() in benchmarks/evaluate.py)")
+
+
+if __name__ == "__main__":
+    main()
