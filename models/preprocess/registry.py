@@ -1,0 +1,102 @@
+"""Which backends exist per stage, their settings as validated data, and how one is built for a clip."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Stage = Literal["semantic", "instance", "flow", "sketch", "pose"]
+STAGES: tuple[str, ...] = ("semantic", "instance", "flow", "sketch", "pose")
+BACKENDS: dict[str, tuple[str, ...]] = {
+    "semantic": ("torchvision", "mmseg", "dataset"),
+    "instance": ("torchvision", "mmdet", "coco_rle", "dataset"),
+    "flow": ("dis", "raft", "flownet2", "dataset"),
+    "sketch": ("mediapipe",),
+    "pose": ("mediapipe", "openpose"),
+}
+DEFAULT_BACKENDS: dict[str, str] = {"semantic": "torchvision", "instance": "torchvision", "flow": "dis",
+                                    "sketch": "mediapipe", "pose": "mediapipe"}
+# bumped when a backend's output for the same input and settings changes (part of the fingerprint)
+CODE_VERSION = "preprocess/1"
+
+
+class BackendSettings(BaseModel):
+    """One stage's backend and its knobs; everything here goes into the shard fingerprint."""
+
+    backend: str
+    arch: Literal["resnet50", "resnet101"] = Field("resnet50", description="torchvision DeepLabV3 backbone")
+    preset: Literal["ultrafast", "fast", "medium"] = Field("medium", description="DIS preset")
+    model: str | None = Field(None, description="mmseg/mmdet model name (default: the Cityscapes one)")
+    import_dir: str | None = Field(None, description="coco_rle: <dir>/<clip>.json; openpose: <dir>/<clip>/*_keypoints.json")
+    score_threshold: float = Field(0.5, ge=0, le=1)
+    raft_iterations: int = Field(12, ge=1)
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        relevant = {"torchvision": ("arch", "score_threshold"), "dis": ("preset",), "raft": ("raft_iterations",),
+                    "mmseg": ("model",), "mmdet": ("model", "score_threshold"), "coco_rle": ("score_threshold",)}
+        keys = relevant.get(self.backend, ())
+        return {"backend": self.backend, **{k: getattr(self, k) for k in keys}}
+
+
+def check_backend(stage: str, backend: str) -> None:
+    if stage not in BACKENDS:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    if backend not in BACKENDS[stage]:
+        raise ValueError(f"unknown {stage} backend {backend!r}; choose one of {', '.join(BACKENDS[stage])}")
+
+
+def build(stage: str, settings: BackendSettings, clip_id: str, *, weights_dir: str | os.PathLike[str] | None = None,
+          device: str = "cpu", resolution: tuple[int, int] | None = None) -> Any:
+    """A ready backend for one clip. Stateless networks are cached per process (loaded once per worker)."""
+    check_backend(stage, settings.backend)
+    name = settings.backend
+    if name in ("coco_rle", "openpose"):
+        if not settings.import_dir:
+            raise ValueError(f"the {name} importer needs import_dir")
+        if name == "coco_rle":
+            from models.preprocess.instance import CocoRLEImport
+            return CocoRLEImport(Path(settings.import_dir) / f"{clip_id}.json", settings.score_threshold)
+        from models.preprocess.pose import OpenPoseImport
+        return OpenPoseImport(Path(settings.import_dir) / clip_id)
+    if stage == "sketch":
+        from models.preprocess.sketch import MediapipeFaceSketch
+        return MediapipeFaceSketch()
+    if stage == "pose":
+        from models.preprocess.pose import MediapipePose
+        return MediapipePose()
+    weights = None if weights_dir is None else str(weights_dir)
+    return _cached(stage, settings.model_dump_json(), weights, device, resolution)
+
+
+@lru_cache(maxsize=4)
+def _cached(stage: str, settings_json: str, weights_dir: str | None, device: str,
+            resolution: tuple[int, int] | None) -> Any:
+    settings = BackendSettings.model_validate_json(settings_json)
+    name = settings.backend
+    if stage == "flow" and name == "dis":
+        from models.preprocess.flow_dis import DISFlow
+        return DISFlow(settings.preset, resolution)
+    if stage == "flow" and name == "raft":
+        from models.preprocess.flow_nets import RAFTFlow
+        return RAFTFlow(weights_dir, device, resolution, settings.raft_iterations)
+    if stage == "flow" and name == "flownet2":
+        from models.preprocess.flow_nets import FlowNet2Flow
+        return FlowNet2Flow(weights_dir, device, resolution)
+    if stage == "semantic" and name == "torchvision":
+        from models.preprocess.semantic import TorchvisionDeepLab
+        return TorchvisionDeepLab(settings.arch, weights_dir, device, resolution)
+    if stage == "semantic" and name == "mmseg":
+        from models.preprocess.semantic import MMSegSemantic
+        return MMSegSemantic(settings.model or "deeplabv3_r50_cityscapes", weights_dir, device, resolution)
+    if stage == "instance" and name == "torchvision":
+        from models.preprocess.instance import TorchvisionMaskRCNN
+        return TorchvisionMaskRCNN(weights_dir, device, resolution, settings.score_threshold)
+    if stage == "instance" and name == "mmdet":
+        from models.preprocess.instance import MMDetMaskRCNN
+        return MMDetMaskRCNN(settings.model or "mask_rcnn_r50_cityscapes", weights_dir, device, resolution,
+                             settings.score_threshold)
+    raise ValueError(f"{stage} backend {name!r} is not a computed backend")
