@@ -79,6 +79,22 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from flows.train import TrainParams, train_flow
+
+    result = train_flow(TrainParams(
+        dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
+        run_name=args.run_name, mode=args.mode, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+        epochs=args.epochs, max_steps=args.max_steps, resume_from=args.resume_from, ray_address=args.ray_address,
+        weights_dir=args.weights_dir, checkpoint_every=args.checkpoint_every))
+    print(f"training {result.status}: {result.message}")
+    if result.run_dir:
+        print(f"run folder: {result.run_dir}")
+    for name, key in result.artifacts.items():
+        print(f"Prefect artifact ({name}): {key}")
+    return 0 if result.status in ("completed", "unchanged") else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
@@ -192,6 +208,23 @@ def build_parser() -> argparse.ArgumentParser:
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
     weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     weights.set_defaults(func=cmd_weights)
+    train = sub.add_parser("train", help="distributed vid2vid training on Ray Train")
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--config", default="tiny", help="model preset (street, face, pose, tiny) or YAML path")
+    train.add_argument("--workers", type=int, default=2)
+    train.add_argument("--gpus-per-worker", type=float, default=0.0)
+    train.add_argument("--run-name", default=None)
+    train.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    train.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: a local instance)")
+    train.add_argument("--resume-from", default=None, help="checkpoint.pt or model.pt of an earlier run")
+    train.add_argument("--max-steps", type=int, default=None)
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--checkpoint-every", type=int, default=10)
+    train.add_argument("--mode", choices=["train", "retrain"], default="train",
+                       help="retrain: fine-tune the last good model only if the dataset changed")
+    train.add_argument("--weights-dir", default=None)
+    train.set_defaults(func=cmd_train)
+
     demo = sub.add_parser("demo", help="the main job on the embedded default data (what `make demo` runs)")
     demo.set_defaults(func=cmd_demo)
     return parser

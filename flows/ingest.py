@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from flows.artifacts import artifact_key, publish_table
+from tasks.artifacts import artifact_key, publish_table
 from storage.errors import BadInputError
 from storage.ingest import IngestConfig, clip_ids
 from storage.layout import DatasetLayout, check_name, data_root

@@ -50,7 +50,7 @@ def _start_ray(job: TrainJob) -> bool:
     return True
 
 
-def _read_metrics(run: Path) -> list[dict]:
+def read_metrics(run: Path) -> list[dict]:
     path = run / METRICS_FILE
     if not path.is_file():
         return []
@@ -91,7 +91,7 @@ def run_training(job: TrainJob) -> TrainOutcome:
     checkpoint_path = None
     if result.checkpoint is not None:
         checkpoint_path = str(Path(result.checkpoint.path) / CHECKPOINT_FILE)
-    metrics = _read_metrics(run)
+    metrics = read_metrics(run)
     final = {k: float(v) for k, v in (metrics[-1] if metrics else {}).items() if isinstance(v, (int, float))}
     steps = int(final.get("step", 0))
     nan_report = run / NAN_REPORT

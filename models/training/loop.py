@@ -28,6 +28,7 @@ from storage.dataset import ClipWindowDataset
 from storage.layout import DatasetLayout
 
 CHECKPOINT_FILE = "checkpoint.pt"
+PROGRESS_FILE = "progress.json"  # where in its epoch the checkpoint was taken, so a restart skips those batches
 NAN_REPORT = "nan_stop.json"
 METRICS_FILE = "metrics.jsonl"
 FAILURE_MARKER = ".failure_injected"
@@ -40,16 +41,18 @@ def _device(job: TrainJob) -> torch.device:
     return torch.device("cpu")
 
 
-def _restore(trainer: Vid2VidTrainer, job: TrainJob) -> str:
+def _restore(trainer: Vid2VidTrainer, job: TrainJob) -> tuple[str, int]:
+    """Load the state to start from; returns (origin, batches of the current epoch already trained)."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(load_checkpoint(Path(folder) / CHECKPOINT_FILE))
-        return "ray-checkpoint"
+            progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
+        return "ray-checkpoint", int(progress["batches_done"])
     if job.resume_from:
         trainer.load_state_dict(load_checkpoint(job.resume_from))
-        return f"resume-from:{job.resume_from}"
-    return "fresh"
+        return f"resume-from:{job.resume_from}", 0
+    return "fresh", 0
 
 
 def _all_finite(losses: dict[str, float], device: torch.device) -> bool:
@@ -60,13 +63,14 @@ def _all_finite(losses: dict[str, float], device: torch.device) -> bool:
     return bad.item() == 0.0
 
 
-def _report(metrics: dict[str, float], trainer: Vid2VidTrainer | None, rank: int) -> None:
+def _report(metrics: dict[str, float], trainer: Vid2VidTrainer | None, rank: int, batches_done: int = 0) -> None:
     """Every worker reports (Ray Train synchronises on it); only rank 0 attaches the checkpoint."""
     if trainer is None or rank != 0:
         ray.train.report(metrics)
         return
     with tempfile.TemporaryDirectory() as folder:
         save_checkpoint(Path(folder) / CHECKPOINT_FILE, trainer)
+        (Path(folder) / PROGRESS_FILE).write_text(json.dumps({"epoch": trainer.epoch, "batches_done": batches_done}))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
@@ -78,7 +82,7 @@ def train_loop_per_worker(job_data: dict) -> None:
     device = _device(job)
     config = ModelConfig.model_validate(job.model)
     trainer = Vid2VidTrainer(config, device=device, weights_dir=job.weights_dir)
-    origin = _restore(trainer, job)
+    origin, skip_batches = _restore(trainer, job)
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         trainer.G = DistributedDataParallel(trainer.G, device_ids=ids, find_unused_parameters=True)
@@ -106,7 +110,9 @@ def train_loop_per_worker(job_data: dict) -> None:
         trainer.set_epoch(epoch)
         loader = DataLoader(dataset, batch_size=config.train.batch_size, shuffle=True,
                             generator=torch.Generator().manual_seed(config.train.seed * 1000 + epoch))
-        for batch in loader:
+        for batch_index, batch in enumerate(loader):
+            if batch_index < skip_batches:  # trained before the restart: same shuffle, same order
+                continue
             if (job.inject_failure_at_step is not None and trainer.step == job.inject_failure_at_step
                     and rank == world - 1 and not (run / FAILURE_MARKER).exists()):
                 (run / FAILURE_MARKER).write_text(f"worker {rank} killed at step {trainer.step}\n")
@@ -136,15 +142,17 @@ def train_loop_per_worker(job_data: dict) -> None:
             done = job.max_steps is not None and step >= job.max_steps
             checkpoint_due = done or step - last_checkpoint_step >= job.checkpoint_every
             if checkpoint_due:
-                _report(metrics, trainer, rank)
+                _report(metrics, trainer, rank, batch_index + 1)
                 last_checkpoint_step = step
             elif step % job.report_every == 0:
                 _report(metrics, None, rank)
             if done:
                 break
-        epoch += 1
-        trainer.epoch = epoch
+        skip_batches = 0
+        if not done:
+            epoch += 1
+            trainer.epoch = epoch
     if trainer.step != last_checkpoint_step:
-        _report({"step": float(trainer.step), "epoch": float(epoch), "final": 1.0}, trainer, rank)
+        _report({"step": float(trainer.step), "epoch": float(epoch), "final": 1.0}, trainer, rank)  # epoch complete
     if writer is not None:
         writer.close()

@@ -1,0 +1,108 @@
+"""The training flow: a Ray Train run on a dataset's shards, and a scheduled-retraining mode.
+
+Retraining fine-tunes the last good model of the dataset when the data changed since it was trained,
+and does nothing (with a note) when the data did not change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from tasks.artifacts import artifact_key, publish_markdown
+from models.training import TrainJob
+from models.training.launch import dataset_fingerprint
+from models.vid2vid.config import load_model_config
+from storage.atomic import atomic_write_bytes
+from storage.layout import DatasetLayout, check_name, data_root
+from tasks.train import publish_training_task, train_task
+
+RUNS_ROOT_ENV = "VID2VID_RUNS_ROOT"
+
+
+def runs_root(override: str | None = None) -> Path:
+    return Path(override or os.environ.get(RUNS_ROOT_ENV) or "runs")
+
+
+class TrainParams(BaseModel):
+    dataset: str = "street"
+    config: str = Field(default="tiny", description="model preset (street, face, pose, tiny) or a YAML path")
+    data_root: str | None = None
+    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
+    run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
+    mode: Literal["train", "retrain"] = Field(default="train", description="retrain: fine-tune the last good model if the data changed")
+    workers: int = Field(default=2, ge=1)
+    gpus_per_worker: float = Field(default=0.0, ge=0.0)
+    epochs: int | None = Field(default=None, ge=1)
+    max_steps: int | None = Field(default=None, ge=1)
+    checkpoint_every: int = Field(default=10, ge=1)
+    resume_from: str | None = None
+    ray_address: str | None = None
+    weights_dir: str | None = None
+    window_frames: int | None = Field(default=None, ge=2)
+    inject_failure_at_step: int | None = Field(default=None, description="test only")
+    inject_nan_at_step: int | None = Field(default=None, description="test only")
+
+
+class TrainFlowResult(BaseModel):
+    status: str  # completed | stopped_nan | unchanged
+    message: str
+    run_dir: str | None = None
+    model_path: str | None = None
+    steps: int = 0
+    artifacts: dict[str, str] = {}
+
+
+def _latest_pointer(root: Path, dataset: str) -> Path:
+    return root / f"latest-{dataset}.json"
+
+
+@flow(name="train", log_prints=True)
+def train_flow(params: TrainParams) -> TrainFlowResult:
+    logger = get_run_logger()
+    dataset = check_name(params.dataset, "dataset")
+    root = data_root(params.data_root).resolve()
+    layout = DatasetLayout(root, dataset)
+    if not layout.manifest_path.is_file():
+        raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
+    model = load_model_config(params.config)
+    runs = runs_root(params.runs_root).resolve()
+    pointer = _latest_pointer(runs, dataset)
+    resume_from = params.resume_from
+    if params.mode == "retrain":
+        fingerprint = dataset_fingerprint(layout, ("semantic", "instance", "flow"))
+        last = json.loads(pointer.read_text()) if pointer.is_file() else None
+        if last and last["dataset_fingerprint"] == fingerprint:
+            note = (f"Dataset `{dataset}` is unchanged since run `{last['run_dir']}` (fingerprint "
+                    f"`{fingerprint[:12]}`): nothing to retrain.")
+            publish_markdown(artifact_key("retrain", dataset), note, "scheduled retraining: nothing to do")
+            logger.info(note)
+            return TrainFlowResult(status="unchanged", message=note, run_dir=last["run_dir"], model_path=last["model_path"])
+        if last:
+            resume_from = resume_from or last["model_path"]
+            logger.info("dataset %s changed since %s: fine-tuning %s", dataset, last["run_dir"], resume_from)
+    name = params.run_name or f"{dataset}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    job = TrainJob(
+        dataset=dataset, data_root=str(root), model=model.to_dict(), run_dir=str(runs / check_name(name, "run")),
+        window_frames=params.window_frames, epochs=params.epochs, max_steps=params.max_steps, workers=params.workers,
+        gpus_per_worker=params.gpus_per_worker, checkpoint_every=params.checkpoint_every, resume_from=resume_from,
+        weights_dir=params.weights_dir, ray_address=params.ray_address,
+        inject_failure_at_step=params.inject_failure_at_step, inject_nan_at_step=params.inject_nan_at_step,
+    )
+    outcome = train_task(job)
+    artifacts = publish_training_task(outcome, dataset, str(root))
+    if outcome.status == "completed" and outcome.model_path:
+        atomic_write_bytes(pointer, json.dumps({"run_dir": outcome.run_dir, "model_path": outcome.model_path,
+                                                "dataset_fingerprint": outcome.dataset_fingerprint,
+                                                "config": params.config}).encode())
+    else:
+        logger.error(outcome.message)
+    return TrainFlowResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
+                           model_path=outcome.model_path, steps=outcome.steps, artifacts=artifacts)

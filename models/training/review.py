@@ -1,0 +1,99 @@
+"""Pictures a user reviews after a run: the loss curves and a grid of source | synthesized | real frames."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from models.vid2vid.checkpoint import load_generator
+from models.vid2vid.inference import synthesize
+from storage.layout import DatasetLayout
+from storage.manifest import read_manifest
+from storage.shards import ShardReader
+
+
+def cityscapes_palette() -> np.ndarray:
+    """256×3 uint8 colours of Cityscapes train ids (ignore and unknown ids black)."""
+    from cityscapesscripts.helpers.labels import trainId2label
+
+    palette = np.zeros((256, 3), np.uint8)
+    for train_id, label in trainId2label.items():
+        if 0 <= train_id < 255:
+            palette[train_id] = label.color
+    return palette
+
+
+def colorize(labels: np.ndarray) -> np.ndarray:
+    return cityscapes_palette()[labels]
+
+
+def loss_curve_png(metrics: list[dict], keys: tuple[str, ...] = ("G_total", "D_total", "L1", "G_flow_warp")) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 3.5), dpi=100)
+    steps = [m["step"] for m in metrics]
+    for key in keys:
+        values = [m.get(key) for m in metrics]
+        if any(v is not None for v in values):
+            axis.plot(steps, values, label=key, marker="." if len(steps) < 30 else None)
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.set_yscale("log")
+    axis.grid(True, alpha=0.3)
+    axis.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _resize(frame: np.ndarray, width: int, height: int, nearest: bool) -> np.ndarray:
+    if frame.shape[1] == width and frame.shape[0] == height:
+        return frame
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+
+
+def review_clip(layout: DatasetLayout) -> str:
+    """The clip samples are drawn from: the first validation clip, else the first clip."""
+    records = [r for r in read_manifest(layout) if r.status == "ok"]
+    if not records:
+        raise ValueError(f"dataset {layout.dataset!r} has no usable clips")
+    val = [r for r in records if r.split == "val"]
+    return (val or records)[0].clip_id
+
+
+def sample_grid(model_path: str | Path, layout: DatasetLayout, clip_id: str | None = None, n_frames: int = 4,
+                scale: int = 2) -> np.ndarray:
+    """Rows of (source labels | synthesized | real) for the first ``n_frames`` frames of a clip, RGB uint8."""
+    generator, config = load_generator(model_path)
+    clip_id = clip_id or review_clip(layout)
+    width, height = config.input.width, config.input.height
+    semantic = [f["payload"] for f in ShardReader(layout.shard_path("semantic", clip_id)).read(0, n_frames)]
+    instance = [f["payload"] for f in ShardReader(layout.shard_path("instance", clip_id)).read(0, n_frames)]
+    real = [f["payload"] for f in ShardReader(layout.shard_path("rgb", clip_id)).read(0, n_frames)]
+    semantic = [_resize(s, width, height, True) for s in semantic]
+    instance = [_resize(i, width, height, True) for i in instance]
+    real = [_resize(r, width, height, False) for r in real]
+    inputs = ({"semantic": torch.from_numpy(s.astype(np.int64)), "instance": torch.from_numpy(i.astype(np.int64))}
+              for s, i in zip(semantic, instance))
+    rows = []
+    for out, labels, image in zip(synthesize(generator, inputs, first_frame="zeros"), semantic, real):
+        fake = ((out["image"][0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        rows.append(np.concatenate([colorize(labels), fake, image], axis=1))
+    grid = np.concatenate(rows, axis=0)
+    return cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale > 1 else grid
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode the review image")
+    return buffer.tobytes()

@@ -1,0 +1,134 @@
+"""Ray Train training end to end on two CPU workers: checkpoints, resume, worker failure, NaN stop, artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from prefect.client.orchestration import get_client
+
+from flows.train import TrainParams, train_flow
+from models.training import TrainJob, run_training
+from models.training.launch import read_metrics
+from models.vid2vid import load_generator, load_model_config
+from models.vid2vid.checkpoint import load_checkpoint
+from storage.layout import DatasetLayout
+from storage.manifest import merge_records, write_manifest
+from storage.synthetic import write_synthetic_clip
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def shared_ray():
+    """One local Ray instance for the module: each fit() then costs only the worker group's start."""
+    ray.init(num_cpus=3, include_dashboard=False, object_store_memory=256 * 1024**2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def street(tmp_path_factory) -> DatasetLayout:
+    layout = DatasetLayout(tmp_path_factory.mktemp("data"), "street")
+    write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", k, 64, 32, 10, val_fraction=0.0) for k in range(2)])
+    return layout
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+def _job(street: DatasetLayout, run_dir: Path, **kw) -> TrainJob:
+    return TrainJob(dataset="street", data_root=str(street.root), model=load_model_config("tiny").to_dict(),
+                    run_dir=str(run_dir), workers=2, max_steps=STEPS, checkpoint_every=2, **kw)
+
+
+def _attempts(run_dir: str | Path) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / "attempts.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def first_run(shared_ray, street, runs):
+    """The train flow as a user runs it: two workers, a few steps, artifacts published."""
+    return train_flow(TrainParams(dataset="street", config="tiny", data_root=str(street.root), runs_root=str(runs),
+                                  run_name="first", workers=2, max_steps=STEPS, checkpoint_every=2))
+
+
+def test_two_workers_train_checkpoint_and_export(first_run, runs):
+    assert first_run.status == "completed" and first_run.steps == STEPS
+    run = runs / "first"
+    state = load_checkpoint(first_run.model_path)
+    assert state["step"] == STEPS
+    generator, config = load_generator(first_run.model_path)
+    assert config.name == "tiny" and sum(p.numel() for p in generator.parameters()) > 0
+    assert _attempts(run) == [{"start_step": 0, "origin": "fresh", "workers": 2}]
+    assert [m["step"] for m in read_metrics(run)] == [1.0, 2.0, 3.0, 4.0]
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run / "samples.png").stat().st_size > 1000 and (run / "loss_curve.png").stat().st_size > 1000
+    pointer = json.loads((runs / "latest-street.json").read_text())
+    assert pointer["model_path"] == first_run.model_path
+
+
+def test_train_flow_publishes_its_artifacts(first_run):
+    async def read(keys):
+        async with get_client() as client:
+            return {a.key: a for a in await client.read_latest_artifacts() if a.key in keys}
+
+    artifacts = asyncio.run(read(set(first_run.artifacts.values())))
+    assert set(artifacts) == {"train-street", "train-street-loss-curve", "train-street-samples"}
+    assert "G_total" in str(artifacts["train-street"].data)
+    assert "data:image/png;base64," in artifacts["train-street-samples"].data
+    assert "data:image/png;base64," in artifacts["train-street-loss-curve"].data
+
+
+def test_worker_failure_restarts_from_the_checkpoint_and_ends_like_an_unbroken_run(first_run, street, runs):
+    outcome = run_training(_job(street, runs / "failure", inject_failure_at_step=3))
+    assert outcome.status == "completed" and outcome.steps == STEPS
+    assert (runs / "failure" / ".failure_injected").is_file()
+    attempts = _attempts(runs / "failure")
+    assert [a["origin"] for a in attempts] == ["fresh", "ray-checkpoint"]
+    assert attempts[1]["start_step"] == 2  # the checkpoint taken before the worker died
+    unbroken = load_checkpoint(first_run.model_path)["generator"]
+    restarted = load_checkpoint(outcome.model_path)["generator"]
+    assert all(torch.equal(unbroken[k], restarted[k]) for k in unbroken)  # deterministic resume
+
+
+def test_resume_from_an_earlier_run_continues_the_step_count(first_run, street, runs):
+    outcome = run_training(_job(street, runs / "resumed", resume_from=first_run.model_path).model_copy(
+        update={"max_steps": STEPS + 2}))
+    assert outcome.status == "completed" and outcome.steps == STEPS + 2
+    assert _attempts(runs / "resumed")[0] == {"start_step": STEPS, "origin": f"resume-from:{first_run.model_path}",
+                                              "workers": 2}
+    first_losses = read_metrics(runs / "first")[-1]
+    resumed = read_metrics(runs / "resumed")
+    assert [m["step"] for m in resumed] == [STEPS + 1.0, STEPS + 2.0]
+    assert resumed[0]["G_total"] < 10 * first_losses["G_total"]  # continues from trained weights, not a blow-up
+
+
+def test_nan_loss_stops_cleanly_with_the_last_good_checkpoint(street, runs, shared_ray):
+    outcome = run_training(_job(street, runs / "nan", inject_nan_at_step=3))
+    assert outcome.status == "stopped_nan" and outcome.model_path is None
+    assert "non-finite loss" in outcome.message and "step 2" in outcome.message
+    assert load_checkpoint(outcome.checkpoint_path)["step"] == 2  # intact, and from before the NaN
+    assert not (runs / "nan" / "model.pt").exists()
+
+
+def test_scheduled_retraining_skips_unchanged_data_and_fine_tunes_changed(first_run, street, runs):
+    unchanged = run_cli("--data-root", str(street.root), "train", "--dataset", "street", "--mode", "retrain",
+                        "--runs-root", str(runs))
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert "training unchanged" in unchanged.stdout and "nothing to retrain" in unchanged.stdout
+
+    merge_records(street, [write_synthetic_clip(street, "c9", 9, 64, 32, 10, val_fraction=0.0)])
+    result = train_flow(TrainParams(dataset="street", data_root=str(street.root), runs_root=str(runs),
+                                    run_name="retrained", mode="retrain", max_steps=STEPS + 1, checkpoint_every=2))
+    assert result.status == "completed" and result.steps == STEPS + 1
+    assert _attempts(runs / "retrained")[0]["origin"] == f"resume-from:{first_run.model_path}"
+    assert json.loads((runs / "latest-street.json").read_text())["run_dir"] == str(runs / "retrained")
