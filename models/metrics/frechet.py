@@ -3,11 +3,13 @@
 FID = |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr(sqrt(S1 S2)). The product S1 S2 is not symmetric, and
 ``scipy.linalg.sqrtm`` on it is slow and returns complex noise for the rank-deficient covariances that
 few samples give. For PSD S1 = L L^T the trace term equals Tr(sqrt(A)) with A = L^T S2 L, which is
-symmetric PSD (same eigenvalues as S1 S2): L is the Cholesky factor when S1 is positive definite,
-else the symmetric square root from an eigendecomposition; A's eigenvalues come from ``eigvalsh``. Eigenvalues of A that come
+symmetric PSD (same non-zero eigenvalues as S1 S2). L is a pivoted Cholesky factor of S1 with as many
+columns as S1's numerical rank, so A is only r x r when there were fewer samples than dimensions;
+A's eigenvalues come from ``eigvalsh``. Eigenvalues of A that come
 out negative (round-off, or a covariance that is not PSD) would be imaginary square roots; they are
 dropped from the trace and reported as ``imag_residue`` (sum of sqrt(|lambda|)), the analogue of the
-imaginary part pytorch-fid checks.
+imaginary part pytorch-fid checks. (A negative direction of S1 itself is cut off by the rank-revealing
+factorisation instead; covariances computed from data are PSD up to round-off.)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import scipy.linalg.lapack
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,15 +54,24 @@ def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (vecs * np.sqrt(vals)) @ vecs.T
 
 
+def psd_factor(matrix: np.ndarray) -> np.ndarray:
+    """F (D x r) with F F^T = matrix, r its numerical rank, by pivoted Cholesky (LAPACK ``dpstrf``).
+
+    Backward stable for PSD input and rank-revealing, at O(D^2 r): a covariance from fewer samples than
+    feature dimensions costs far less than an eigendecomposition. Falls back to the eigh square root.
+    """
+    matrix = _sym(np.asarray(matrix, dtype=np.float64))
+    c, piv, rank, info = scipy.linalg.lapack.dpstrf(matrix, lower=1)
+    if info < 0 or not np.isfinite(c).all():
+        return psd_sqrt(matrix)
+    factor = np.zeros((matrix.shape[0], rank))
+    factor[piv - 1] = np.tril(c)[:, :rank]
+    return factor
+
+
 def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray) -> tuple[float, float]:
     """(Tr(sqrt(cov1 @ cov2)), imaginary residue) for symmetric PSD covariances, in float64."""
-    cov1 = _sym(np.asarray(cov1, dtype=np.float64))
-    try:
-        # Fast path (one eigendecomposition instead of two): any factor cov1 = L L^T gives
-        # eig(cov1 cov2) = eig(L^T cov2 L), and Cholesky is backward stable. It fails on singular cov1.
-        factor = np.linalg.cholesky(cov1)
-    except np.linalg.LinAlgError:
-        factor = psd_sqrt(cov1)
+    factor = psd_factor(cov1)
     inner = _sym(factor.T @ np.asarray(cov2, dtype=np.float64) @ factor)
     vals = np.linalg.eigvalsh(inner)
     floor = _noise_floor(vals)

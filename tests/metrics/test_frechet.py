@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from models.metrics.frechet import frechet_distance, psd_sqrt, trace_sqrt_product
+from models.metrics.frechet import frechet_distance, psd_factor, psd_sqrt, trace_sqrt_product
 
 
 def _scipy_fid(mu1, s1, mu2, s2):
@@ -75,3 +75,24 @@ def test_rejects_bad_shapes_and_nan():
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
     with pytest.raises(ValueError):
         frechet_distance(np.zeros(2), np.eye(2), np.array([np.nan, 0]), np.eye(2))
+
+
+def test_psd_factor_reveals_rank_and_reconstructs():
+    rng = np.random.default_rng(4)
+    feats = rng.normal(size=(10, 40))
+    cov = np.cov(feats, rowvar=False)  # rank 9
+    factor = psd_factor(cov)
+    assert factor.shape == (40, 9)
+    np.testing.assert_allclose(factor @ factor.T, cov, rtol=1e-10, atol=1e-12)
+    full = psd_factor(np.cov(rng.normal(size=(200, 40)), rowvar=False))
+    assert full.shape == (40, 40)
+
+
+def test_low_rank_against_full_rank_matches_scipy():
+    rng = np.random.default_rng(5)
+    few = rng.normal(size=(12, 30))
+    many = rng.normal(size=(300, 30)) + 0.2
+    s1, s2 = np.cov(few, rowvar=False), np.cov(many, rowvar=False)
+    for a, b in ((s1, s2), (s2, s1)):
+        got = frechet_distance(np.zeros(30), a, np.ones(30), b).value
+        assert got == pytest.approx(_scipy_fid(np.zeros(30), a, np.ones(30), b), rel=1e-7)

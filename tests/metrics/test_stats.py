@@ -71,3 +71,10 @@ def test_cache_computes_once_and_misses_on_other_key(tmp_path):
     assert len(calls) == 1 and second.key == key == first.key
     np.testing.assert_array_equal(first.cov, second.cov)
     assert cache.get("i3d", stats_key("i3d", "sha", PREPROCESSING["i3d"], ["shard2"])) is None
+
+
+def test_frechet_needs_two_samples_per_side():
+    one = FeatureStats.from_features(np.ones((1, 3)))
+    two = FeatureStats.from_features(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(ValueError):
+        one.frechet_distance(two)
