@@ -41,6 +41,12 @@ class Preprocessing:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
+    def __post_init__(self) -> None:
+        if self.clip_len < 1 or self.clip_stride < 1 or self.size < 1:
+            raise ValueError(f"clip_len, clip_stride and size must be >= 1: {self}")
+        if self.resize not in ("short_side_center_crop", "stretch"):
+            raise ValueError(f"unknown resize mode {self.resize!r}")
+
     @property
     def is_video(self) -> bool:
         return self.clip_len > 1

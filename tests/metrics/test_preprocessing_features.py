@@ -70,3 +70,10 @@ def test_random_network_is_marked_not_pretrained():
 def test_preprocessing_rejects_non_rgb():
     with pytest.raises(ValueError):
         preprocess_frames(np.zeros((1, 8, 8)), PREPROCESSING["i3d"])
+
+
+def test_preprocessing_table_rejects_nonsense():
+    with pytest.raises(ValueError):
+        dataclasses.replace(PREPROCESSING["i3d"], clip_stride=0)
+    with pytest.raises(ValueError):
+        dataclasses.replace(PREPROCESSING["i3d"], resize="squash")
