@@ -30,9 +30,10 @@ def correlation(f1: torch.Tensor, f2: torch.Tensor, pad_size: int = 20, kernel_s
         raise ValueError(f"input {h}x{w} too small for correlation with pad {pad_size}, displacement {max_displacement}")
     p1 = F.pad(f1, (pad_size,) * 4)
     p2 = F.pad(f2, (pad_size,) * 4)
-    # centre positions in padded coordinates, as in the kernel: y1 = i * stride1 + max_displacement
-    ys = slice(max_displacement - kernel_rad, max_displacement - kernel_rad + (out_h - 1) * stride1 + kernel_size)
-    xs = slice(max_displacement - kernel_rad, max_displacement - kernel_rad + (out_w - 1) * stride1 + kernel_size)
+    # patch centres in padded coordinates: y1 = i * stride1 + border (= the kernel's i * stride1 +
+    # max_displacement for kernel_size 1, FlowNetC's case; centred patches for larger kernels)
+    ys = slice(max_displacement, max_displacement + (out_h - 1) * stride1 + kernel_size)
+    xs = slice(max_displacement, max_displacement + (out_w - 1) * stride1 + kernel_size)
     a = p1[:, :, ys, xs]
     outputs = []
     for tj in range(-radius, radius + 1):

@@ -27,13 +27,14 @@ def _to_tensor(frames: Sequence[Frame], device: torch.device) -> torch.Tensor:
 class _NetFlow:
     name = "net"
 
-    def __init__(self, device: str, resolution: tuple[int, int] | None, multiple: int) -> None:
-        self.device, self.resolution, self.multiple = torch.device(device), resolution, multiple
+    def __init__(self, device: str, resolution: tuple[int, int] | None, multiple: int, min_side: int) -> None:
+        self.device, self.resolution = torch.device(device), resolution
+        self.multiple, self.min_side = multiple, min_side
 
     def _size(self, height: int, width: int) -> tuple[int, int]:
         h, w = self.resolution or (height, width)
-        m = self.multiple
-        return max(m, int(round(h / m)) * m), max(m, int(round(w / m)) * m)
+        m, low = self.multiple, self.min_side
+        return max(low, int(round(h / m)) * m), max(low, int(round(w / m)) * m)
 
     def _flow(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # B×3×h×w in 0..255 -> B×2×h×w
         raise NotImplementedError
@@ -63,10 +64,13 @@ class FlowNet2Flow(_NetFlow):
 
     def __init__(self, weights_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
                  resolution: tuple[int, int] | None = None) -> None:
-        super().__init__(device, resolution, 64)
+        super().__init__(device, resolution, 64, 64)
         from models.preprocess.flownet2 import FlowNet2
 
-        self.net = load_into(FlowNet2(), "flownet2", weights_dir).eval().to(self.device)
+        with torch.device("meta"):  # 162 M parameters: skip a random init the checkpoint overwrites anyway
+            net = FlowNet2()
+        net = net.to_empty(device="cpu")
+        self.net = load_into(net, "flownet2", weights_dir).eval().to(self.device)
 
     def _flow(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.net(torch.stack([a, b], 2))
@@ -79,7 +83,7 @@ class RAFTFlow(_NetFlow):
 
     def __init__(self, weights_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
                  resolution: tuple[int, int] | None = None, iterations: int = 12) -> None:
-        super().__init__(device, resolution, 8)
+        super().__init__(device, resolution, 8, 128)  # RAFT's correlation pyramid needs >= 128 px
         from torchvision.models.optical_flow import raft_large
 
         self.iterations = iterations
