@@ -1,0 +1,224 @@
+"""vid2vid model benchmark: speed/memory of G (and a training step) for given architecture knobs, and a
+CPU learning check.
+
+    python benchmarks/model.py --ngf 128 --n-downsampling 3 --n-blocks 9 --scales 1 --size 512x256 \
+        --mode inference --steps 2                     # the official default architecture, one frame/step
+    python benchmarks/model.py --mode train --size 64x32 --ngf 16 --steps 5
+    python benchmarks/model.py --learning-check --minutes 3
+
+Each measurement prints one line of ``key=value`` pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.vid2vid.batch import encode_source, frame_background_mask, reference_backward_flows  # noqa: E402
+from models.vid2vid.config import ModelConfig, load_model_config  # noqa: E402
+from models.vid2vid.generator import Vid2VidGenerator  # noqa: E402
+from models.vid2vid.inference import optimize_for_inference, synthesize  # noqa: E402
+from models.vid2vid.layers import count_parameters  # noqa: E402
+from models.vid2vid.trainer import Vid2VidTrainer  # noqa: E402
+from models.vid2vid.warp import warp  # noqa: E402
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_config(args: argparse.Namespace) -> ModelConfig:
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    return load_model_config(
+        "tiny",
+        name="bench",
+        input={"width": width, "height": height, "num_classes": args.num_classes},
+        generator={
+            "ngf": args.ngf,
+            "n_downsampling": args.n_downsampling,
+            "n_blocks": args.n_blocks,
+            "n_blocks_local": args.n_blocks_local,
+            "n_scales": args.scales,
+            "n_prev": args.L,
+            "use_fg_prior": args.fg,
+            "use_flow_warping": args.L > 0 and not args.no_flow,
+        },
+        discriminator={"n_frames_d": args.K, "ndf": args.ndf, "num_d": args.num_d, "n_layers": 3,
+                       "use_video_discriminator": args.L > 0},
+        frame_by_frame=args.L == 0,
+        train={"frames_per_step": args.frames_per_step, "initial_seq_len": args.seq_len, "max_seq_len": args.seq_len,
+               "epochs_per_scale": 1000},
+    )
+
+
+def random_batch(config: ModelConfig, batch: int, frames: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    h, w = config.input.height, config.input.width
+    return {
+        "semantic": torch.randint(0, config.input.num_classes, (batch, frames, h, w), generator=g),
+        "instance": torch.randint(0, 4, (batch, frames, h, w), generator=g),
+        "image": torch.rand(batch, frames, 3, h, w, generator=g) * 2 - 1,
+        "flow": torch.randn(batch, frames - 1, 2, h, w, generator=g),
+    }
+
+
+def bench_inference(args: argparse.Namespace, config: ModelConfig) -> None:
+    gen = Vid2VidGenerator(config)
+    params = count_parameters(gen)
+    optimize_for_inference(gen, channels_last=not args.no_channels_last)
+    batch = random_batch(config, args.batch, config.generator.n_prev + 1)
+    L = config.generator.n_prev
+    source = encode_source(config, batch["semantic"], batch["instance"])
+    bg = frame_background_mask(config, batch["semantic"][:, -1], batch["image"][:, -1])
+    prev = batch["image"][:, :L] if L else None
+    rss0 = _rss_mb()
+    with torch.inference_mode():
+        for step in range(args.steps + args.warmup):
+            start = time.perf_counter()
+            out = gen(source, prev, bg)
+            seconds = time.perf_counter() - start
+            if step >= args.warmup:
+                print(
+                    f"mode=inference step={step - args.warmup} size={args.size} batch={args.batch} ngf={args.ngf} "
+                    f"down={args.n_downsampling} blocks={args.n_blocks} scales={args.scales} fg={args.fg} L={L} "
+                    f"G_params={params} s_per_frame={seconds / args.batch:.3f} peak_rss_delta_mb={_rss_mb() - rss0:.0f} "
+                    f"channels_last={not args.no_channels_last}",
+                    flush=True,
+                )
+    del out
+
+
+def bench_train(args: argparse.Namespace, config: ModelConfig) -> None:
+    trainer = Vid2VidTrainer(config)
+    g_params, d_params = count_parameters(trainer.G), count_parameters(trainer.D)
+    batch = random_batch(config, args.batch, args.seq_len)
+    rss0 = _rss_mb()
+    for step in range(args.steps + args.warmup):
+        start = time.perf_counter()
+        losses = trainer.train_step(batch)
+        seconds = time.perf_counter() - start
+        if step >= args.warmup:
+            print(
+                f"mode=train step={step - args.warmup} size={args.size} batch={args.batch} seq_len={args.seq_len} "
+                f"ngf={args.ngf} down={args.n_downsampling} blocks={args.n_blocks} scales={args.scales} fg={args.fg} "
+                f"L={config.generator.n_prev} K={args.K} G_params={g_params} D_params={d_params} "
+                f"s_per_step={seconds:.3f} G_total={losses['G_total']:.3f} D_total={losses['D_total']:.3f} "
+                f"peak_rss_delta_mb={_rss_mb() - rss0:.0f}",
+                flush=True,
+            )
+
+
+# ---------------------------------------------------------------------------------------------- learning check
+def synthetic_clip(width: int, height: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """One clip from the storage-side synthetic street (exact flow), or a moving texture if it is absent."""
+    try:
+        import numpy as np
+
+        from storage.synthetic import StreetScene
+
+        rows = list(StreetScene(width, height, frames, seed).frames())
+        image = torch.from_numpy(np.stack([r["rgb"] for r in rows])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return {
+            "image": image[None],
+            "semantic": torch.from_numpy(np.stack([r["semantic"] for r in rows]).astype(np.int64))[None],
+            "instance": torch.from_numpy(np.stack([r["instance"] for r in rows]).astype(np.int64))[None],
+            "flow": torch.from_numpy(np.stack([r["flow"] for r in rows[:-1]]))[None],
+            "occlusion": torch.from_numpy(np.stack([r["occlusion"] for r in rows[:-1]]).astype(np.float32))[None, :, None],
+        }
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from models.test_vid2vid_helpers import moving_clip  # type: ignore[import-not-found]
+
+        return moving_clip(T=frames, H=height, W=width, seed=seed)
+
+
+def evaluate(gen: Vid2VidGenerator, clip: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """(PSNR in dB vs the real frames, temporal warp error): frames generated recursively from the first real one."""
+    T = clip["image"].shape[1]
+    frames = [{"semantic": clip["semantic"][:, t], "instance": clip["instance"][:, t]} for t in range(T)]
+    gen.eval()
+    outs = [o["image"] for o in synthesize(gen, frames, first_frame="real", first_image=clip["image"][:, 0])]
+    fake = torch.stack(outs, 1)[:, 1:]
+    real = clip["image"][:, 1:]
+    mse = float(((fake - real) / 2).pow(2).mean())
+    backward, conf = reference_backward_flows(clip)
+    assert backward is not None
+    errors = []
+    for t in range(2, T):
+        warped = warp(outs[t - 1], backward[:, t - 1])
+        weight = conf[:, t - 1] if conf is not None else torch.ones_like(warped[:, :1])
+        errors.append(float(((outs[t] - warped).abs() * weight).sum() / (weight.sum() * 3).clamp_min(1)))
+    return 10 * math.log10(1 / max(mse, 1e-10)), sum(errors) / len(errors)
+
+
+def learning_check(args: argparse.Namespace) -> None:
+    clip = synthetic_clip(64, 32, 12)
+    seconds_each = args.minutes * 60 / 2
+    for label, flow in (("flow", True), ("no-flow", False)):
+        config = load_model_config(
+            "tiny",
+            name=f"learning-{label}",
+            generator={"n_scales": 1, "use_flow_warping": flow},
+            train={"lr": 5e-4, "initial_seq_len": 6, "max_seq_len": 6, "frames_per_step": 4, "epochs_per_scale": 1000},
+        )
+        trainer = Vid2VidTrainer(config)
+        psnr0, warp0 = evaluate(trainer.G.generator, clip)
+        start, steps = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds_each:
+            trainer.train_step(clip)
+            steps += 1
+        psnr, warp_err = evaluate(trainer.G.generator, clip)
+        print(
+            f"mode=learning-check model={label} size=64x32 steps={steps} seconds={time.perf_counter() - start:.0f} "
+            f"psnr_untrained_db={psnr0:.2f} psnr_trained_db={psnr:.2f} warp_error_untrained={warp0:.4f} "
+            f"warp_error_trained={warp_err:.4f}",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=("train", "inference"), default="inference")
+    p.add_argument("--ngf", type=int, default=16)
+    p.add_argument("--n-downsampling", type=int, default=2)
+    p.add_argument("--n-blocks", type=int, default=2)
+    p.add_argument("--n-blocks-local", type=int, default=1)
+    p.add_argument("--scales", type=int, default=1)
+    p.add_argument("--fg", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--no-flow", action="store_true")
+    p.add_argument("--L", type=int, default=2)
+    p.add_argument("--K", type=int, default=3)
+    p.add_argument("--ndf", type=int, default=16)
+    p.add_argument("--num-d", type=int, default=2)
+    p.add_argument("--num-classes", type=int, default=19)
+    p.add_argument("--size", default="64x32", help="WxH")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seq-len", type=int, default=4)
+    p.add_argument("--frames-per-step", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    p.add_argument("--learning-check", action="store_true")
+    p.add_argument("--minutes", type=float, default=4.0)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.learning_check:
+        learning_check(args)
+        return
+    config = build_config(args)
+    (bench_inference if args.mode == "inference" else bench_train)(args, config)
+
+
+if __name__ == "__main__":
+    main()
