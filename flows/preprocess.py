@@ -19,7 +19,7 @@ from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
-from flows.artifacts import artifact_key, publish_table
+from tasks.artifacts import artifact_key, publish_table
 from models.preprocess.registry import DEFAULT_BACKENDS, STAGES, BackendSettings, Stage, check_backend
 from storage.layout import DatasetLayout, check_name, data_root
 from storage.manifest import merge_records, quarantine, read_manifest

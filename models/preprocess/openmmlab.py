@@ -60,7 +60,7 @@ def load_config(package: str, relative: str) -> Any:
     return cfg
 
 
-NUMPY_META_GLOBALS = [np.core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype("float64")),
+NUMPY_META_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype("float64")),
                       type(np.dtype("int64")), np.dtypes.Float64DType, np.dtypes.Int64DType]
 
 
