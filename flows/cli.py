@@ -95,6 +95,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result.status in ("completed", "unchanged") else 1
 
 
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from flows.synthesize import SynthesizeParams, synthesize_flow
+
+    result = synthesize_flow(SynthesizeParams(
+        checkpoint=args.checkpoint, dataset=args.dataset, clip=args.clip, out=args.out, data_root=args.data_root,
+        remap=args.remap, seed=args.seed, first_frame=args.first_frame, single_checkpoint=args.single_checkpoint))
+    print(f"wrote {result.frames} frames to {result.video} ({result.frames_per_second:.1f} frames/s)")
+    if result.side_by_side:
+        print(f"side by side (source | synthesized | real): {result.side_by_side}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
@@ -224,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="retrain: fine-tune the last good model only if the dataset changed")
     train.add_argument("--weights-dir", default=None)
     train.set_defaults(func=cmd_train)
+
+    synthesize = sub.add_parser("synthesize", help="a clip through a trained model into an mp4 of any length")
+    synthesize.add_argument("--checkpoint", required=True)
+    synthesize.add_argument("--dataset", required=True)
+    synthesize.add_argument("--clip", required=True)
+    synthesize.add_argument("--out", required=True)
+    synthesize.add_argument("--remap", default=None, help="semantic manipulation, e.g. tree=building")
+    synthesize.add_argument("--seed", type=int, default=0, help="multimodal sampling seed")
+    synthesize.add_argument("--first-frame", choices=["real", "zeros", "single"], default="zeros")
+    synthesize.add_argument("--single-checkpoint", default=None, help="frame-by-frame model for --first-frame single")
+    synthesize.set_defaults(func=cmd_synthesize)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default data (what `make demo` runs)")
     demo.set_defaults(func=cmd_demo)

@@ -214,29 +214,55 @@ def pick_codec() -> str:
     return "libx264" if "libx264" in available else ("h264" if "h264" in available else "mpeg4")
 
 
-def encode(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float, crf: int = 20) -> Path:
-    """Write RGB uint8 frames as an mp4 (H.264, yuv420p, browser-playable) atomically; returns the path."""
-    path = Path(path)
-    codec = pick_codec()
-    with atomic_path(path) as tmp:
-        container = av.open(str(tmp), mode="w", format="mp4")
-        stream = None
+class VideoWriter:
+    """An mp4 (H.264, yuv420p, browser-playable) written frame by frame and placed atomically on close.
+
+    Used as a context manager; an exception inside leaves no file behind.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, crf: int = 20) -> None:
+        self.path, self.fps, self.crf, self.frames = Path(path), fps, crf, 0
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        self._stream = None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._stream is None:
+            codec = pick_codec()
+            rate = round(self.fps) if abs(self.fps - round(self.fps)) < 1e-6 else self.fps
+            self._stream = self._container.add_stream(codec, rate=rate)
+            height, width = frame.shape[:2]
+            self._stream.width, self._stream.height = width - width % 2, height - height % 2  # yuv420p: even sizes
+            self._stream.pix_fmt = "yuv420p"
+            if codec == "libx264":
+                self._stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+        image = np.ascontiguousarray(frame[: self._stream.height, : self._stream.width])
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
         try:
-            for frame in frames:
-                if stream is None:
-                    height, width = frame.shape[:2]
-                    stream = container.add_stream(codec, rate=round(fps) if abs(fps - round(fps)) < 1e-6 else fps)
-                    stream.width, stream.height = width - width % 2, height - height % 2
-                    stream.pix_fmt = "yuv420p"
-                    if codec == "libx264":
-                        stream.options = {"crf": str(crf), "preset": "veryfast"}
-                image = np.ascontiguousarray(frame[: stream.height, : stream.width])
-                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                    container.mux(packet)
-            if stream is None:
-                raise ValueError(f"no frames to encode into {path}")
-            for packet in stream.encode():
-                container.mux(packet)
-        finally:
-            container.close()
-    return path
+            if exc_type is None:
+                if self._stream is None:
+                    raise ValueError(f"no frames to encode into {self.path}")
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+        except BaseException as error:
+            self._container.close()
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
+        self._container.close()
+        self._atomic.__exit__(exc_type, exc, tb)
+
+
+def encode(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float, crf: int = 20) -> Path:
+    """Write RGB uint8 frames as an mp4 atomically; returns the path."""
+    with VideoWriter(path, fps, crf) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return Path(path)

@@ -132,3 +132,23 @@ def test_scheduled_retraining_skips_unchanged_data_and_fine_tunes_changed(first_
     assert result.status == "completed" and result.steps == STEPS + 1
     assert _attempts(runs / "retrained")[0]["origin"] == f"resume-from:{first_run.model_path}"
     assert json.loads((runs / "latest-street.json").read_text())["run_dir"] == str(runs / "retrained")
+
+
+def test_synthesize_cli_writes_videos_of_the_whole_clip_and_remaps_labels(first_run, street, tmp_path):
+    from storage.video import VideoSource, decode
+
+    plain = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path,
+                    "--dataset", "street", "--clip", "c0", "--out", str(tmp_path / "plain.mp4"))
+    assert plain.returncode == 0, plain.stderr
+    remapped = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path,
+                       "--dataset", "street", "--clip", "c0", "--out", str(tmp_path / "remap.mp4"),
+                       "--remap", "tree=building", "--first-frame", "real")
+    assert remapped.returncode == 0, remapped.stderr
+    frames = {name: list(decode(VideoSource(name, tmp_path / f"{name}.mp4"))) for name in ("plain", "remap")}
+    assert [len(v) for v in frames.values()] == [10, 10] and frames["plain"][0].shape == (32, 64, 3)
+    review = list(decode(VideoSource("review", tmp_path / "plain.side_by_side.mp4")))
+    assert len(review) == 10 and review[0].shape == (32, 192, 3)
+    assert any(abs(a.astype(int) - b.astype(int)).mean() > 1 for a, b in zip(frames["plain"][1:], frames["remap"][1:]))
+    bad = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path, "--dataset",
+                  "street", "--clip", "c0", "--out", str(tmp_path / "x.mp4"), "--remap", "tree=spaceship")
+    assert bad.returncode != 0 and "unknown label 'spaceship'" in bad.stderr

@@ -1,0 +1,36 @@
+"""`vid2vid synthesize`: one clip of a dataset through a trained model into an mp4, as a Prefect flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from models.synthesis import parse_remap
+from storage.layout import DatasetLayout, check_name, data_root
+from tasks.synthesize import FirstFrameChoice, SynthesizedClip, synthesize_clip_task
+
+
+class SynthesizeParams(BaseModel):
+    checkpoint: str = Field(description="model.pt or checkpoint.pt of a training run")
+    dataset: str
+    clip: str
+    out: str = Field(description="the mp4 to write")
+    data_root: str | None = None
+    remap: str | None = Field(default=None, description='semantic manipulation, e.g. "tree=building"')
+    seed: int = 0
+    first_frame: FirstFrameChoice = "zeros"
+    single_checkpoint: str | None = Field(default=None, description="frame-by-frame model for --first-frame single")
+    side_by_side: bool = Field(default=True, description="also write OUT.side_by_side.mp4 (source | synthesized | real)")
+
+
+@flow(name="synthesize", log_prints=True)
+def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
+    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    check_name(params.clip, "clip")
+    out = Path(params.out)
+    review = out.with_name(out.stem + ".side_by_side.mp4") if params.side_by_side else None
+    return synthesize_clip_task(params.checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
+                                None if review is None else str(review), parse_remap(params.remap), params.seed,
+                                params.first_frame, params.single_checkpoint)

@@ -1,0 +1,101 @@
+"""Glue from a trained model and a dataset clip to mp4 files: the synthesized video and a side-by-side
+(source | synthesized | real) review video. Frames stream through; memory does not grow with length."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from models.synthesis import synthesize_frames
+from models.training.review import colorize
+from models.vid2vid.checkpoint import load_generator, load_multimodal
+from models.vid2vid.multimodal import InstanceFeatureSampler
+from storage.clip_reader import iter_clip_frames
+from storage.layout import DatasetLayout
+from storage.manifest import read_manifest
+from storage.video import VideoWriter
+
+FirstFrameChoice = Literal["real", "zeros", "single"]
+
+
+class SynthesizedClip(BaseModel):
+    clip_id: str
+    video: str
+    side_by_side: str | None
+    frames: int
+    seconds: float
+    frames_per_second: float
+
+
+def render_clip(
+    model_path: str | Path,
+    layout: DatasetLayout,
+    clip_id: str,
+    out: str | Path,
+    *,
+    side_by_side: str | Path | None = None,
+    label_map: Mapping[int, int] | None = None,
+    seed: int = 0,
+    first_frame: FirstFrameChoice = "zeros",
+    single_checkpoint: str | Path | None = None,
+    limit: int | None = None,
+) -> SynthesizedClip:
+    generator, config = load_generator(model_path)
+    single = load_generator(single_checkpoint)[0] if single_checkpoint else None
+    if first_frame == "single" and single is None:
+        raise ValueError("--first-frame single needs a frame-by-frame model (--single-checkpoint)")
+    sampler = None
+    if generator.feat_nc:
+        _, gmm = load_multimodal(model_path)
+        if gmm is None:
+            raise ValueError(f"{model_path} is multimodal but holds no fitted feature mixtures")
+        sampler = InstanceFeatureSampler(gmm, seed=seed)
+    fps = next((r.fps for r in read_manifest(layout) if r.clip_id == clip_id), 0.0) or 17.0
+    size = (config.input.width, config.input.height)
+    stages = ["rgb", *(s for s in ("semantic", "instance") if layout.shard_path(s, clip_id).is_file())]
+    sources: list[dict[str, np.ndarray]] = []
+
+    def remember(frames):  # noqa: ANN001, ANN202 - keeps only the current frame for the side-by-side
+        for frame in frames:
+            sources[:] = [frame]
+            yield frame
+
+    started = time.perf_counter()
+    count = 0
+    with VideoWriter(out, fps) as video:
+        review = VideoWriter(side_by_side, fps) if side_by_side else None
+        try:
+            frames = remember(iter_clip_frames(layout, clip_id, stages, size, limit))
+            mode = "model" if first_frame == "single" else first_frame
+            for fake in synthesize_frames(generator, frames, first_frame=mode, label_map=label_map,
+                                          feature_sampler=sampler, single_frame_generator=single):
+                video.write(fake)
+                if review is not None:
+                    source = sources[0]
+                    label = colorize(source["semantic"]) if "semantic" in source else np.zeros_like(fake)
+                    review.write(np.concatenate([label, fake, source["rgb"]], axis=1))
+                count += 1
+        except BaseException as error:
+            if review is not None:
+                review.__exit__(type(error), error, error.__traceback__)
+            raise
+        if review is not None:
+            review.__exit__(None, None, None)
+    seconds = time.perf_counter() - started
+    return SynthesizedClip(clip_id=clip_id, video=str(out), side_by_side=str(side_by_side) if side_by_side else None,
+                           frames=count, seconds=seconds, frames_per_second=count / seconds if seconds else 0.0)
+
+
+@task(name="synthesize-clip", task_run_name="synthesize {clip_id}", cache_policy=NO_CACHE)
+def synthesize_clip_task(model_path: str, data_root: str, dataset: str, clip_id: str, out: str,
+                         side_by_side: str | None = None, label_map: dict[int, int] | None = None, seed: int = 0,
+                         first_frame: FirstFrameChoice = "zeros", single_checkpoint: str | None = None) -> SynthesizedClip:
+    return render_clip(model_path, DatasetLayout(Path(data_root), dataset), clip_id, out, side_by_side=side_by_side,
+                       label_map=label_map, seed=seed, first_frame=first_frame, single_checkpoint=single_checkpoint)
