@@ -3,11 +3,16 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# mediapipe 0.10.x (bundled face/pose models) needs protobuf<5, Ray needs >=5.26: a side venv (ENVIRONMENT.md)
+MP_VENV := .venv-mediapipe
+MP_STAMP := $(MP_VENV)/.installed
+OMM_STAMP := $(VENV)/.openmmlab
+WHEEL_CACHE ?= $(HOME)/.cache/vid2vid-wheels
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean mediapipe-venv openmmlab
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +20,27 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(MP_STAMP): scripts/mediapipe-requirements.txt
+	test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/pip install --quiet -r scripts/mediapipe-requirements.txt
+	$(MP_VENV)/bin/pip check
+	touch $(MP_STAMP)
+
+mediapipe-venv: $(MP_STAMP)
+
+# mmcv 2.1.0 is compiled once per machine (~20 min on 2 cores) and cached in $(WHEEL_CACHE)
+$(OMM_STAMP): $(STAMP) scripts/build_mmcv_wheel.sh
+	WHEEL_CACHE=$(WHEEL_CACHE) MAX_JOBS=$${MAX_JOBS:-2} scripts/build_mmcv_wheel.sh $(VENV)
+	$(VENV)/bin/pip install --quiet -e '.[dev,openmmlab]'
+	$(VENV)/bin/pip install --quiet --no-deps $(WHEEL_CACHE)/mmcv-2.1.0-*.whl
+	# mmengine/mmcv pull opencv-python, which overwrites cv2/: put the pinned contrib build back last
+	$(VENV)/bin/pip install --quiet --force-reinstall --no-deps opencv-contrib-python-headless==5.0.0.93
+	$(VENV)/bin/pip check
+	touch $(OMM_STAMP)
+
+openmmlab: $(OMM_STAMP)
+
+install: $(STAMP) $(MP_STAMP)
 
 demo: install
 	$(VENV)/bin/vid2vid demo
