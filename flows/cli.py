@@ -107,6 +107,18 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from flows.evaluate import DEFAULT_METRICS, EvaluateParams, evaluate_flow
+
+    result = evaluate_flow(EvaluateParams(
+        dataset=args.dataset, runs=args.runs.split(","), metrics=(args.metrics or ",".join(DEFAULT_METRICS)).split(","),
+        data_root=args.data_root, runs_root=args.runs_root, weights_dir=args.weights_dir, split=args.split))
+    _print_table(f"evaluation of {args.dataset}", result.table)
+    print(f"videos and comparison.json in {result.out_dir}")
+    print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
@@ -247,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.add_argument("--first-frame", choices=["real", "zeros", "single"], default="zeros")
     synthesize.add_argument("--single-checkpoint", default=None, help="frame-by-frame model for --first-frame single")
     synthesize.set_defaults(func=cmd_synthesize)
+
+    evaluate = sub.add_parser("evaluate", help="synthesize held-out clips of trained runs and score them")
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--runs", required=True, help="R1[,R2...]: run names, run folders or model files")
+    evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp (default: all)")
+    evaluate.add_argument("--runs-root", default=None)
+    evaluate.add_argument("--weights-dir", default=None)
+    evaluate.add_argument("--split", default="val")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default data (what `make demo` runs)")
     demo.set_defaults(func=cmd_demo)

@@ -67,6 +67,10 @@ class VideoSource:
     path: Path  # the file, or the folder holding the frames
     frames: tuple[Path, ...] = ()  # non-empty for frame sequences
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "frames", tuple(Path(f) for f in self.frames))
+
     @property
     def is_sequence(self) -> bool:
         return bool(self.frames)

@@ -1,0 +1,123 @@
+"""The evaluation flow: several trained runs on one dataset's held-out clips, one comparison table.
+
+Like the paper's Table 1/2: each run (full model, ablations, the frame-by-frame baseline) is synthesized
+on every validation clip at full length and scored; earlier evaluations' numbers are shown beside the
+new ones. Videos and the table (JSON) are written to the output folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from flows.train import runs_root
+from storage.atomic import atomic_write_bytes
+from storage.layout import DatasetLayout, check_name, data_root
+from storage.manifest import read_manifest
+from tasks.artifacts import artifact_key, publish_markdown, publish_table
+from tasks.evaluate import RunEvaluation, data_uri, evaluate_run_task, frame_grid_png, gif_preview, metric_names
+
+DEFAULT_METRICS = ["fid-i3d", "fid-resnext", "fid-frame", "warp"]
+
+
+class EvaluateParams(BaseModel):
+    dataset: str
+    runs: list[str] = Field(description="run names under the runs root, run folders, or model files")
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    data_root: str | None = None
+    runs_root: str | None = None
+    weights_dir: str | None = None
+    split: str = Field(default="val", description="clips to evaluate; falls back to every clip when the split is empty")
+    out_dir: str | None = Field(default=None, description="default: <runs_root>/evaluations/<dataset>")
+
+
+class EvaluationResult(BaseModel):
+    dataset: str
+    out_dir: str
+    table: list[dict[str, str]]
+    evaluations: list[RunEvaluation]
+    json_path: str
+    artifact_keys: list[str]
+
+
+def resolve_model(run: str, root: Path) -> tuple[str, str]:
+    """(run name, model file) from a run name, a run folder or a model file."""
+    path = Path(run)
+    candidates = [path] if path.suffix == ".pt" else [path / "model.pt", root / run / "model.pt"]
+    for candidate in candidates:
+        if candidate.is_file():
+            name = candidate.parent.name if candidate.name == "model.pt" else candidate.stem
+            return name, str(candidate.resolve())
+    raise FileNotFoundError(f"run {run!r} has no exported model (looked for {', '.join(map(str, candidates))})")
+
+
+def _fmt(value: float | str) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else value
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
+    logger = get_run_logger()
+    metrics = metric_names(params.metrics)
+    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    records = [r for r in read_manifest(layout) if r.status == "ok" and layout.shard_path("semantic", r.clip_id).is_file()]
+    clips = [r.clip_id for r in records if r.split == params.split] or [r.clip_id for r in records]
+    if not clips:
+        raise FileNotFoundError(f"dataset {layout.dataset!r} has no clips with semantic shards to evaluate")
+    root = runs_root(params.runs_root).resolve()
+    out = Path(params.out_dir) if params.out_dir else root / "evaluations" / layout.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    models = [resolve_model(run, root) for run in params.runs]
+    futures = [evaluate_run_task.submit(name, model, str(layout.root), layout.dataset, clips, str(out), metrics,
+                                        params.weights_dir, str(out / "stats-cache")) for name, model in models]
+    evaluations = [f.result() for f in futures]
+
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    history_path = out / "history.jsonl"
+    earlier = [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.is_file() else []
+    table = [{"run": e.run, "variant": e.variant, "config": e.config, "clips": str(len(e.clips)),
+              "evaluated": stamp, **{m: _fmt(e.values[m]) for m in metrics}} for e in evaluations]
+    shown = {e.run for e in evaluations}
+    for row in reversed(earlier):  # the latest earlier numbers of runs not evaluated now
+        if row["run"] not in shown:
+            shown.add(row["run"])
+            table.append({**{k: str(v) for k, v in row.items()}, "evaluated": f"{row['evaluated']} (earlier)"})
+    with open(history_path, "a") as handle:
+        for row in table[: len(evaluations)]:
+            handle.write(json.dumps(row) + "\n")
+    json_path = out / "comparison.json"
+    atomic_write_bytes(json_path, json.dumps({"dataset": layout.dataset, "metrics": metrics, "table": table,
+                                              "evaluations": [e.model_dump() for e in evaluations]}, indent=2).encode())
+
+    keys = [publish_table(artifact_key("evaluate", layout.dataset), table,
+                          f"Evaluation of {len(evaluations)} run(s) on `{layout.dataset}` ({len(clips)} clip(s), "
+                          f"split `{params.split}`). Text instead of a number means the metric was not computed "
+                          f"and says why. Table as JSON: `{json_path}`")]
+    grid = frame_grid_png(evaluations)
+    lines = [f"### Synthesized videos ({layout.dataset})", ""]
+    if grid:
+        lines += ["Source | synthesized | real, first frames of each run:", "", f"![frame grid]({data_uri(grid)})", ""]
+    first = evaluations[0].clips[0] if evaluations and evaluations[0].clips else None
+    if first and first.side_by_side:
+        gif = base64.b64encode(gif_preview(first.side_by_side)).decode()
+        lines += [f"Animated preview of `{evaluations[0].run}` / `{first.clip_id}`:", "",
+                  f"![preview](data:image/gif;base64,{gif})", ""]
+    base_url = os.environ.get("VID2VID_OUTPUTS_URL")  # set when the runs folder is served over HTTP
+    for evaluation in evaluations:
+        for clip in evaluation.clips:
+            for video in filter(None, (clip.video, clip.side_by_side)):
+                relative = Path(video).resolve().relative_to(root) if Path(video).resolve().is_relative_to(root) else None
+                target = f"{base_url.rstrip('/')}/{relative}" if base_url and relative else video
+                lines.append(f"- [{evaluation.run} / {Path(video).name}]({target})")
+    keys.append(publish_markdown(artifact_key("evaluate", layout.dataset, "videos"), "\n".join(lines),
+                                 "synthesized videos and frame grid"))
+    for row in table[: len(evaluations)]:
+        logger.info("%s", row)
+    return EvaluationResult(dataset=layout.dataset, out_dir=str(out), table=table, evaluations=evaluations,
+                            json_path=str(json_path), artifact_keys=keys)

@@ -1,0 +1,133 @@
+"""Evaluation glue: synthesize every held-out clip of each run, then score them against the real clips.
+
+Metrics come from ``models.metrics.evaluate``, which reports a missing or unusable feature network as
+text ("not computed: weights missing (file X)") instead of a number.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from models.metrics import METRICS, StatsCache, evaluate
+from models.vid2vid.checkpoint import load_checkpoint
+from models.vid2vid.config import ModelConfig
+from storage.clip_reader import iter_clip_frames
+from storage.layout import DatasetLayout
+from storage.video import VideoSource, decode
+from tasks.synthesize import SynthesizedClip, render_clip
+
+# CLI names -> metric names of models.metrics
+METRIC_ALIASES = {"fid-i3d": "fid_i3d", "fid-resnext": "fid_resnext101", "fid-frame": "fid_inception",
+                  "warp": "warp_error"}
+
+
+def metric_names(names: Sequence[str]) -> list[str]:
+    resolved = [METRIC_ALIASES.get(n.strip(), n.strip()) for n in names if n.strip()]
+    unknown = [n for n in resolved if n not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; use {sorted(METRIC_ALIASES)} or {sorted(METRICS)}")
+    return resolved
+
+
+class RunEvaluation(BaseModel):
+    run: str
+    model_path: str
+    config: str
+    variant: str  # which ablation / baseline this model is
+    clips: list[SynthesizedClip]
+    values: dict[str, float | str]
+    details: dict[str, dict]
+
+
+def variant_of(config: ModelConfig) -> str:
+    """The paper's Table 2 names for a model config."""
+    if config.frame_by_frame:
+        return "frame-by-frame baseline"
+    missing = [name for name, on in (("fg/bg prior", config.generator.use_fg_prior),
+                                     ("D_V", config.uses_video_discriminator),
+                                     ("flow warping", config.generator.use_flow_warping)) if not on]
+    return "vid2vid" if not missing else "vid2vid without " + ", ".join(missing)
+
+
+def _decoded(path: str) -> np.ndarray:
+    return np.stack(list(decode(VideoSource(Path(path).stem, Path(path)))))
+
+
+def _real(layout: DatasetLayout, clip: str, size: tuple[int, int], frames: int) -> np.ndarray:
+    return np.stack([f["rgb"] for f in iter_clip_frames(layout, clip, ("rgb",), size, frames)])
+
+
+def _warp_clips(layout: DatasetLayout, clips: Sequence[SynthesizedClip], size: tuple[int, int]) -> Iterator[tuple]:
+    for clip in clips:
+        if not layout.shard_path("flow", clip.clip_id).is_file():
+            continue
+        flows = list(iter_clip_frames(layout, clip.clip_id, ("flow",), size, clip.frames))[: clip.frames - 1]
+        flow = np.stack([f["flow"] for f in flows]).transpose(0, 2, 3, 1)
+        valid = np.stack([f.get("occlusion", np.zeros(f["flow"].shape[1:], np.uint8)) == 0 for f in flows])
+        yield _decoded(clip.video), flow, valid
+
+
+@task(name="evaluate-run", task_run_name="evaluate {run}", cache_policy=NO_CACHE)
+def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, clips: list[str], out_dir: str,
+                      metrics: list[str], weights_dir: str | None, cache_dir: str) -> RunEvaluation:
+    layout = DatasetLayout(Path(data_root), dataset)
+    config = ModelConfig.model_validate(load_checkpoint(model_path)["config"])
+    size = (config.input.width, config.input.height)
+    folder = Path(out_dir) / run
+    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4",
+                            side_by_side=folder / f"{clip}.side_by_side.mp4") for clip in clips]
+    fingerprints = [f"{clip}:{layout.shard_path('rgb', clip).stat().st_mtime_ns}:{size}" for clip in clips]
+    report = evaluate(
+        metrics, weights_dir,
+        fake_videos=(_decoded(c.video) for c in rendered),
+        real_videos=(_real(layout, c.clip_id, size, c.frames) for c in rendered),
+        warp_clips=_warp_clips(layout, rendered, size) if "warp_error" in metrics else None,
+        cache=StatsCache(cache_dir), real_fingerprints=fingerprints,
+    )
+    return RunEvaluation(run=run, model_path=model_path, config=config.name, variant=variant_of(config),
+                         clips=rendered, values=report.values, details=report.details)
+
+
+def frame_grid_png(evaluations: Sequence[RunEvaluation], frames: int = 3) -> bytes:
+    """One row per run: the first frames of its first side-by-side video (source | synthesized | real)."""
+    import cv2
+
+    rows = []
+    for evaluation in evaluations:
+        if not evaluation.clips or not evaluation.clips[0].side_by_side:
+            continue
+        video = _decoded(evaluation.clips[0].side_by_side)[:frames]
+        row = np.concatenate(list(video), axis=0)
+        label = np.full((14, row.shape[1], 3), 255, np.uint8)
+        cv2.putText(label, f"{evaluation.run} ({evaluation.variant})", (2, 11), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0))
+        rows.append(np.concatenate([label, row], axis=0))
+    if not rows:
+        return b""
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    grid = cv2.resize(grid, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    return buffer.tobytes() if ok else b""
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def gif_preview(video_path: str, max_frames: int = 30, scale: int = 2) -> bytes:
+    """An animated GIF of a video: the Prefect UI strips <video> tags but shows images."""
+    from PIL import Image
+
+    frames = _decoded(video_path)[:max_frames]
+    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=1000 // 12, loop=0)
+    return buffer.getvalue()
