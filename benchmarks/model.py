@@ -73,7 +73,7 @@ def random_batch(config: ModelConfig, batch: int, frames: int) -> dict[str, torc
 def bench_inference(args: argparse.Namespace, config: ModelConfig) -> None:
     gen = Vid2VidGenerator(config)
     params = count_parameters(gen)
-    optimize_for_inference(gen, channels_last=not args.no_channels_last)
+    optimize_for_inference(gen, channels_last=args.channels_last)
     batch = random_batch(config, args.batch, config.generator.n_prev + 1)
     L = config.generator.n_prev
     source = encode_source(config, batch["semantic"], batch["instance"])
@@ -90,7 +90,7 @@ def bench_inference(args: argparse.Namespace, config: ModelConfig) -> None:
                     f"mode=inference step={step - args.warmup} size={args.size} batch={args.batch} ngf={args.ngf} "
                     f"down={args.n_downsampling} blocks={args.n_blocks} scales={args.scales} fg={args.fg} L={L} "
                     f"G_params={params} s_per_frame={seconds / args.batch:.3f} peak_rss_delta_mb={_rss_mb() - rss0:.0f} "
-                    f"channels_last={not args.no_channels_last}",
+                    f"channels_last={args.channels_last}",
                     flush=True,
                 )
     del out
@@ -134,8 +134,7 @@ def synthetic_clip(width: int, height: int, frames: int, seed: int = 0) -> dict[
             "occlusion": torch.from_numpy(np.stack([r["occlusion"] for r in rows[:-1]]).astype(np.float32))[None, :, None],
         }
     except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from models.test_vid2vid_helpers import moving_clip  # type: ignore[import-not-found]
+        from tests.models.helpers_vid2vid import moving_clip
 
         return moving_clip(T=frames, H=height, W=width, seed=seed)
 
@@ -172,7 +171,7 @@ def learning_check(args: argparse.Namespace) -> None:
         trainer = Vid2VidTrainer(config)
         psnr0, warp0 = evaluate(trainer.G.generator, clip)
         start, steps = time.perf_counter(), 0
-        while time.perf_counter() - start < seconds_each:
+        while (steps < args.learning_steps) if args.learning_steps else (time.perf_counter() - start < seconds_each):
             trainer.train_step(clip)
             steps += 1
         psnr, warp_err = evaluate(trainer.G.generator, clip)
@@ -205,10 +204,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frames-per-step", type=int, default=4)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--channels-last", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
     p.add_argument("--learning-check", action="store_true")
-    p.add_argument("--minutes", type=float, default=4.0)
+    p.add_argument("--minutes", type=float, default=4.0, help="learning check: wall-clock budget for both models")
+    p.add_argument("--learning-steps", type=int, default=0, help="learning check: fixed steps per model (fairer under load)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
