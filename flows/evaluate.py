@@ -66,10 +66,10 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     logger = get_run_logger()
     metrics = metric_names(params.metrics)
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
-    records = [r for r in read_manifest(layout) if r.status == "ok" and layout.shard_path("semantic", r.clip_id).is_file()]
+    records = [r for r in read_manifest(layout) if r.status == "ok"]
     clips = [r.clip_id for r in records if r.split == params.split] or [r.clip_id for r in records]
     if not clips:
-        raise FileNotFoundError(f"dataset {layout.dataset!r} has no clips with semantic shards to evaluate")
+        raise FileNotFoundError(f"dataset {layout.dataset!r} has no usable clips to evaluate")
     root = runs_root(params.runs_root).resolve()
     out = Path(params.out_dir) if params.out_dir else root / "evaluations" / layout.dataset
     out.mkdir(parents=True, exist_ok=True)

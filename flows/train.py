@@ -17,7 +17,8 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from tasks.artifacts import artifact_key, publish_markdown
-from models.training import TrainJob
+from models.training import TrainJob, input_stages
+from models.training.job import ExtraStage
 from models.training.launch import dataset_fingerprint
 from models.vid2vid.config import load_model_config
 from storage.atomic import atomic_write_bytes
@@ -47,6 +48,7 @@ class TrainParams(BaseModel):
     ray_address: str | None = None
     weights_dir: str | None = None
     window_frames: int | None = Field(default=None, ge=2)
+    extra_stage: ExtraStage = Field(default="sketch", description="which stage feeds a config's extra source channels")
     inject_failure_at_step: int | None = Field(default=None, description="test only")
     inject_nan_at_step: int | None = Field(default=None, description="test only")
 
@@ -73,11 +75,12 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     model = load_model_config(params.config)
+    stages = input_stages(model.to_dict(), params.extra_stage)
     runs = runs_root(params.runs_root).resolve()
     pointer = _latest_pointer(runs, dataset)
     resume_from = params.resume_from
     if params.mode == "retrain":
-        fingerprint = dataset_fingerprint(layout, ("semantic", "instance", "flow"))
+        fingerprint = dataset_fingerprint(layout, stages)
         last = json.loads(pointer.read_text()) if pointer.is_file() else None
         if last and last["dataset_fingerprint"] == fingerprint:
             note = (f"Dataset `{dataset}` is unchanged since run `{last['run_dir']}` (fingerprint "
@@ -91,6 +94,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     name = params.run_name or f"{dataset}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     job = TrainJob(
         dataset=dataset, data_root=str(root), model=model.to_dict(), run_dir=str(runs / check_name(name, "run")),
+        stages=stages,
         window_frames=params.window_frames, epochs=params.epochs, max_steps=params.max_steps, workers=params.workers,
         gpus_per_worker=params.gpus_per_worker, checkpoint_every=params.checkpoint_every, resume_from=resume_from,
         weights_dir=params.weights_dir, ray_address=params.ray_address,

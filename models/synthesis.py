@@ -6,11 +6,12 @@ what the model makes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
 
+from models.vid2vid.config import ModelConfig
 from models.vid2vid.generator import Vid2VidGenerator
 from models.vid2vid.inference import FirstFrame, synthesize
 
@@ -43,6 +44,40 @@ def parse_remap(spec: str | None) -> dict[int, int]:
         old, new = pair.split("=", 1)
         mapping[label_id(old)] = label_id(new)
     return mapping
+
+
+def source_stages(config: ModelConfig, has_stage: Callable[[str], bool]) -> tuple[list[str], str | None]:
+    """(stages to read for synthesis, the stage feeding the extra channels): rgb, the labels the config
+    needs, and sketch or pose (whichever the clip has) for configs with extra source channels."""
+    stages = ["rgb"]
+    if config.input.num_classes > 0:
+        stages.append("semantic")
+    if config.input.use_instance:
+        stages.append("instance")
+    extra = None
+    if config.input.extra_channels > 0:
+        extra = next((s for s in ("sketch", "pose") if has_stage(s)), "sketch")
+        stages.append(extra)
+    return stages, extra
+
+
+def source_picture(frame: Mapping[str, np.ndarray], extra_stage: str | None) -> np.ndarray:
+    """What a person should see as the model's input: coloured labels, else the sketch/pose rendering."""
+    from models.training.review import colorize
+
+    if "semantic" in frame:
+        return colorize(frame["semantic"])
+    if extra_stage and extra_stage in frame:
+        return frame[extra_stage]
+    return np.zeros_like(frame["rgb"])
+
+
+def with_extra(frames: Iterable[dict[str, np.ndarray]], extra_stage: str | None) -> Iterator[dict[str, np.ndarray]]:
+    """Name the sketch/pose frames ``extra``, as the generator's inputs call them."""
+    for frame in frames:
+        if extra_stage:
+            frame["extra"] = frame[extra_stage]
+        yield frame
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal
 
@@ -13,8 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from models.synthesis import synthesize_frames
-from models.training.review import colorize
+from models.synthesis import source_picture, source_stages, synthesize_frames, with_extra
 from models.vid2vid.checkpoint import load_generator, load_multimodal
 from models.vid2vid.multimodal import InstanceFeatureSampler
 from storage.clip_reader import iter_clip_frames
@@ -59,35 +59,26 @@ def render_clip(
         sampler = InstanceFeatureSampler(gmm, seed=seed)
     fps = next((r.fps for r in read_manifest(layout) if r.clip_id == clip_id), 0.0) or 17.0
     size = (config.input.width, config.input.height)
-    stages = ["rgb", *(s for s in ("semantic", "instance") if layout.shard_path(s, clip_id).is_file())]
-    sources: list[dict[str, np.ndarray]] = []
+    stages, extra = source_stages(config, lambda s: layout.shard_path(s, clip_id).is_file())
+    current: list[dict[str, np.ndarray]] = []
 
     def remember(frames):  # noqa: ANN001, ANN202 - keeps only the current frame for the side-by-side
         for frame in frames:
-            sources[:] = [frame]
+            current[:] = [frame]
             yield frame
 
     started = time.perf_counter()
     count = 0
-    with VideoWriter(out, fps) as video:
-        review = VideoWriter(side_by_side, fps) if side_by_side else None
-        try:
-            frames = remember(iter_clip_frames(layout, clip_id, stages, size, limit))
-            mode = "model" if first_frame == "single" else first_frame
-            for fake in synthesize_frames(generator, frames, first_frame=mode, label_map=label_map,
-                                          feature_sampler=sampler, single_frame_generator=single):
-                video.write(fake)
-                if review is not None:
-                    source = sources[0]
-                    label = colorize(source["semantic"]) if "semantic" in source else np.zeros_like(fake)
-                    review.write(np.concatenate([label, fake, source["rgb"]], axis=1))
-                count += 1
-        except BaseException as error:
+    with VideoWriter(out, fps) as video, (VideoWriter(side_by_side, fps) if side_by_side else nullcontext()) as review:
+        frames = remember(with_extra(iter_clip_frames(layout, clip_id, stages, size, limit), extra))
+        mode = "model" if first_frame == "single" else first_frame
+        for fake in synthesize_frames(generator, frames, first_frame=mode, label_map=label_map,
+                                      feature_sampler=sampler, single_frame_generator=single):
+            video.write(fake)
             if review is not None:
-                review.__exit__(type(error), error, error.__traceback__)
-            raise
-        if review is not None:
-            review.__exit__(None, None, None)
+                frame = current[0]
+                review.write(np.concatenate([source_picture(frame, extra), fake, frame["rgb"]], axis=1))
+            count += 1
     seconds = time.perf_counter() - started
     return SynthesizedClip(clip_id=clip_id, video=str(out), side_by_side=str(side_by_side) if side_by_side else None,
                            frames=count, seconds=seconds, frames_per_second=count / seconds if seconds else 0.0)

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+
+ExtraStage = Literal["sketch", "pose"]
+
+
+def input_stages(model: dict, extra_stage: ExtraStage = "sketch") -> tuple[str, ...]:
+    """The stage shards a model config trains on: its source stages, then the reference flow."""
+    inputs = model["input"]
+    stages = (["semantic"] if inputs["num_classes"] > 0 else []) + (["instance"] if inputs["use_instance"] else [])
+    if inputs["extra_channels"] > 0:
+        stages.append(extra_stage)
+    return (*stages, "flow")
 
 
 class TrainJob(BaseModel):

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-
 from models.vid2vid.checkpoint import load_generator
-from models.vid2vid.inference import synthesize
+from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
-from storage.shards import ShardReader
 
 
 def cityscapes_palette() -> np.ndarray:
@@ -55,12 +52,6 @@ def loss_curve_png(metrics: list[dict], keys: tuple[str, ...] = ("G_total", "D_t
     return buffer.getvalue()
 
 
-def _resize(frame: np.ndarray, width: int, height: int, nearest: bool) -> np.ndarray:
-    if frame.shape[1] == width and frame.shape[0] == height:
-        return frame
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
-
-
 def review_clip(layout: DatasetLayout) -> str:
     """The clip samples are drawn from: the first validation clip, else the first clip."""
     records = [r for r in read_manifest(layout) if r.status == "ok"]
@@ -72,22 +63,16 @@ def review_clip(layout: DatasetLayout) -> str:
 
 def sample_grid(model_path: str | Path, layout: DatasetLayout, clip_id: str | None = None, n_frames: int = 4,
                 scale: int = 2) -> np.ndarray:
-    """Rows of (source labels | synthesized | real) for the first ``n_frames`` frames of a clip, RGB uint8."""
+    """Rows of (source | synthesized | real) for the first ``n_frames`` frames of a clip, RGB uint8."""
+    from models.synthesis import source_picture, source_stages, synthesize_frames, with_extra
+
     generator, config = load_generator(model_path)
     clip_id = clip_id or review_clip(layout)
-    width, height = config.input.width, config.input.height
-    semantic = [f["payload"] for f in ShardReader(layout.shard_path("semantic", clip_id)).read(0, n_frames)]
-    instance = [f["payload"] for f in ShardReader(layout.shard_path("instance", clip_id)).read(0, n_frames)]
-    real = [f["payload"] for f in ShardReader(layout.shard_path("rgb", clip_id)).read(0, n_frames)]
-    semantic = [_resize(s, width, height, True) for s in semantic]
-    instance = [_resize(i, width, height, True) for i in instance]
-    real = [_resize(r, width, height, False) for r in real]
-    inputs = ({"semantic": torch.from_numpy(s.astype(np.int64)), "instance": torch.from_numpy(i.astype(np.int64))}
-              for s, i in zip(semantic, instance))
-    rows = []
-    for out, labels, image in zip(synthesize(generator, inputs, first_frame="zeros"), semantic, real):
-        fake = ((out["image"][0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-        rows.append(np.concatenate([colorize(labels), fake, image], axis=1))
+    stages, extra = source_stages(config, lambda s: layout.shard_path(s, clip_id).is_file())
+    frames = list(with_extra(iter_clip_frames(layout, clip_id, stages, (config.input.width, config.input.height),
+                                              n_frames), extra))
+    rows = [np.concatenate([source_picture(frame, extra), fake, frame["rgb"]], axis=1)
+            for frame, fake in zip(frames, synthesize_frames(generator, frames, first_frame="zeros"))]
     grid = np.concatenate(rows, axis=0)
     return cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale > 1 else grid
 
