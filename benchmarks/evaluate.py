@@ -10,6 +10,7 @@ models.metrics.preprocessing.PREPROCESSING (I3D 16x224x224, 3D-ResNeXt-101 16x11
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,14 +27,23 @@ from models.metrics.preprocessing import PREPROCESSING  # noqa: E402
 from models.metrics.warp_error import warping_error  # noqa: E402
 
 
-def _time(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up call."""
+CPU_SECONDS: dict[str, float] = {}  # last measured process CPU seconds per call, by label
+
+
+def _time(fn: Callable[[], object], repeats: int, label: str = "") -> float:
+    """Median wall seconds of ``repeats`` calls after one warm-up call.
+
+    Process CPU seconds are recorded too (``CPU_SECONDS[label]``): on a shared machine wall time
+    swings with other load, CPU time much less (CPU s / threads ~ wall s on an idle machine).
+    """
     fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    CPU_SECONDS[label] = float(np.median(cpu))
     return float(np.median(times))
 
 
@@ -42,13 +52,13 @@ def bench_features(name: str, batch_size: int, repeats: int, source_hw: tuple[in
     prep = PREPROCESSING[name]
     shape = (batch_size, 3, prep.clip_len, prep.size, prep.size) if prep.is_video else (batch_size, 3, prep.size, prep.size)
     x = torch.randn(shape)
-    network_s = _time(lambda: extractor(x), repeats)
+    network_s = _time(lambda: extractor(x), repeats, f"{name}-network")
     # End to end from uint8 frames at the synthesis resolution: per-frame resize/crop/normalise + network.
     frames = prep.clip_len * batch_size
     video = np.random.default_rng(0).integers(0, 256, (frames, *source_hw, 3), dtype=np.uint8)
     e2e_s = _time(lambda: extractor.video_features(video, batch_size=batch_size), repeats)
     return {"network_clips_per_s": batch_size / network_s, "e2e_clips_per_s": batch_size / e2e_s,
-            "e2e_frames_per_s": frames / e2e_s}
+            "e2e_frames_per_s": frames / e2e_s, "cpu_s_per_clip": CPU_SECONDS[f"{name}-network"] / batch_size}
 
 
 def bench_frechet(dim: int, repeats: int) -> float:
@@ -79,14 +89,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("== evaluation benchmark: TIMING ONLY, random-init weights, features are meaningless ==")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: none used (CPU)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads on {os.cpu_count()} cores, CPU only; "
+          f"load average at start {load:.1f} (wall-clock figures are only comparable at similar load)")
     for name in args.networks:
         prep = PREPROCESSING[name]
         size = f"{prep.clip_len}x{prep.size}x{prep.size}" if prep.is_video else f"{prep.size}x{prep.size}"
         r = bench_features(name, args.batch_size, args.repeats, tuple(args.source_hw))
         print(f"{name:11s} input {size:12s} batch {args.batch_size}: network {r['network_clips_per_s']:.3f} clips/s, "
               f"end-to-end from {args.source_hw[0]}x{args.source_hw[1]} uint8 {r['e2e_clips_per_s']:.3f} clips/s "
-              f"({r['e2e_frames_per_s']:.2f} frames/s)")
+              f"({r['e2e_frames_per_s']:.2f} frames/s); {r['cpu_s_per_clip']:.2f} CPU s per clip")
     for dim in (1024, 2048):
         print(f"frechet     {dim}-d covariances: {bench_frechet(dim, args.repeats):.2f} s per distance")
     print(f"warp error  {args.source_hw[0]}x{args.source_hw[1]}, 30 frames: {bench_warp(args.repeats, tuple(args.source_hw)):.1f} frames/s")
