@@ -108,3 +108,22 @@ def test_bilinear_warp_matches_grid_sample_reference():
     mask = inside[:, None].expand_as(ref)
     assert mask.float().mean() > 0.5
     torch.testing.assert_close(warped[mask], ref[mask], rtol=1e-12, atol=1e-12)
+
+
+def test_convention_agrees_with_the_synthetic_streets_exact_forward_flow():
+    """storage.synthetic renders frames with exact forward flow t->t+1 (2xHxW) and occlusion (1 = invalid)."""
+    from storage.synthetic import StreetScene
+
+    frames = list(StreetScene(96, 64, 6, 3).frames())
+    rgb = np.stack([f["rgb"] for f in frames])
+    flow = np.stack([f["flow"] for f in frames[:-1]]).transpose(0, 2, 3, 1)
+    valid = np.stack([f["occlusion"] == 0 for f in frames[:-1]])
+    assert np.abs(flow).max() > 2  # the scene really moves
+    exact = warping_error(rgb, flow, valid).clip
+    still = warping_error(rgb, np.zeros_like(flow), valid).clip
+    reversed_ = warping_error(rgb, -flow, valid).clip
+    assert exact < still / 4 and still < reversed_
+    flicker = rgb.astype(int)
+    flicker[1::2] += 12
+    flickering = warping_error(np.clip(flicker, 0, 255).astype(np.uint8), flow, valid).clip
+    assert flickering > exact + 0.8 * 3 * (12 / 255) ** 2
