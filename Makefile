@@ -40,7 +40,7 @@ $(OMM_STAMP): $(STAMP) scripts/build_mmcv_wheel.sh
 
 openmmlab: $(OMM_STAMP)
 
-install: $(STAMP) $(MP_STAMP)
+install: $(STAMP) $(MP_STAMP) $(OMM_STAMP)
 
 demo: install
 	$(VENV)/bin/vid2vid demo

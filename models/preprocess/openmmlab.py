@@ -60,8 +60,14 @@ def load_config(package: str, relative: str) -> Any:
     return cfg
 
 
-NUMPY_META_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype("float64")),
-                      type(np.dtype("int64")), np.dtypes.Float64DType, np.dtypes.Int64DType]
+_MULTIARRAY = np._core.multiarray
+# published checkpoints were pickled under numpy 1.x names ("numpy.core..."), fresh ones under numpy 2.x
+NUMPY_META_GLOBALS: list = [
+    _MULTIARRAY._reconstruct, _MULTIARRAY.scalar, np.ndarray, np.dtype,
+    (_MULTIARRAY._reconstruct, "numpy.core.multiarray._reconstruct"),
+    (_MULTIARRAY.scalar, "numpy.core.multiarray.scalar"),
+    *{type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "uint8", "bool")},
+]
 
 
 def allow_numpy_meta() -> Any:
