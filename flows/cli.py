@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, default=None)
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--checkpoint-every", type=int, default=10)
-    train.add_argument("--mode", choices=["train", "retrain"], default="train",
+    train.add_argument("--mode", choices=["train", "retrain", "rebuild"], default="train",
                        help="retrain: fine-tune the last good model only if the dataset changed")
     train.add_argument("--weights-dir", default=None)
     train.set_defaults(func=cmd_train)

@@ -38,14 +38,16 @@ class TrainParams(BaseModel):
     data_root: str | None = None
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
     run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
-    mode: Literal["train", "retrain"] = Field(default="train", description="retrain: fine-tune the last good model if the data changed")
+    mode: Literal["train", "retrain", "rebuild"] = Field(
+        default="train", description="retrain: fine-tune the last good model if the data changed; rebuild: train "
+                                     "afresh if the data or config changed; both do nothing when neither did")
     workers: int = Field(default=2, ge=1)
     gpus_per_worker: float = Field(default=0.0, ge=0.0)
     epochs: int | None = Field(default=None, ge=1)
     max_steps: int | None = Field(default=None, ge=1)
     checkpoint_every: int = Field(default=10, ge=1)
     resume_from: str | None = None
-    ray_address: str | None = None
+    ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
     weights_dir: str | None = None
     window_frames: int | None = Field(default=None, ge=2)
     extra_stage: ExtraStage = Field(default="sketch", description="which stage feeds a config's extra source channels")
@@ -79,16 +81,16 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     runs = runs_root(params.runs_root).resolve()
     pointer = _latest_pointer(runs, dataset)
     resume_from = params.resume_from
-    if params.mode == "retrain":
+    if params.mode in ("retrain", "rebuild"):
         fingerprint = dataset_fingerprint(layout, stages)
         last = json.loads(pointer.read_text()) if pointer.is_file() else None
-        if last and last["dataset_fingerprint"] == fingerprint:
+        if last and last["dataset_fingerprint"] == fingerprint and last.get("config") == params.config:
             note = (f"Dataset `{dataset}` is unchanged since run `{last['run_dir']}` (fingerprint "
-                    f"`{fingerprint[:12]}`): nothing to retrain.")
-            publish_markdown(artifact_key("retrain", dataset), note, "scheduled retraining: nothing to do")
+                    f"`{fingerprint[:12]}`, config `{params.config}`): nothing to retrain.")
+            publish_markdown(artifact_key(params.mode, dataset), note, f"{params.mode}: nothing to do")
             logger.info(note)
             return TrainFlowResult(status="unchanged", message=note, run_dir=last["run_dir"], model_path=last["model_path"])
-        if last:
+        if last and params.mode == "retrain":
             resume_from = resume_from or last["model_path"]
             logger.info("dataset %s changed since %s: fine-tuning %s", dataset, last["run_dir"], resume_from)
     name = params.run_name or f"{dataset}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -97,7 +99,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
         stages=stages,
         window_frames=params.window_frames, epochs=params.epochs, max_steps=params.max_steps, workers=params.workers,
         gpus_per_worker=params.gpus_per_worker, checkpoint_every=params.checkpoint_every, resume_from=resume_from,
-        weights_dir=params.weights_dir, ray_address=params.ray_address,
+        weights_dir=params.weights_dir, ray_address=params.ray_address or os.environ.get("VID2VID_RAY_ADDRESS"),
         inject_failure_at_step=params.inject_failure_at_step, inject_nan_at_step=params.inject_nan_at_step,
     )
     outcome = train_task(job)

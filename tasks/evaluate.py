@@ -21,6 +21,7 @@ from models.vid2vid.checkpoint import load_checkpoint
 from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
+from storage.shards import read_meta
 from storage.video import VideoSource, decode
 from tasks.synthesize import SynthesizedClip, render_clip
 
@@ -84,7 +85,7 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
     folder = Path(out_dir) / run
     rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4",
                             side_by_side=folder / f"{clip}.side_by_side.mp4") for clip in clips]
-    fingerprints = [f"{clip}:{layout.shard_path('rgb', clip).stat().st_mtime_ns}:{size}" for clip in clips]
+    fingerprints = [f"{clip}:{read_meta(layout.shard_path('rgb', clip)).fingerprint}:{size}" for clip in clips]
     report = evaluate(
         metrics, weights_dir,
         fake_videos=(_decoded(c.video) for c in rendered),
