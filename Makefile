@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: install demo test bench clean mediapipe-venv openmmlab
+.PHONY: install demo ui test bench clean mediapipe-venv openmmlab
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,13 @@ openmmlab: $(OMM_STAMP)
 
 install: $(STAMP) $(MP_STAMP) $(OMM_STAMP)
 
-demo: install
+# The demo needs no OpenMMLab build: only the main venv and the mediapipe side venv.
+demo: $(STAMP) $(MP_STAMP)
 	$(VENV)/bin/vid2vid demo
+
+# The Prefect UI over the same embedded database the demo wrote to.
+ui: $(STAMP)
+	PREFECT_SERVER_UI_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
 
 test: install
 	$(VENV)/bin/python -m pytest -q

@@ -34,7 +34,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         layout = DatasetLayout(Path(tmp), "bench")
         width, height = config.input.width, config.input.height
-        write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", k, width, height, 12, val_fraction=0.0)
+        write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", k, width, height, 12, split="train")
                                 for k in range(4)])
         rates: dict[int, float] = {}
         for workers in ([1] if args.gpu else [int(w) for w in args.workers.split(",")]):

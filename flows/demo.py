@@ -1,46 +1,40 @@
-"""`make demo`: the pipeline on the embedded default data, ending with where to look."""
+"""`make demo`: the full rebuild on the embedded default data, plus the real face clip, then where to look."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import time
 
-from flows.ingest import IngestParams, SynthParams, ingest_flow, synth_flow
-from storage.ingest import IngestConfig
-from storage.layout import DatasetLayout, data_root
-from storage.shards import ShardReader
-from storage.video import FramePolicy, encode
-
-DEMO_SIZE = (256, 128)
+from flows.preprocess import face_demo
+from flows.rebuild import RebuildParams, rebuild_flow
+from flows.train import runs_root
+from storage.layout import data_root
 
 
-def _sample_videos(root: Path, street: DatasetLayout) -> Path:
-    """Real mp4 files (H.264) made from the synthetic street, so the demo exercises the video-decoding door too."""
-    folder = root / "demo_videos"
-    for clip in sorted(p.stem for p in street.stage_dir("rgb").glob("*.parquet"))[:2]:
-        target = folder / f"{clip}.mp4"
-        if not target.exists():
-            frames = (f["payload"] for f in ShardReader(street.shard_path("rgb", clip)).iter_frames())
-            encode(target, frames, fps=17)
-    return folder
-
-
-def run_demo(root_override: str | None = None) -> int:
+def run_demo(root_override: str | None = None, runs_override: str | None = None) -> int:
+    started = time.perf_counter()
     root = data_root(root_override).resolve()
-    street = synth_flow(SynthParams(dataset="street", data_root=str(root), clips=4, frames=30,
-                                    width=DEMO_SIZE[0], height=DEMO_SIZE[1], seed=0))
-    videos = _sample_videos(root, DatasetLayout(root, "street"))
-    ingested = ingest_flow(IngestParams(src=str(videos), dataset="videos", data_root=str(root),
-                                        config=IngestConfig(policy=FramePolicy(size=DEMO_SIZE))))
+    runs = runs_root(runs_override).resolve()
+    street = rebuild_flow(RebuildParams(data_root=str(root), runs_root=str(runs)))
+    face = face_demo(str(root), dataset="face")
     api = os.environ.get("PREFECT_API_URL")
-    print("\n=== vid2vid demo done ===")
-    print(f"synthetic street: {street.clips_ok} clips, {street.frames} frames -> {root / 'street'}")
-    print(f"ingested videos:  {ingested.clips_ok} clips, {ingested.frames} frames -> {root / 'videos'}")
-    print(f"artifacts: {street.artifact_key}, {ingested.artifact_key}")
-    print(f"inspect:   .venv/bin/vid2vid --data-root {root} info --dataset street")
+    sketch = face.stages["sketch"]
+    lines = [
+        "", "=== vid2vid demo done in %.0f s ===" % (time.perf_counter() - started),
+        f"street (synthetic): {street.clips_ok} clips under {root / 'street'}; training {street.train_status}",
+        f"  model:        {street.model_path}",
+        f"  run folder:   {street.run_dir}  (TensorBoard: .venv/bin/tensorboard --logdir {street.run_dir}/tensorboard)",
+        f"  evaluation:   {street.evaluation_json}",
+        "  " + ", ".join(f"{k}: {v}" for k, v in (street.evaluation[0] if street.evaluation else {}).items()
+                         if k.startswith(("fid", "warp"))),
+        f"face (real clip, mediapipe sketches): {sketch.frames} frames, {sketch.empty_frames} without a face, "
+        f"under {root / 'face'}",
+        "artifacts: " + ", ".join(street.artifact_keys + [face.artifact_key]),
+        f"inspect:    .venv/bin/vid2vid --data-root {root} info --dataset street",
+    ]
     if api:
-        print(f"Prefect UI: {api.removesuffix('/api')}")
+        lines.append(f"Prefect UI: {api.removesuffix('/api')}  (Artifacts page, or the flow run 'full-rebuild')")
     else:
-        print("Prefect UI: runs were recorded in the embedded database; open it with "
-              "`PREFECT_HOME=.prefect .venv/bin/prefect server start` and browse http://127.0.0.1:4200")
-    return 0 if street.clips_ok and ingested.clips_ok else 1
+        lines.append("Prefect UI: `make ui`, then open http://127.0.0.1:4200 (runs were recorded in ./.prefect)")
+    print("\n".join(lines))
+    return 0

@@ -12,7 +12,7 @@ from storage.errors import BadInputError
 from storage.ingest import IngestConfig, clip_ids
 from storage.layout import DatasetLayout, check_name, data_root
 from storage.manifest import ClipRecord, merge_records, quarantine
-from storage.synthetic import clip_seed
+from storage.synthetic import clip_seed, synthetic_splits
 from storage.video import FramePolicy, discover
 from tasks.ingest import ingest_clip_task, synth_clip_task
 
@@ -87,10 +87,10 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
 def synth_flow(params: SynthParams) -> IngestSummary:
     """The embedded default dataset: seeded synthetic street clips with exact labels, instances and flow."""
     layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))
+    splits = synthetic_splits(params.clips, params.val_fraction)
     futures = [synth_clip_task.submit(layout.root, layout.dataset, f"street_{params.seed:04d}_{k:03d}",
-                                      clip_seed(params.seed, k), params.width, params.height, params.frames,
-                                      params.val_fraction)
-               for k in range(params.clips)]
+                                      clip_seed(params.seed, k), params.width, params.height, params.frames, split)
+               for k, split in enumerate(splits)]
     return _summarize(layout, [future.result() for future in futures], "synth")
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from storage.ingest import split_for
 from storage.layout import DatasetLayout
 from storage.manifest import ClipRecord
 from storage.stages import write_stage
@@ -28,6 +27,12 @@ from storage.stages import write_stage
 ROAD, SIDEWALK, BUILDING, POLE, VEGETATION, SKY, PERSON, CAR = 0, 1, 2, 5, 8, 10, 11, 13
 EMPTY = 255
 SYNTHETIC_CODE_VERSION = "synthetic-street/1"
+
+
+def synthetic_splits(clips: int, val_fraction: float) -> list[str]:
+    """The last clips are held out: both splits are non-empty whenever there are 2+ clips and a fraction."""
+    n_val = min(clips - 1, max(1 if val_fraction > 0 else 0, round(clips * val_fraction))) if clips > 1 else 0
+    return ["train"] * (clips - n_val) + ["val"] * n_val
 
 
 def clip_seed(seed: int, index: int) -> int:
@@ -289,7 +294,7 @@ class StreetScene:
 
 
 def write_synthetic_clip(layout: DatasetLayout, clip_id: str, seed: int, width: int, height: int, n_frames: int,
-                         val_fraction: float = 0.2) -> ClipRecord:
+                         split: str = "train") -> ClipRecord:
     """Render one clip into its rgb, semantic, instance and (exact) flow shards; unchanged clips are skipped."""
     config = {"seed": seed, "width": width, "height": height, "n_frames": n_frames}
     scene_frames = lambda: StreetScene(width, height, n_frames, seed).frames()  # noqa: E731 - re-rendered per stage
@@ -302,6 +307,6 @@ def write_synthetic_clip(layout: DatasetLayout, clip_id: str, seed: int, width: 
     for stage, pick in columns.items():
         write_stage(layout, stage, clip_id, backend="synthetic", config=config, code_version=SYNTHETIC_CODE_VERSION,
                     frames=lambda pick=pick: (pick(f) for f in scene_frames()), extra={"fps": 17.0})
-    return ClipRecord(clip_id=clip_id, source=f"synthetic:street?seed={seed}", split=split_for(clip_id, val_fraction),
+    return ClipRecord(clip_id=clip_id, source=f"synthetic:street?seed={seed}", split=split,
                       n_frames=n_frames, fps=17.0, height=height, width=width,
                       source_sha256=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest())

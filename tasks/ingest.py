@@ -24,5 +24,5 @@ def ingest_clip_task(root: Path, dataset: str, source: VideoSource, clip_id: str
 
 @task(name="synth-clip", task_run_name="synth {clip_id}", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def synth_clip_task(root: Path, dataset: str, clip_id: str, seed: int, width: int, height: int, n_frames: int,
-                    val_fraction: float) -> ClipRecord:
-    return write_synthetic_clip(DatasetLayout(root, dataset), clip_id, seed, width, height, n_frames, val_fraction)
+                    split: str) -> ClipRecord:
+    return write_synthetic_clip(DatasetLayout(root, dataset), clip_id, seed, width, height, n_frames, split)

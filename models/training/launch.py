@@ -18,6 +18,7 @@ from ray.train.torch import TorchTrainer
 
 from models.training.job import TrainJob, TrainOutcome
 from models.training.loop import CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, train_loop_per_worker
+from storage.dataset import ClipWindowDataset
 from storage.fingerprint import canonical_hash
 from storage.layout import DatasetLayout
 from storage.shards import read_meta
@@ -67,6 +68,9 @@ def run_training(job: TrainJob) -> TrainOutcome:
     job = job.model_copy(update={"run_dir": str(run)})
     layout = DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
+    # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.
+    window = job.window_frames or int(job.model["train"]["max_seq_len"])
+    ClipWindowDataset(layout, window, split="train", stages=job.stages, rank=0, world_size=job.workers)
     started = time.perf_counter()
     own_ray = _start_ray(job)
     try:

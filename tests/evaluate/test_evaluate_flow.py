@@ -26,7 +26,7 @@ FRAMES = 10
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     layout = DatasetLayout(root / "data", "street")
-    write_manifest(layout, [write_synthetic_clip(layout, f"v{k}", 100 + k, 128, 64, FRAMES, val_fraction=1.0)
+    write_manifest(layout, [write_synthetic_clip(layout, f"v{k}", 100 + k, 128, 64, FRAMES, split="val")
                             for k in range(2)])
     runs = root / "runs"
     for name, overrides in {"full": {}, "noflow": {"generator": {"use_flow_warping": False}}}.items():

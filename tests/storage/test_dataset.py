@@ -14,7 +14,7 @@ from storage.synthetic import write_synthetic_clip
 @pytest.fixture
 def street(tmp_path):
     layout = DatasetLayout(tmp_path, "street")
-    records = [write_synthetic_clip(layout, f"c{k}", seed=k, width=64, height=32, n_frames=9, val_fraction=0.0)
+    records = [write_synthetic_clip(layout, f"c{k}", seed=k, width=64, height=32, n_frames=9, split="train")
                for k in range(2)]
     write_manifest(layout, records)
     return layout

@@ -36,7 +36,7 @@ def shared_ray():
 @pytest.fixture(scope="module")
 def street(tmp_path_factory) -> DatasetLayout:
     layout = DatasetLayout(tmp_path_factory.mktemp("data"), "street")
-    write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", k, 64, 32, 10, val_fraction=0.0) for k in range(2)])
+    write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", k, 64, 32, 10, split="train") for k in range(2)])
     return layout
 
 
@@ -126,7 +126,7 @@ def test_scheduled_retraining_skips_unchanged_data_and_fine_tunes_changed(first_
     assert unchanged.returncode == 0, unchanged.stderr
     assert "training unchanged" in unchanged.stdout and "nothing to retrain" in unchanged.stdout
 
-    merge_records(street, [write_synthetic_clip(street, "c9", 9, 64, 32, 10, val_fraction=0.0)])
+    merge_records(street, [write_synthetic_clip(street, "c9", 9, 64, 32, 10, split="train")])
     result = train_flow(TrainParams(dataset="street", data_root=str(street.root), runs_root=str(runs),
                                     run_name="retrained", mode="retrain", max_steps=STEPS + 1, checkpoint_every=2))
     assert result.status == "completed" and result.steps == STEPS + 1
@@ -152,3 +152,13 @@ def test_synthesize_cli_writes_videos_of_the_whole_clip_and_remaps_labels(first_
     bad = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path, "--dataset",
                   "street", "--clip", "c0", "--out", str(tmp_path / "x.mp4"), "--remap", "tree=spaceship")
     assert bad.returncode != 0 and "unknown label 'spaceship'" in bad.stderr
+
+
+def test_a_dataset_without_training_clips_fails_before_any_worker_starts(tmp_path):
+    from storage.errors import StorageError
+
+    layout = DatasetLayout(tmp_path, "heldout")
+    write_manifest(layout, [write_synthetic_clip(layout, "only_val", 1, 64, 32, 10, split="val")])
+    with pytest.raises(StorageError, match="no usable train-split clips"):
+        run_training(_job(layout, tmp_path / "run").model_copy(update={"dataset": "heldout"}))
+    assert not (tmp_path / "run" / "ray").exists()

@@ -1,0 +1,137 @@
+"""The full rebuild as users run it: embedded services, then the cluster services started as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+
+from flows.rebuild import RebuildParams, rebuild_flow
+from storage.layout import DatasetLayout
+from storage.manifest import read_manifest
+from storage.synthetic import StreetScene
+from storage.video import encode
+from tests.conftest import ROOT, VENV_BIN
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def _stage_mtimes(layout: DatasetLayout) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in (layout.base / "stages").rglob("*.parquet")}
+
+
+def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everything(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for k in range(3):
+        encode(videos / f"drive{k}.mp4", (f["rgb"] for f in StreetScene(64, 64, 10, seed=40 + k).frames()), fps=10)
+    (videos / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(2048))
+    params = RebuildParams(src=str(videos), dataset="drives", data_root=str(tmp_path / "data"),
+                           runs_root=str(tmp_path / "runs"), config="tiny_face", max_steps=3, train_workers=1,
+                           workers=1, metrics=["warp"])
+    first = rebuild_flow(params)
+    assert first.clips_ok == 3 and list(first.quarantined) == ["broken"]
+    assert "broken" in first.quarantined["broken"] and first.train_status == "completed"
+    assert float(first.evaluation[0]["warp_error"]) >= 0 and Path(first.model_path).is_file()
+    layout = DatasetLayout(tmp_path / "data", "drives")
+    assert layout.stages() == ["flow", "rgb", "sketch"]
+    assert {r.clip_id: r.status for r in read_manifest(layout)}["broken"] == "quarantined"
+
+    before = _stage_mtimes(layout)
+    second = rebuild_flow(params)
+    assert second.train_status == "unchanged" and second.model_path == first.model_path
+    assert second.evaluation_skipped and second.evaluation == first.evaluation
+    assert _stage_mtimes(layout) == before  # ingest and every preprocessing stage skipped
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(check, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not come up in {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def cluster_services(tmp_path):
+    """What docker-compose.yml starts, as plain processes on loopback: Dask scheduler + workers, a Ray head,
+    and a Prefect process worker on the deployments of prefect.yaml (the Prefect server is the session's)."""
+    dask_port, ray_port = _free_port(), _free_port()
+    env = {**os.environ, "VID2VID_PROJECT_DIR": str(ROOT), "VID2VID_DATA_ROOT": str(tmp_path / "data"),
+           "VID2VID_RUNS_ROOT": str(tmp_path / "runs"), "VID2VID_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
+           "VID2VID_RAY_ADDRESS": f"127.0.0.1:{ray_port}", "RAY_AUTH_MODE": "disabled"}
+    logs = open(tmp_path / "services.log", "wb")
+    started: list[subprocess.Popen] = []
+
+    def spawn(*args: str) -> None:
+        started.append(subprocess.Popen([str(VENV_BIN / args[0]), *args[1:]], env=env, cwd=ROOT, stdout=logs,
+                                        stderr=subprocess.STDOUT, start_new_session=True))
+
+    subprocess.run([str(VENV_BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
+                    str(ray_port), "--num-cpus", "3", "--include-dashboard", "false", "--disable-usage-stats"],
+                   env=env, check=True, stdout=logs, stderr=subprocess.STDOUT, timeout=120)
+    try:
+        spawn("dask", "scheduler", "--host", "127.0.0.1", "--port", str(dask_port), "--no-dashboard")
+        _wait_for(lambda: _port_open(dask_port), "dask scheduler")
+        spawn("dask", "worker", f"tcp://127.0.0.1:{dask_port}", "--nworkers", "2", "--nthreads", "1",
+              "--no-dashboard", "--host", "127.0.0.1")
+        subprocess.run([str(VENV_BIN / "prefect"), "work-pool", "create", "vid2vid-process", "--type", "process",
+                        "--overwrite"], env=env, check=True, stdout=logs, stderr=subprocess.STDOUT, timeout=120)
+        subprocess.run([str(VENV_BIN / "prefect"), "--no-prompt", "deploy", "--all"], env=env, check=True, cwd=ROOT,
+                       stdout=logs, stderr=subprocess.STDOUT, timeout=300)
+        spawn("prefect", "worker", "start", "--pool", "vid2vid-process", "--type", "process")
+        yield env
+    finally:
+        for process in started:
+            with_group = os.getpgid(process.pid)
+            os.killpg(with_group, signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+        subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], env=env, stdout=logs, stderr=subprocess.STDOUT,
+                       timeout=120)
+        logs.close()
+
+
+def test_rebuild_deployment_runs_on_the_cluster_services(cluster_services, tmp_path):
+    from prefect.deployments import run_deployment
+
+    parameters = {"params": {"dataset": "street", "synth_clips": 3, "synth_frames": 10, "synth_size": [64, 32],
+                             "max_steps": 2, "train_workers": 2, "metrics": ["warp"]}}
+    flow_run = run_deployment("full-rebuild/full-rebuild", parameters=parameters, timeout=900)
+    log = (tmp_path / "services.log").read_text(errors="replace")
+    assert flow_run.state.is_completed(), f"{flow_run.state}\n{log[-4000:]}"
+
+    async def deployments():
+        async with get_client() as client:
+            return {d.name: d for d in await client.read_deployments()}
+
+    deployed = asyncio.run(deployments())
+    assert {"full-rebuild", "preprocess", "train", "evaluate", "scheduled-retraining"} <= set(deployed)
+    assert "0 3 * * *" in str(deployed["scheduled-retraining"].schedules[0].schedule)
+    runs = Path(cluster_services["VID2VID_RUNS_ROOT"])
+    assert list(runs.glob("street-tiny-*/model.pt")) and (runs / "evaluations" / "street" / "comparison.json").is_file()
+    assert "Connecting to existing Ray cluster" in log or "127.0.0.1:" in log
+    layout = DatasetLayout(Path(cluster_services["VID2VID_DATA_ROOT"]), "street")
+    assert layout.stages() == ["flow", "instance", "rgb", "semantic"]
