@@ -81,8 +81,8 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     history_path = out / "history.jsonl"
     earlier = [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.is_file() else []
-    table = [{"run": e.run, "variant": e.variant, "config": e.config, "clips": str(len(e.clips)),
-              "evaluated": stamp, **{m: _fmt(e.values[m]) for m in metrics}} for e in evaluations]
+    table = [{"run": e.run, "variant": e.variant, **{m: _fmt(e.values[m]) for m in metrics},
+              "clips": str(len(e.clips)), "config": e.config, "evaluated": stamp} for e in evaluations]
     shown = {e.run for e in evaluations}
     for row in reversed(earlier):  # the latest earlier numbers of runs not evaluated now
         if row["run"] not in shown:
