@@ -74,9 +74,51 @@ def bench_warp(repeats: int, hw: tuple[int, int] = (256, 512), frames: int = 30)
     return frames / _time(lambda: warping_error(clip, flow), repeats)
 
 
-def bench_synthesis() -> str | None:
-    """HOOK: synthesis frames/s (models/vid2vid owner). Return a printable line, or None if not yet added."""
-    return None
+_RENDER = """
+import json, resource, sys, time
+from pathlib import Path
+from storage.layout import DatasetLayout
+from tasks.synthesize import render_clip
+root, clip, model = sys.argv[1:4]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = render_clip(model, DatasetLayout(Path(root), "bench"), clip, Path(root) / f"{clip}.mp4",
+                     side_by_side=Path(root) / f"{clip}.sbs.mp4")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"frames": result.frames, "fps": result.frames_per_second, "peak_mb": peak / 1024,
+                  "growth_mb": (peak - before) / 1024}))
+"""
+
+
+def bench_synthesis(lengths: tuple[int, ...] = (30, 600), size: tuple[int, int] = (256, 128)) -> str | None:
+    """Synthesis frames/s and peak memory per clip length, each in a fresh process (peak RSS is per process).
+
+    The model is the tiny preset widened to ``size`` with untrained weights: speed and memory only.
+    """
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from models.vid2vid import Vid2VidTrainer, load_model_config, save_checkpoint
+    from storage.layout import DatasetLayout
+    from storage.manifest import write_manifest
+    from storage.synthetic import write_synthetic_clip
+
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        layout = DatasetLayout(Path(tmp), "bench")
+        config = load_model_config("tiny", input={"width": size[0], "height": size[1]})
+        model = save_checkpoint(Path(tmp) / "model.pt", Vid2VidTrainer(config))
+        write_manifest(layout, [write_synthetic_clip(layout, f"len{n}", n, size[0], size[1], n) for n in lengths])
+        repo = Path(__file__).resolve().parents[1]
+        for n in lengths:
+            done = subprocess.run([sys.executable, "-c", _RENDER, tmp, f"len{n}", str(model)], capture_output=True,
+                                  text=True, cwd=repo, check=True)
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            lines.append(f"synthesis   {n:4d}-frame {size[0]}x{size[1]} clip (tiny preset, mp4 + side-by-side): "
+                         f"{r['fps']:.1f} frames/s, peak RSS {r['peak_mb']:.0f} MB "
+                         f"(+{r['growth_mb']:.0f} MB during synthesis)")
+    return "\n".join(lines)
 
 
 def main() -> None:
