@@ -25,7 +25,7 @@ import torch
 from models.preprocess.base import Frame, Output, PreprocessInputError, check_frames
 from models.preprocess.flow_common import resize_frame
 from models.preprocess.labels import COCO_NAME_TO_CITYSCAPES, COCO_TO_CITYSCAPES, validate_instance_ids
-from models.weights import get_spec, load_into, load_state_dict
+from models.weights import get_spec, load_into
 
 MMDET_CITYSCAPES_CLASSES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
 
@@ -100,13 +100,7 @@ class MMDetMaskRCNN:
         cfg = load_config(package, config)
         self.net = apis.init_detector(cfg, checkpoint=None, device=device)
         with allow_numpy_meta():
-            state = load_state_dict(get_spec(weights), weights_dir)
-        result = self.net.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            from models.weights import KeyLayoutError
-
-            raise KeyLayoutError(f"{weights} does not fit {config}: missing {result.missing_keys[:5]}, "
-                                 f"unexpected {result.unexpected_keys[:5]}")
+            load_into(self.net, get_spec(weights), weights_dir)  # strict: a foreign layout is an error
         self.net.eval()
         self._infer = apis.inference_detector
         self.resolution, self.threshold = resolution, score_threshold

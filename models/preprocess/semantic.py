@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from models.preprocess.base import Frame, Output, check_frames
 from models.preprocess.flow_common import resize_frame
 from models.preprocess.labels import VOC_TO_CITYSCAPES, lookup_table, validate_train_ids
-from models.weights import get_spec, load_into, load_state_dict
+from models.weights import get_spec, load_into
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -74,13 +74,7 @@ class MMSegSemantic:
         cfg = load_config(package, config)
         self.net = apis.init_model(cfg, checkpoint=None, device=device)
         with allow_numpy_meta():
-            state = load_state_dict(get_spec(weights), weights_dir)
-        result = self.net.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            from models.weights import KeyLayoutError
-
-            raise KeyLayoutError(f"{weights} does not fit {config}: missing {result.missing_keys[:5]}, "
-                                 f"unexpected {result.unexpected_keys[:5]}")
+            load_into(self.net, get_spec(weights), weights_dir)  # strict: a foreign layout is an error
         self.net.eval()
         self._infer = apis.inference_model
         self.resolution = resolution
