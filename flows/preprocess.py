@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.client.orchestration import get_client
 from prefect.futures import as_completed
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
@@ -101,10 +106,38 @@ def task_runner(params: PreprocessParams) -> DaskTaskRunner:
                                           "processes": True, "dashboard_address": None})
 
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}
+
+
+@contextmanager
+def workers_share_api(params: PreprocessParams) -> Iterator[None]:
+    """Make the Dask workers report to the API server this flow reports to.
+
+    With the embedded (ephemeral) server, ``PREFECT_API_URL`` is unset and the flow process serves the API
+    from a subprocess. A Dask worker process sees the same unset URL in the settings the task carries, so
+    each worker booted an embedded server of its own (uvicorn + SQLite migrations, ~4.5 CPU-seconds each,
+    all on the shared SQLite file) before its first task could start: two workers on a two-core machine
+    spent the first ~10 s booting servers instead of computing. Pinning the URL in the settings context,
+    which Prefect serializes with every task, points the workers at the flow's server instead. Only done
+    for workers that can reach it (a local cluster, or a scheduler on this host): the embedded server
+    listens on loopback. With a real server configured, nothing changes.
+    """
+    address_host = urlparse(params.dask_address if "://" in (params.dask_address or "")
+                            else f"tcp://{params.dask_address or ''}").hostname or ""
+    if PREFECT_API_URL.value() or (params.dask_address and address_host not in _LOOPBACK):
+        yield
+        return
+    with get_client(sync_client=True) as client:
+        url = str(client.api_url).rstrip("/")
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
+
+
 @flow(name="preprocess", log_prints=True)
 def preprocess_flow(params: PreprocessParams) -> PreprocessSummary:
     """Entry point (CLI, deployments, the full rebuild): runs the stages on the Dask runner the params ask for."""
-    return preprocess_on_dask.with_options(task_runner=task_runner(params))(params)
+    with workers_share_api(params):
+        return preprocess_on_dask.with_options(task_runner=task_runner(params))(params)
 
 
 @flow(name="preprocess-on-dask", log_prints=True)
