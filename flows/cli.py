@@ -119,6 +119,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from flows.rebuild import RebuildParams, rebuild_flow
+
+    params = {"src": args.src, "dataset": args.dataset, "config": args.config, "data_root": args.data_root,
+              "runs_root": args.runs_root, "weights_dir": args.weights_dir, "workers": args.workers,
+              "train_workers": args.train_workers, "dask_address": args.dask_address, "ray_address": args.ray_address,
+              "max_steps": args.max_steps}
+    if args.stages:
+        params["stages"] = args.stages.split(",")
+    result = rebuild_flow(RebuildParams(**{k: v for k, v in params.items() if v is not None}))
+    print(f"rebuild of {result.dataset}: {result.clips_ok} clip(s), {len(result.quarantined)} quarantined; "
+          f"training {result.train_status}; model {result.model_path}")
+    for clip, reason in result.quarantined.items():
+        print(f"  quarantined {clip}: {reason}")
+    if result.evaluation:
+        _print_table(f"evaluation of {result.dataset}", result.evaluation)
+    print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
@@ -268,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--weights-dir", default=None)
     evaluate.add_argument("--split", default="val")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    rebuild = sub.add_parser("rebuild", help="the full rebuild: ingest -> preprocess -> train -> evaluate")
+    rebuild.add_argument("src", nargs="?", default=None, help="videos to ingest (default: the synthetic street)")
+    rebuild.add_argument("--dataset", default="street")
+    rebuild.add_argument("--config", default="tiny", help="model preset or YAML path")
+    rebuild.add_argument("--stages", default=None, help="comma-separated; default: what the model needs, plus flow")
+    rebuild.add_argument("--workers", type=int, default=None, help="local Dask workers")
+    rebuild.add_argument("--train-workers", type=int, default=None, help="Ray Train workers")
+    rebuild.add_argument("--dask-address", default=None)
+    rebuild.add_argument("--ray-address", default=None)
+    rebuild.add_argument("--max-steps", type=int, default=None)
+    rebuild.add_argument("--runs-root", default=None)
+    rebuild.add_argument("--weights-dir", default=None)
+    rebuild.set_defaults(func=cmd_rebuild)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default data (what `make demo` runs)")
     demo.set_defaults(func=cmd_demo)

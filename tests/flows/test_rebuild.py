@@ -19,7 +19,7 @@ from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
 from storage.synthetic import StreetScene
 from storage.video import encode
-from tests.conftest import ROOT, VENV_BIN
+from tests.conftest import ROOT, VENV_BIN, run_cli
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -50,6 +50,12 @@ def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everyth
     assert second.train_status == "unchanged" and second.model_path == first.model_path
     assert second.evaluation_skipped and second.evaluation == first.evaluation
     assert _stage_mtimes(layout) == before  # ingest and every preprocessing stage skipped
+
+    again = run_cli("--data-root", str(tmp_path / "data"), "rebuild", str(videos), "--dataset", "drives", "--config",
+                    "tiny_face", "--workers", "1", "--runs-root", str(tmp_path / "runs"))
+    assert again.returncode == 0, again.stderr
+    assert "training unchanged" in again.stdout and "quarantined broken" in again.stdout
+    assert _stage_mtimes(layout) == before
 
 
 def _free_port() -> int:
