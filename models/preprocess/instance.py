@@ -25,7 +25,7 @@ import torch
 from models.preprocess.base import Frame, Output, PreprocessInputError, check_frames
 from models.preprocess.flow_common import resize_frame
 from models.preprocess.labels import COCO_NAME_TO_CITYSCAPES, COCO_TO_CITYSCAPES, validate_instance_ids
-from models.weights import get_spec, load_into
+from models.weights import load_into
 
 MMDET_CITYSCAPES_CLASSES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
 
@@ -93,15 +93,9 @@ class MMDetMaskRCNN:
 
     def __init__(self, model: str = "mask_rcnn_r50_cityscapes", weights_dir: str | os.PathLike[str] | None = None,
                  device: str = "cpu", resolution: tuple[int, int] | None = None, score_threshold: float = 0.5) -> None:
-        from models.preprocess.openmmlab import allow_numpy_meta, load_config, require
+        from models.preprocess.openmmlab import build_model
 
-        package, config, weights = MMDET_MODELS[model]
-        apis = require("mmdet.apis")
-        cfg = load_config(package, config)
-        self.net = apis.init_detector(cfg, checkpoint=None, device=device)
-        with allow_numpy_meta():
-            load_into(self.net, get_spec(weights), weights_dir)  # strict: a foreign layout is an error
-        self.net.eval()
+        apis, self.net = build_model("mmdet.apis", "init_detector", *MMDET_MODELS[model], weights_dir, device)
         self._infer = apis.inference_detector
         self.resolution, self.threshold = resolution, score_threshold
 

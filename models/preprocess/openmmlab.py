@@ -73,3 +73,15 @@ NUMPY_META_GLOBALS: list = [
 def allow_numpy_meta() -> Any:
     """Context manager: let ``torch.load(weights_only=True)`` read OpenMMLab checkpoints' numpy metadata."""
     return torch.serialization.safe_globals(NUMPY_META_GLOBALS)
+
+
+def build_model(apis_module: str, init: str, package: str, config: str, weights: str,
+                weights_dir: str | None, device: str) -> tuple[Any, Any]:
+    """(the package's apis module, an eval-mode model from its bundled config with registry weights, strictly)."""
+    from models.weights import get_spec, load_into
+
+    apis = require(apis_module)
+    net = getattr(apis, init)(load_config(package, config), checkpoint=None, device=device)
+    with allow_numpy_meta():
+        load_into(net, get_spec(weights), weights_dir)  # a foreign key layout is an error, never a partial load
+    return apis, net.eval()

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from models.preprocess.base import Frame, Output, check_frames
 from models.preprocess.flow_common import resize_frame
 from models.preprocess.labels import VOC_TO_CITYSCAPES, lookup_table, validate_train_ids
-from models.weights import get_spec, load_into
+from models.weights import load_into
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -67,15 +67,9 @@ class MMSegSemantic:
 
     def __init__(self, model: str = "deeplabv3_r50_cityscapes", weights_dir: str | os.PathLike[str] | None = None,
                  device: str = "cpu", resolution: tuple[int, int] | None = None) -> None:
-        from models.preprocess.openmmlab import allow_numpy_meta, load_config, require
+        from models.preprocess.openmmlab import build_model
 
-        package, config, weights = MMSEG_MODELS[model]
-        apis = require("mmseg.apis")
-        cfg = load_config(package, config)
-        self.net = apis.init_model(cfg, checkpoint=None, device=device)
-        with allow_numpy_meta():
-            load_into(self.net, get_spec(weights), weights_dir)  # strict: a foreign layout is an error
-        self.net.eval()
+        apis, self.net = build_model("mmseg.apis", "init_model", *MMSEG_MODELS[model], weights_dir, device)
         self._infer = apis.inference_model
         self.resolution = resolution
 
