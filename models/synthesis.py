@@ -6,6 +6,7 @@ what the model makes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -46,6 +47,22 @@ def parse_remap(spec: str | None) -> dict[int, int]:
     return mapping
 
 
+@functools.lru_cache(maxsize=1)
+def cityscapes_palette() -> np.ndarray:
+    """256×3 uint8 colours of Cityscapes train ids (ignore and unknown ids black)."""
+    from cityscapesscripts.helpers.labels import trainId2label
+
+    palette = np.zeros((256, 3), np.uint8)
+    for train_id, label in trainId2label.items():
+        if 0 <= train_id < 255:
+            palette[train_id] = label.color
+    return palette
+
+
+def colorize(labels: np.ndarray) -> np.ndarray:
+    return cityscapes_palette()[labels]
+
+
 def source_stages(config: ModelConfig, has_stage: Callable[[str], bool]) -> tuple[list[str], str | None]:
     """(stages to read for synthesis, the stage feeding the extra channels): rgb, the labels the config
     needs, and sketch or pose (whichever the clip has) for configs with extra source channels."""
@@ -63,8 +80,6 @@ def source_stages(config: ModelConfig, has_stage: Callable[[str], bool]) -> tupl
 
 def source_picture(frame: Mapping[str, np.ndarray], extra_stage: str | None) -> np.ndarray:
     """What a person should see as the model's input: coloured labels, else the sketch/pose rendering."""
-    from models.training.review import colorize
-
     if "semantic" in frame:
         return colorize(frame["semantic"])
     if extra_stage and extra_stage in frame:

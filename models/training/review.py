@@ -7,25 +7,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from models.synthesis import source_picture, source_stages, synthesize_frames, with_extra
 from models.vid2vid.checkpoint import load_generator
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
-
-
-def cityscapes_palette() -> np.ndarray:
-    """256×3 uint8 colours of Cityscapes train ids (ignore and unknown ids black)."""
-    from cityscapesscripts.helpers.labels import trainId2label
-
-    palette = np.zeros((256, 3), np.uint8)
-    for train_id, label in trainId2label.items():
-        if 0 <= train_id < 255:
-            palette[train_id] = label.color
-    return palette
-
-
-def colorize(labels: np.ndarray) -> np.ndarray:
-    return cityscapes_palette()[labels]
 
 
 def loss_curve_png(metrics: list[dict], keys: tuple[str, ...] = ("G_total", "D_total", "L1", "G_flow_warp")) -> bytes:
@@ -64,8 +51,6 @@ def review_clip(layout: DatasetLayout) -> str:
 def sample_grid(model_path: str | Path, layout: DatasetLayout, clip_id: str | None = None, n_frames: int = 4,
                 scale: int = 2) -> np.ndarray:
     """Rows of (source | synthesized | real) for the first ``n_frames`` frames of a clip, RGB uint8."""
-    from models.synthesis import source_picture, source_stages, synthesize_frames, with_extra
-
     generator, config = load_generator(model_path)
     clip_id = clip_id or review_clip(layout)
     stages, extra = source_stages(config, lambda s: layout.shard_path(s, clip_id).is_file())
