@@ -53,8 +53,9 @@ ui: $(STAMP)
 test: install
 	$(VENV)/bin/python -m pytest -q
 
+# Every stage's benchmark, one after the other; each prints its own figures.
 bench: install
-	$(VENV)/bin/python benchmarks/storage.py
+	for script in storage preprocess model train evaluate; do $(VENV)/bin/python benchmarks/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .prefect data runs
