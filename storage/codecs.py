@@ -55,28 +55,25 @@ def make_jpeg_encoder(quality: int) -> Callable[[np.ndarray], bytes]:
     return encode
 
 
-def encode_gray_png(frame: np.ndarray) -> bytes:
-    _check(frame, np.uint8, 2, "label/mask")
-    return _imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
+def _png_codec(dtype: type, what: str) -> tuple[Callable[[np.ndarray], bytes], Callable[[bytes], np.ndarray]]:
+    """Lossless single-channel PNG of ``dtype`` (uint8 labels/masks, uint16 instance ids)."""
+    name = np.dtype(dtype).name
+
+    def encode(frame: np.ndarray) -> bytes:
+        _check(frame, dtype, 2, what)
+        return _imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
+
+    def decode(data: bytes) -> np.ndarray:
+        image = _imdecode(data, cv2.IMREAD_UNCHANGED, what)
+        if image.dtype != dtype or image.ndim != 2:
+            raise ShardError(f"{what} payload decodes to {image.dtype} {image.shape}, expected {name} H×W")
+        return image
+
+    return encode, decode
 
 
-def decode_gray(data: bytes) -> np.ndarray:
-    image = _imdecode(data, cv2.IMREAD_UNCHANGED, "label/mask")
-    if image.dtype != np.uint8 or image.ndim != 2:
-        raise ShardError(f"label/mask payload decodes to {image.dtype} {image.shape}, expected uint8 H×W")
-    return image
-
-
-def encode_instance_png(frame: np.ndarray) -> bytes:
-    _check(frame, np.uint16, 2, "instance")
-    return _imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
-
-
-def decode_instance(data: bytes) -> np.ndarray:
-    image = _imdecode(data, cv2.IMREAD_UNCHANGED, "instance")
-    if image.dtype != np.uint16 or image.ndim != 2:
-        raise ShardError(f"instance payload decodes to {image.dtype} {image.shape}, expected uint16 H×W")
-    return image
+encode_gray_png, decode_gray = _png_codec(np.uint8, "label/mask")
+encode_instance_png, decode_instance = _png_codec(np.uint16, "instance")
 
 
 _FLOW_MAGIC = b"F16"
