@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -108,13 +108,13 @@ def cluster_services(tmp_path):
         yield env
     finally:
         for process in started:
-            with_group = os.getpgid(process.pid)
-            os.killpg(with_group, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.killpg(process.pid, signal.SIGTERM)  # start_new_session: its pid is its group id
         for process in started:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
         subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], env=env, stdout=logs, stderr=subprocess.STDOUT,
                        timeout=120)
         logs.close()
