@@ -22,6 +22,7 @@ from models.metrics import evaluate, weights_problem
 from storage.layout import DatasetLayout
 
 from .checkpoint import load_predictor
+from .config import PredictorConfig
 from .pipeline import Step, carried_frame, check_request, clip_record, forecast_clip, load_vid2vid, synthesized, vid2vid_size
 from .rollout import CopyLastForecaster, ExtrapolateFlowForecaster, Forecaster, PredictorForecaster
 from .scores import IoUAccumulator, psnr, ssim
@@ -103,3 +104,14 @@ def evaluate_horizon(predictor_path: str | Path, vid2vid_path: str | Path, layou
                 row["FID (frame)"] = round(value, 3) if isinstance(value, float) else value
             rows.append(row)
     return HorizonReport(rows, used, skipped, str(predictor_path), str(vid2vid_path))
+
+
+def mask_miou(forecaster: Forecaster, config: PredictorConfig, layout: DatasetLayout, clips: Sequence[str],
+              observed: int, future: int) -> dict[int, float]:
+    """mIoU of predicted vs real maps per future step over ``clips`` (maps only: no vid2vid, no frames)."""
+    iou = {h: IoUAccumulator(config.input.num_classes, config.input.ignore_label) for h in range(1, future + 1)}
+    for clip in clips:
+        for step in forecast_clip(forecaster, config, layout, clip, observed, future, config.size):
+            if step.horizon >= 1 and step.real_semantic is not None:
+                iou[step.horizon].update(step.maps.semantic[0].numpy(), step.real_semantic)
+    return {h: acc.miou for h, acc in iou.items()}
