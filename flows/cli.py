@@ -141,8 +141,12 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from flows.predict import PredictParams, predict_flow
+    from models.prediction.pipeline import validate_request
     from storage.errors import StorageError
+    from storage.layout import DatasetLayout
 
+    validate_request(DatasetLayout.open(args.dataset, args.data_root), args.clip, args.observed, args.future,
+                     args.checkpoint, args.predictor)  # bad requests end here, before a flow run starts
     params = PredictParams(checkpoint=args.checkpoint, predictor=args.predictor, dataset=args.dataset, clip=args.clip,
                            observed=args.observed, future=args.future, out=args.out, data_root=args.data_root,
                            evaluate=not args.no_evaluate, split=args.split, fid=not args.no_fid,

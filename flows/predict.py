@@ -18,10 +18,10 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.train import runs_root
-from models.prediction.checkpoint import load_predictor, require_vid2vid
+from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
 from models.prediction.horizon import HorizonReport
-from models.prediction.pipeline import PredictionVideo, clip_record, check_request, map_stages
+from models.prediction.pipeline import PredictionVideo, map_stages, validate_request
 from models.training import TrainJob
 from storage.layout import DatasetLayout, check_name, data_root
 from storage.manifest import read_manifest
@@ -60,9 +60,7 @@ class PredictResult(BaseModel):
 @flow(name="predict", log_prints=True)
 def predict_flow(params: PredictParams) -> PredictResult:
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
-    check_request(clip_record(layout, params.clip), params.observed, params.future)
-    require_vid2vid(params.checkpoint)
-    load_predictor(params.predictor)  # the kind check, before any frame is read
+    validate_request(layout, params.clip, params.observed, params.future, params.checkpoint, params.predictor)
     video = predict_clip_task(params.checkpoint, params.predictor, str(layout.root), layout.dataset, params.clip,
                               params.observed, params.future, params.out)
     print(f"wrote {video.frames} frames to {video.video} and {video.masks}")

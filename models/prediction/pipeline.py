@@ -62,6 +62,18 @@ def check_request(record: ClipRecord, observed: int, future: int) -> None:
                          f"observed frames than it has")
 
 
+def validate_request(layout: DatasetLayout, clip_id: str, observed: int, future: int, vid2vid_path: str | Path,
+                     predictor_path: str | Path) -> ClipRecord:
+    """Everything about a prediction request that can be checked before a frame is read."""
+    from .checkpoint import load_predictor, require_vid2vid
+
+    record = clip_record(layout, clip_id)
+    check_request(record, observed, future)
+    require_vid2vid(vid2vid_path)
+    load_predictor(predictor_path)
+    return record
+
+
 def map_stages(config: PredictorConfig) -> tuple[str, ...]:
     return ("semantic", "instance", "flow") if config.input.use_instance else ("semantic", "flow")
 
@@ -169,12 +181,10 @@ def render_prediction(vid2vid_path: str | Path, predictor_path: str | Path, layo
 
     from storage.video import VideoWriter
 
-    from .checkpoint import load_predictor, require_vid2vid
+    from .checkpoint import load_predictor
     from .rollout import PredictorForecaster
 
-    record = clip_record(layout, clip_id)
-    check_request(record, observed, future)
-    require_vid2vid(vid2vid_path)
+    record = validate_request(layout, clip_id, observed, future, vid2vid_path, predictor_path)
     model = load_predictor(predictor_path)
     generator = load_vid2vid(vid2vid_path)
     size = vid2vid_size(generator)

@@ -91,14 +91,15 @@ def test_predicting_100_frames_keeps_memory_bounded(street, trained):
     assert rss[100] - rss[20] < 16 * 1024**2, rss  # a leak of one frame per step would be > 20 MB here
 
 
-def test_bad_requests_get_clear_errors(street, trained, tmp_path):
+def test_bad_requests_get_clear_errors(street, tmp_path):
     record = clip_record(street, "v0")
     with pytest.raises(ValueError, match=r"clip 'v0' has 7 frames; --observed 8 asks for more"):
         check_request(record, 8, 4)
     with pytest.raises(ValueError, match="no clip 'nope'"):
         clip_record(street, "nope")
     vid2vid = save_checkpoint(tmp_path / "vid2vid.pt", Vid2VidTrainer(load_model_config("tiny")))
-    predictor = save_checkpoint(tmp_path / "predictor.pt", trained[0].state_dict())
+    trainer = PredictorTrainer(load_predictor_config("tiny"))
+    predictor = save_checkpoint(tmp_path / "predictor.pt", trainer.state_dict())
     assert checkpoint_kind(vid2vid) == "vid2vid model" and checkpoint_kind(predictor) == "mask predictor"
     with pytest.raises(ValueError, match=r"is a vid2vid model, not a mask predictor; pass it as --checkpoint"):
         load_predictor(vid2vid)
@@ -107,7 +108,7 @@ def test_bad_requests_get_clear_errors(street, trained, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):
         load_predictor(tmp_path / "missing.pt")
     model = load_predictor(predictor)  # the round trip gives the same network
-    for key, value in trained[0].model.state_dict().items():
+    for key, value in trainer.model.state_dict().items():
         assert torch.equal(model.state_dict()[key], value)
 
 
