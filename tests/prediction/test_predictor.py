@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models.prediction import (CopyLastForecaster, ExtrapolateFlowForecaster, PredictorForecaster, PredictorTrainer,
-                               load_predictor, load_predictor_config, require_vid2vid)
+from models.prediction import (CopyLastForecaster, ExtrapolateFlowForecaster, PredictorConfig, PredictorForecaster,
+                               PredictorTrainer, load_predictor, load_predictor_config, require_vid2vid)
 from models.prediction.checkpoint import checkpoint_kind
 from models.prediction.horizon import mask_miou
 from models.prediction.pipeline import check_request, clip_record, forecast_clip
@@ -23,22 +24,36 @@ from storage.manifest import write_manifest
 from storage.synthetic import write_synthetic_clip
 
 TRAIN_STEPS = 24
-MARGIN = 0.02  # mIoU points (absolute) the trained predictor must beat copy-last-frame by, at every step 1..4
+# mIoU (absolute) by which the trained predictor must beat copy-last-frame at every step 1..4. Measured on
+# this data (128x64, 3 held-out clips): copy 0.793/0.669/0.619/0.594, extrapolate-last-flow
+# 0.830/0.696/0.652/0.629, the predictor after 24 steps 0.829/0.697/0.664/0.642.
+MARGIN = 0.02
 OBSERVED, HORIZON = 3, 4
+SIZE = (128, 64)  # the demo's street size; at 64x32 the street moves < 1 px per frame in most rows
 
 
-@pytest.fixture(scope="module")
-def street(tmp_path_factory) -> DatasetLayout:
-    layout = DatasetLayout(tmp_path_factory.mktemp("data"), "street")
-    records = [write_synthetic_clip(layout, f"t{k}", k, 64, 32, 12, split="train") for k in range(3)]
-    records += [write_synthetic_clip(layout, f"v{k}", 100 + k, 64, 32, OBSERVED + HORIZON, split="val") for k in range(3)]
+def _street(root: Path, size: tuple[int, int]) -> DatasetLayout:
+    layout = DatasetLayout(root, "street")
+    records = [write_synthetic_clip(layout, f"t{k}", k, *size, 12, split="train") for k in range(3)]
+    records += [write_synthetic_clip(layout, f"v{k}", 100 + k, *size, OBSERVED + HORIZON, split="val") for k in range(3)]
     write_manifest(layout, records)
     return layout
 
 
 @pytest.fixture(scope="module")
+def street(tmp_path_factory) -> DatasetLayout:
+    return _street(tmp_path_factory.mktemp("data"), SIZE)
+
+
+@pytest.fixture(scope="module")
+def small_street(tmp_path_factory) -> DatasetLayout:
+    return _street(tmp_path_factory.mktemp("small"), (64, 32))
+
+
+@pytest.fixture(scope="module")
 def trained(street):
-    config = load_predictor_config("tiny")
+    tiny = load_predictor_config("tiny").to_dict()
+    config = PredictorConfig.model_validate({**tiny, "input": {**tiny["input"], "width": SIZE[0], "height": SIZE[1]}})
     trainer = PredictorTrainer(config)
     dataset = ClipWindowDataset(street, config.window, stages=("semantic", "instance", "flow"), stride=1)
     losses = []
@@ -67,18 +82,20 @@ def test_trained_predictor_beats_copying_the_last_frame(street, trained):
 
 def _live_tensor_bytes() -> int:
     gc.collect()
-    return sum(o.untyped_storage().nbytes() for o in gc.get_objects() if isinstance(o, torch.Tensor))
+    with warnings.catch_warnings():  # isinstance() on some deprecated torch objects warns
+        warnings.simplefilter("ignore")
+        return sum(o.untyped_storage().nbytes() for o in gc.get_objects() if isinstance(o, torch.Tensor))
 
 
 def _rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
 
 
-def test_predicting_100_frames_keeps_memory_bounded(street, trained):
+def test_predicting_100_frames_keeps_memory_bounded(small_street):
     """A 7-frame clip, 100 predicted frames: what is alive after 100 is what was alive after 20."""
-    trainer, _ = trained
-    forecaster = PredictorForecaster(trainer.model)
-    steps = forecast_clip(forecaster, trainer.config, street, "v0", OBSERVED, 100, trainer.config.size)
+    config = load_predictor_config("tiny")
+    forecaster = PredictorForecaster(PredictorTrainer(config).model)
+    steps = forecast_clip(forecaster, config, small_street, "v0", OBSERVED, 100, config.size)
     live, rss = {}, {}
     horizon = 0
     for step in steps:
@@ -91,12 +108,12 @@ def test_predicting_100_frames_keeps_memory_bounded(street, trained):
     assert rss[100] - rss[20] < 16 * 1024**2, rss  # a leak of one frame per step would be > 20 MB here
 
 
-def test_bad_requests_get_clear_errors(street, tmp_path):
-    record = clip_record(street, "v0")
+def test_bad_requests_get_clear_errors(small_street, tmp_path):
+    record = clip_record(small_street, "v0")
     with pytest.raises(ValueError, match=r"clip 'v0' has 7 frames; --observed 8 asks for more"):
         check_request(record, 8, 4)
     with pytest.raises(ValueError, match="no clip 'nope'"):
-        clip_record(street, "nope")
+        clip_record(small_street, "nope")
     vid2vid = save_checkpoint(tmp_path / "vid2vid.pt", Vid2VidTrainer(load_model_config("tiny")))
     trainer = PredictorTrainer(load_predictor_config("tiny"))
     predictor = save_checkpoint(tmp_path / "predictor.pt", trainer.state_dict())
