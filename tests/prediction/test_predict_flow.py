@@ -4,6 +4,7 @@ codes for bad requests) and the predictor's training flow on Ray Train."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +94,10 @@ def test_bad_requests_exit_2_with_a_clear_error(setup, case):
     assert not out.exists() and not out.parent.exists() or not any(out.parent.iterdir())
 
 
-def test_train_predictor_flow_on_ray(setup):
+def test_train_predictor_flow_on_ray(setup, monkeypatch):
     layout, _, _, root = setup
+    # A private Ray temp dir: a Ray instance another process started on this machine is not joined.
+    monkeypatch.setenv("RAY_TMPDIR", tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     result = train_predictor_flow(TrainPredictorParams(dataset="street", data_root=str(layout.root),
                                                        runs_root=str(root / "runs"), run_name="pred", workers=2,
                                                        max_steps=2, checkpoint_every=1))
