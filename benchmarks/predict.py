@@ -1,5 +1,6 @@
 """Future prediction benchmark: mask-predictor training samples/s and recursive prediction frames/s at
-256×128 (the `demo` predictor preset), then the horizon table (Table 3 form) on the demo's data.
+256×128 (the `demo` predictor preset's network at that size), then the horizon table (Table 3 form) on the
+demo's data with the `demo` preset.
 
 The demo's data is what `make demo` synthesizes (the street: 4 clips × 24 frames at 128×64, seed 0).
 The vid2vid model that turns predicted maps into frames is `--checkpoint`, else the demo's latest model
@@ -25,8 +26,8 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.prediction import (History, PredictorForecaster, PredictorTrainer, load_predictor_config,  # noqa: E402
-                               observed_frames, predict_future)
+from models.prediction import (History, PredictorConfig, PredictorForecaster, PredictorTrainer,  # noqa: E402
+                               load_predictor_config, observed_frames, predict_future)
 from models.prediction.horizon import evaluate_horizon  # noqa: E402
 from models.vid2vid import Vid2VidTrainer, load_model_config, save_checkpoint  # noqa: E402
 from storage.clip_reader import iter_clip_frames  # noqa: E402
@@ -46,41 +47,48 @@ def _street(root: Path, width: int, height: int, clips: int, frames: int) -> Dat
     return layout
 
 
-def _train(trainer: PredictorTrainer, layout: DatasetLayout, steps: int) -> list[float]:
-    """Seconds per step (batch of config.train.batch_size samples)."""
+def _train(trainer: PredictorTrainer, layout: DatasetLayout, steps: int, cpu: list[float] | None = None) -> list[float]:
+    """Wall seconds per step (batch of config.train.batch_size samples); process CPU seconds go to ``cpu``."""
     dataset = ClipWindowDataset(layout, trainer.config.window, stages=STAGES, stride=trainer.config.train.stride)
     seconds = []
     while len(seconds) < steps:
         for batch in DataLoader(dataset, batch_size=trainer.config.train.batch_size, shuffle=True,
                                 generator=torch.Generator().manual_seed(len(seconds))):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             trainer.train_step(batch)
             seconds.append(time.perf_counter() - started)
+            if cpu is not None:
+                cpu.append(time.process_time() - cpu_started)
             if len(seconds) >= steps:
                 break
     return seconds
 
 
 def speed(args: argparse.Namespace, tmp: Path) -> None:
-    config = load_predictor_config("demo")
+    demo = load_predictor_config("demo").to_dict()
+    config = PredictorConfig.model_validate({**demo, "input": {**demo["input"], "width": 256, "height": 128}})
     layout = _street(tmp / "speed", config.input.width, config.input.height, 3, 12)
     trainer = PredictorTrainer(config)
-    seconds = _train(trainer, layout, args.steps)[1:]  # the first step pays for warm-up
-    batch = config.train.batch_size
-    print(f"predictor training, demo preset {config.input.width}x{config.input.height}, batch {batch}, rollout "
-          f"{config.train.rollout}, {torch.get_num_threads()} threads: {batch / statistics.median(seconds):.2f} "
-          f"samples/s (median of {len(seconds)} steps, {statistics.median(seconds):.3f} s/step)")
+    cpu: list[float] = []
+    seconds = _train(trainer, layout, args.steps, cpu)[1:]  # the first step pays for warm-up
+    cpu = cpu[1:]
+    batch, threads = config.train.batch_size, torch.get_num_threads()
+    print(f"predictor training, demo network at {config.input.width}x{config.input.height}, batch {batch}, rollout "
+          f"{config.train.rollout}, {threads} threads: {batch / statistics.median(seconds):.2f} samples/s wall "
+          f"(median of {len(seconds)} steps, {statistics.median(seconds):.3f} s/step); "
+          f"{batch * threads / statistics.median(cpu):.2f} samples/s from CPU time ({statistics.median(cpu):.3f} "
+          f"CPU s/step: what {threads} idle cores would give; load average {os.getloadavg()[0]:.1f})")
     history = History(config)
     clip = read_manifest(layout)[0].clip_id
     for frame in observed_frames(iter_clip_frames(layout, clip, STAGES, config.size, config.history)):
         history.push(frame)
     forecaster = PredictorForecaster(trainer.model)
     list(predict_future(forecaster, history, 2))  # warm-up
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     n = sum(1 for _ in predict_future(forecaster, history, args.frames))
-    wall = time.perf_counter() - started
-    print(f"recursive prediction at {config.input.width}x{config.input.height}: {n / wall:.1f} frames/s "
-          f"({n} frames, history {config.history})")
+    wall, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    print(f"recursive prediction at {config.input.width}x{config.input.height}: {n / wall:.1f} frames/s wall, "
+          f"{n * threads / cpu_seconds:.1f} frames/s from CPU time ({n} frames, history {config.history})")
 
 
 def _vid2vid(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
@@ -118,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20, help="timed training steps at 256x128")
     parser.add_argument("--frames", type=int, default=50, help="timed recursive predictions at 256x128")
-    parser.add_argument("--table-config", default="tiny")
+    parser.add_argument("--table-config", default="demo")
     parser.add_argument("--table-steps", type=int, default=60, help="predictor training steps for the table")
     parser.add_argument("--observed", type=int, default=4)
     parser.add_argument("--future", type=int, default=8)

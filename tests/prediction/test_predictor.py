@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models.prediction import (CopyLastForecaster, ExtrapolateFlowForecaster, PredictorConfig, PredictorForecaster,
-                               PredictorTrainer, load_predictor, load_predictor_config, require_vid2vid)
+from models.prediction import (CopyLastForecaster, ExtrapolateFlowForecaster, PredictorForecaster, PredictorTrainer,
+                               load_predictor, load_predictor_config, require_vid2vid)
 from models.prediction.checkpoint import checkpoint_kind
 from models.prediction.horizon import mask_miou
 from models.prediction.pipeline import check_request, clip_record, forecast_clip
@@ -52,8 +52,8 @@ def small_street(tmp_path_factory) -> DatasetLayout:
 
 @pytest.fixture(scope="module")
 def trained(street):
-    tiny = load_predictor_config("tiny").to_dict()
-    config = PredictorConfig.model_validate({**tiny, "input": {**tiny["input"], "width": SIZE[0], "height": SIZE[1]}})
+    config = load_predictor_config("demo")
+    assert config.size == SIZE
     trainer = PredictorTrainer(config)
     dataset = ClipWindowDataset(street, config.window, stages=("semantic", "instance", "flow"), stride=1)
     losses = []
