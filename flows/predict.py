@@ -103,7 +103,7 @@ def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     config = load_predictor_config(params.config)
     if params.resume_from:
-        load_predictor(params.resume_from)  # the kind check
+        load_predictor(params.resume_from, flag="--resume-from")  # the kind check
     name = params.run_name or f"{layout.dataset}-predictor-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config.to_dict(),
                    run_dir=str(runs_root(params.runs_root).resolve() / check_name(name, "run")),

@@ -18,7 +18,7 @@ from models.vid2vid.trainer import CHECKPOINT_FORMAT as VID2VID_FORMAT
 
 from .config import PredictorConfig
 from .network import MaskPredictor
-from .trainer import CHECKPOINT_FORMAT, PredictorTrainer
+from .trainer import CHECKPOINT_FORMAT
 
 KINDS = {CHECKPOINT_FORMAT: "mask predictor", VID2VID_FORMAT: "vid2vid model"}
 
@@ -49,24 +49,17 @@ def _expect(path: str | os.PathLike[str], state: dict, expected: str, flag: str)
     if found != expected:
         hint = {"mask predictor": "--predictor", "vid2vid model": "--checkpoint"}.get(found)
         raise ValueError(f"{flag} {path} is a {found}, not a {expected}"
-                         + (f"; pass it as {hint}" if hint else ""))
+                         + (f"; pass it as {hint}" if hint and hint != flag else ""))
 
 
-def load_predictor(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> MaskPredictor:
-    """The trained predictor (eval mode) with its config (``model.config``)."""
+def load_predictor(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
+                   flag: str = "--predictor") -> MaskPredictor:
+    """The trained predictor (eval mode) with its config (``model.config``); ``flag`` names the input in errors."""
     state = _state(path, "predictor")
-    _expect(path, state, "mask predictor", "--predictor")
+    _expect(path, state, "mask predictor", flag)
     model = MaskPredictor(PredictorConfig.model_validate(state["config"]))
     model.load_state_dict(state["predictor"])
     return model.to(device).eval()
-
-
-def load_trainer(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> PredictorTrainer:
-    state = _state(path, "predictor")
-    _expect(path, state, "mask predictor", "--predictor")
-    trainer = PredictorTrainer(PredictorConfig.model_validate(state["config"]), device)
-    trainer.load_state_dict(state)
-    return trainer
 
 
 def require_vid2vid(path: str | os.PathLike[str]) -> None:

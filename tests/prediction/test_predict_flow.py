@@ -106,3 +106,11 @@ def test_train_predictor_flow_on_ray(setup, monkeypatch):
     assert model.config.name == "tiny"
     assert result.steps == 2 and (Path(result.run_dir) / "metrics.jsonl").is_file()
     assert _artifact(result.artifact_key) is not None
+
+
+def test_train_predictor_cli_refuses_a_vid2vid_checkpoint_to_resume_from(setup):
+    layout, vid2vid, _, root = setup
+    result = run_cli("--data-root", str(layout.root), "train-predictor", "--dataset", "street", "--runs-root",
+                     str(root / "runs"), "--resume-from", str(vid2vid), "--max-steps", "1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"--resume-from {vid2vid} is a vid2vid model, not a mask predictor" in result.stderr
