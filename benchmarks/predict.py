@@ -34,7 +34,7 @@ from storage.clip_reader import iter_clip_frames  # noqa: E402
 from storage.dataset import ClipWindowDataset  # noqa: E402
 from storage.layout import DatasetLayout  # noqa: E402
 from storage.manifest import read_manifest, write_manifest  # noqa: E402
-from storage.synthetic import synthetic_splits, write_synthetic_clip  # noqa: E402
+from storage.synthetic import clip_seed, synthetic_splits, write_synthetic_clip  # noqa: E402
 
 STAGES = ("semantic", "instance", "flow")
 
@@ -42,8 +42,8 @@ STAGES = ("semantic", "instance", "flow")
 def _street(root: Path, width: int, height: int, clips: int, frames: int) -> DatasetLayout:
     layout = DatasetLayout(root, "street")
     splits = synthetic_splits(clips, 0.25)
-    write_manifest(layout, [write_synthetic_clip(layout, f"street-{k:03d}", k, width, height, frames, split=s)
-                            for k, s in enumerate(splits)])
+    write_manifest(layout, [write_synthetic_clip(layout, f"street_0000_{k:03d}", clip_seed(0, k), width, height, frames,
+                                                 split=s) for k, s in enumerate(splits)])  # as `vid2vid synth` names them
     return layout
 
 
