@@ -15,9 +15,9 @@ import secrets
 import time
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from flows.train import runs_root
+from flows.train import TrainParams, runs_root
 from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
 from models.prediction.horizon import HorizonReport
@@ -74,17 +74,16 @@ def predict_flow(params: PredictParams) -> PredictResult:
     return PredictResult(video=video, table=report.rows, artifact_key=key)
 
 
-class TrainPredictorParams(DatasetParams):
+class _PredictorConfigParam(DatasetParams):
     config: str = Field(default="tiny", description="predictor preset (tiny, demo, street) or a YAML path")
-    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
-    run_name: str | None = Field(default=None, description="default: <dataset>-predictor-<config>-<time>-<random>")
-    workers: int = Field(default=2, ge=1)
-    gpus_per_worker: float = Field(default=0.0, ge=0.0)
-    epochs: int | None = Field(default=None, ge=1)
-    max_steps: int | None = Field(default=None, ge=1)
-    checkpoint_every: int = Field(default=10, ge=1)
-    resume_from: str | None = None
-    ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
+
+
+# The Ray Train settings are the vid2vid training flow's own fields (same launcher), reused, not copied.
+_RAY_TRAIN_FIELDS = ("runs_root", "run_name", "workers", "gpus_per_worker", "epochs", "max_steps", "checkpoint_every",
+                     "resume_from", "ray_address")
+TrainPredictorParams = create_model(
+    "TrainPredictorParams", __base__=_PredictorConfigParam, __doc__="Parameters of the mask predictor's training run.",
+    **{name: (TrainParams.model_fields[name].annotation, TrainParams.model_fields[name]) for name in _RAY_TRAIN_FIELDS})
 
 
 class TrainPredictorResult(BaseModel):
@@ -97,7 +96,7 @@ class TrainPredictorResult(BaseModel):
 
 
 @flow(name="train-predictor", log_prints=True)
-def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
+def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:  # type: ignore[valid-type]
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
