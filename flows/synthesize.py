@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from flows.params import FlowParams
 from models.synthesis import parse_remap
-from storage.layout import DatasetLayout, check_name, data_root
+from storage.layout import DatasetLayout, check_name
+from storage.locations import data_root
 from tasks.synthesize import FirstFrameChoice, SynthesizedClip, synthesize_clip_task
 
 
-class SynthesizeParams(BaseModel):
+class SynthesizeParams(FlowParams):
     checkpoint: str = Field(description="model.pt or checkpoint.pt of a training run")
     dataset: str
     clip: str
     out: str = Field(description="the mp4 to write")
-    data_root: str | None = None
+    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     remap: str | None = Field(default=None, description='semantic manipulation, e.g. "tree=building"')
     seed: int = 0
     first_frame: FirstFrameChoice = "zeros"

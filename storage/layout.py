@@ -1,4 +1,4 @@
-"""Where a dataset's files live under the data root (DESIGN.md, data contract).
+"""Where a dataset's files live under the data root (docs/DESIGN.md, data contract).
 
 Every path handed out here is checked to stay inside the data root, so a hostile or broken manifest can
 never make the pipeline read or write elsewhere.
@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage import locations
 from storage.errors import InvalidNameError, PathOutsideRootError
 
 DATA_ROOT_ENV = "VID2VID_DATA_ROOT"
@@ -19,11 +20,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 def data_root(override: str | os.PathLike[str] | None = None) -> Path:
-    """The data root: argument, then ``$VID2VID_DATA_ROOT``, then ./data."""
-    if override is not None:
-        return Path(override)
-    env = os.environ.get(DATA_ROOT_ENV)
-    return Path(env) if env else DEFAULT_DATA_ROOT
+    """The data root: argument, then ``$VID2VID_DATA_ROOT``, then ./data (resolved in storage.locations)."""
+    return locations.data_root(override)
 
 
 def check_name(name: str, what: str) -> str:

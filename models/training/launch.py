@@ -16,7 +16,7 @@ import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from models.training.job import TrainJob, TrainOutcome
+from models.training.job import FaultInjection, TrainJob, TrainOutcome
 from models.training.loop import CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, train_loop_per_worker
 from storage.dataset import ClipWindowDataset
 from storage.fingerprint import canonical_hash
@@ -25,6 +25,15 @@ from storage.shards import read_meta
 
 MODEL_FILE = "model.pt"
 SUMMARY_FILE = "summary.json"
+FAULTS_ENV = "VID2VID_FAULT_INJECTION"  # test hook: JSON of FaultInjection, read by the driver only
+
+
+def with_env_faults(job: TrainJob) -> TrainJob:
+    """The job with ``$VID2VID_FAULT_INJECTION``'s faults when it names none itself (tests of whole flows)."""
+    text = os.environ.get(FAULTS_ENV)
+    if not text or job.faults != FaultInjection():
+        return job
+    return job.model_copy(update={"faults": FaultInjection.model_validate_json(text)})
 
 
 def dataset_fingerprint(layout: DatasetLayout, stages: tuple[str, ...]) -> str:
@@ -65,7 +74,7 @@ def read_metrics(run: Path) -> list[dict]:
 def run_training(job: TrainJob) -> TrainOutcome:
     run = job.run_path.resolve()
     run.mkdir(parents=True, exist_ok=True)
-    job = job.model_copy(update={"run_dir": str(run)})
+    job = with_env_faults(job.model_copy(update={"run_dir": str(run)}))
     layout = DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
     # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.
