@@ -10,6 +10,7 @@ that turns an exception into one line on stderr and an exit code (``--debug`` sh
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -413,8 +414,26 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     return EXIT_FAILED, one_line(f"{type(exc).__name__}: {exc} (--debug shows the traceback)")
 
 
+class _NoTraceback(logging.Filter):
+    """Console log lines without tracebacks (Prefect logs a failed run's traceback; the API keeps it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def _hide_tracebacks() -> None:
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()  # Prefect's console handler exists from here on; the filter goes on it
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoTraceback())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:
+        _hide_tracebacks()
     try:
         return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become exit codes

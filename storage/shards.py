@@ -1,4 +1,4 @@
-"""Stage shards: one Parquet file per clip per stage, one row per frame (DESIGN.md, data contract).
+"""Stage shards: one Parquet file per clip per stage, one row per frame (docs/DESIGN.md, data contract).
 
 Rows are written in small row groups so a window of frames is read without touching the rest of the
 file. Shard-level facts (stage, backend, fingerprint, codecs) live in the file's key-value metadata, so

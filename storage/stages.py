@@ -12,7 +12,7 @@ from storage.fingerprint import canonical_hash, fingerprint, is_current, upstrea
 from storage.layout import DatasetLayout
 from storage.shards import ShardMeta, ShardReader, write_shard
 
-# Payload columns and codecs of each stage (DESIGN.md): extra stages may add their own.
+# Payload columns and codecs of each stage (docs/DESIGN.md): extra stages may add their own.
 STAGE_CODECS: dict[str, dict[str, str]] = {
     "rgb": {"payload": "png_rgb"},
     "semantic": {"payload": "png_label"},

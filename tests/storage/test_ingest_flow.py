@@ -108,7 +108,8 @@ def test_cli_ingest_synth_and_info(tmp_path, data_root):
     bad.mkdir()
     (bad / "broken.mp4").write_bytes(b"garbage" * 50)
     failed = run_cli("--data-root", str(data_root), "ingest", str(bad), "--dataset", "cli2")
-    assert failed.returncode != 0 and "quarantined broken" in failed.stdout and "no clip was ingested" in failed.stderr
+    assert failed.returncode == 1 and "quarantined broken" in failed.stdout
+    assert f"error: no clip of {bad} was ingested" in failed.stderr and "Traceback" not in failed.stderr
 
     synth = run_cli("--data-root", str(data_root), "synth", "--dataset", "st", "--clips", "1", "--frames", "3",
                     "--size", "64x32", "--seed", "2")
