@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from storage import locations
+
 WEIGHTS_DIR_ENV = "VID2VID_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("weights")
 
@@ -159,10 +161,7 @@ for _spec in (
 
 def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The folder checkpoints are looked for in: argument, then ``$VID2VID_WEIGHTS_DIR``, then ./weights."""
-    if override is not None:
-        return Path(override)
-    env = os.environ.get(WEIGHTS_DIR_ENV)
-    return Path(env) if env else DEFAULT_WEIGHTS_DIR
+    return locations.weights_dir(override)
 
 
 def get_spec(name_or_spec: str | WeightSpec) -> WeightSpec:

@@ -18,6 +18,7 @@ from ray.train.torch import TorchTrainer
 
 from models.training.job import FaultInjection, TrainJob, TrainOutcome
 from models.training.loop import CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, train_loop_per_worker
+from storage import locations
 from storage.dataset import ClipWindowDataset
 from storage.fingerprint import canonical_hash
 from storage.layout import DatasetLayout
@@ -48,12 +49,14 @@ def dataset_fingerprint(layout: DatasetLayout, stages: tuple[str, ...]) -> str:
 
 
 def _start_ray(job: TrainJob) -> bool:
-    """Connect to ``job.ray_address`` or start a local instance; True when this call started Ray."""
+    """Connect to the job's Ray address (else ``$VID2VID_RAY_ADDRESS``) or start a local instance; True when this
+    call started Ray."""
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if job.ray_address:
-        ray.init(address=job.ray_address, log_to_driver=True)
+    address = locations.ray_address(job.ray_address)
+    if address:
+        ray.init(address=address, log_to_driver=True)
         return True
     cpus = max(job.workers + 1, os.cpu_count() or 1)
     ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 1024**2, log_to_driver=True)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -21,6 +19,7 @@ from storage.manifest import read_manifest
 from storage.synthetic import StreetScene
 from storage.video import encode
 from tests.conftest import ROOT, VENV_BIN, run_cli
+from tests.services import free_port, stop_process_groups
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -81,12 +80,6 @@ def test_rebuild_with_nothing_to_ingest_fails_in_one_line(tmp_path):
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_for(check, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -104,7 +97,7 @@ def _port_open(port: int) -> bool:
 def cluster_services(tmp_path):
     """What docker-compose.yml starts, as plain processes on loopback: Dask scheduler + workers, a Ray head,
     and a Prefect process worker on the deployments of prefect.yaml (the Prefect server is the session's)."""
-    dask_port, ray_port = _free_port(), _free_port()
+    dask_port, ray_port = free_port(), free_port()
     env = {**os.environ, "VID2VID_PROJECT_DIR": str(ROOT), "VID2VID_DATA_ROOT": str(tmp_path / "data"),
            "VID2VID_RUNS_ROOT": str(tmp_path / "runs"), "VID2VID_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
            "VID2VID_RAY_ADDRESS": f"127.0.0.1:{ray_port}", "RAY_AUTH_MODE": "disabled"}
@@ -130,14 +123,7 @@ def cluster_services(tmp_path):
         spawn("prefect", "worker", "start", "--pool", "vid2vid-process", "--type", "process")
         yield env
     finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):  # already gone
-                os.killpg(process.pid, signal.SIGTERM)  # start_new_session: its pid is its group id
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(started)
         subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], env=env, stdout=logs, stderr=subprocess.STDOUT,
                        timeout=120)
         logs.close()

@@ -4,10 +4,7 @@ those workers, not on a local cluster the flow would start by itself."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 
 import pytest
@@ -20,20 +17,15 @@ from storage.manifest import merge_records
 from storage.shards import ShardReader
 from storage.synthetic import write_synthetic_clip
 from tests.conftest import ROOT, VENV_BIN
+from tests.services import free_port, stop_process_groups
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def dask_services(tmp_path):
     """A scheduler and two single-threaded worker processes, stopped again by process group."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = open(tmp_path / "dask.log", "wb")
     started = []
@@ -48,14 +40,7 @@ def dask_services(tmp_path):
             client.wait_for_workers(2, timeout=120)
         yield address
     finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)  # start_new_session: its pid is its group id
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(started)
         log.close()
 
 
