@@ -59,7 +59,9 @@ def _start_ray(job: TrainJob) -> bool:
         ray.init(address=address, log_to_driver=True)
         return True
     cpus = max(job.workers + 1, os.cpu_count() or 1)
-    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 1024**2, log_to_driver=True)
+    # address="local": a new instance, never a cluster some other `ray start` left on this machine
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 1024**2,
+             log_to_driver=True)
     return True
 
 

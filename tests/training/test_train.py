@@ -34,7 +34,7 @@ STEPS = 4
 @pytest.fixture(scope="module")
 def shared_ray():
     """One local Ray instance for the module: each fit() then costs only the worker group's start."""
-    ray.init(num_cpus=3, include_dashboard=False, object_store_memory=256 * 1024**2)
+    ray.init(address="local", num_cpus=3, include_dashboard=False, object_store_memory=256 * 1024**2)
     yield
     ray.shutdown()
 
