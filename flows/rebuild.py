@@ -20,7 +20,6 @@ from flows.preprocess import PreprocessParams, preprocess_flow
 from flows.train import TrainParams, runs_root, train_flow
 from models.preprocess.registry import BackendSettings, Stage
 from models.training import input_stages
-from models.training.job import ExtraStage
 from models.vid2vid.config import load_model_config
 from storage.ingest import IngestConfig
 from storage.layout import data_root
@@ -36,7 +35,6 @@ class RebuildParams(BaseModel):
     runs_root: str | None = None
     weights_dir: str | None = None
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny, tiny_face) or YAML path")
-    extra_stage: ExtraStage = "sketch"
     stages: list[Stage] | None = Field(default=None, description="default: what the model trains on, plus flow")
     backends: dict[Stage, BackendSettings] = Field(
         default_factory=dict, description="per stage; default: the stage's default backend, or `dataset` "
@@ -101,7 +99,7 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
                            f"({ingested.quarantined})")
 
     model = load_model_config(params.config).to_dict()
-    stages = params.stages or list(input_stages(model, params.extra_stage))
+    stages = params.stages or list(input_stages(model))
     backends = dict(params.backends)
     if synthetic:  # the synthetic street carries exact labels and flow: validate them, never re-estimate
         for stage in ("semantic", "instance", "flow"):
@@ -114,8 +112,7 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
     trained = train_flow(TrainParams(
         dataset=params.dataset, config=params.config, data_root=str(root), runs_root=str(runs), mode="rebuild",
         workers=params.train_workers, gpus_per_worker=params.gpus_per_worker, epochs=params.epochs,
-        max_steps=params.max_steps, ray_address=params.ray_address, weights_dir=params.weights_dir,
-        extra_stage=params.extra_stage))
+        max_steps=params.max_steps, ray_address=params.ray_address, weights_dir=params.weights_dir))
     keys += list(trained.artifacts.values())
     if not trained.model_path:
         raise RuntimeError(f"training did not produce a model: {trained.message}")

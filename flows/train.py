@@ -18,11 +18,11 @@ from pydantic import BaseModel, Field
 
 from tasks.artifacts import artifact_key, publish_markdown
 from models.training import TrainJob, input_stages
-from models.training.job import ExtraStage
 from models.training.launch import dataset_fingerprint
 from models.vid2vid.config import load_model_config
 from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name, data_root
+from tasks.multimodal import fit_mixtures_task
 from tasks.train import publish_training_task, train_task
 
 RUNS_ROOT_ENV = "VID2VID_RUNS_ROOT"
@@ -50,7 +50,6 @@ class TrainParams(BaseModel):
     ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
     weights_dir: str | None = None
     window_frames: int | None = Field(default=None, ge=2)
-    extra_stage: ExtraStage = Field(default="sketch", description="which stage feeds a config's extra source channels")
     inject_failure_at_step: int | None = Field(default=None, description="test only")
     inject_nan_at_step: int | None = Field(default=None, description="test only")
 
@@ -77,7 +76,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     model = load_model_config(params.config)
-    stages = input_stages(model.to_dict(), params.extra_stage)
+    stages = input_stages(model.to_dict())
     runs = runs_root(params.runs_root).resolve()
     pointer = _latest_pointer(runs, dataset)
     resume_from = params.resume_from
@@ -96,13 +95,14 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     name = params.run_name or f"{dataset}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     job = TrainJob(
         dataset=dataset, data_root=str(root), model=model.to_dict(), run_dir=str(runs / check_name(name, "run")),
-        stages=stages,
         window_frames=params.window_frames, epochs=params.epochs, max_steps=params.max_steps, workers=params.workers,
         gpus_per_worker=params.gpus_per_worker, checkpoint_every=params.checkpoint_every, resume_from=resume_from,
         weights_dir=params.weights_dir, ray_address=params.ray_address or os.environ.get("VID2VID_RAY_ADDRESS"),
         inject_failure_at_step=params.inject_failure_at_step, inject_nan_at_step=params.inject_nan_at_step,
     )
     outcome = train_task(job)
+    if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
+        fit_mixtures_task(outcome.model_path, str(root), dataset)  # Sec. 3: sampled at synthesis
     artifacts = publish_training_task(outcome, dataset, str(root))
     if outcome.status == "completed" and outcome.model_path:
         atomic_write_bytes(pointer, json.dumps({"run_dir": outcome.run_dir, "model_path": outcome.model_path,

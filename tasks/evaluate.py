@@ -14,16 +14,19 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from models.metrics import METRICS, StatsCache, evaluate
-from models.vid2vid.checkpoint import load_checkpoint
+from models.vid2vid.checkpoint import load_checkpoint, model_config
 from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
 from storage.shards import read_meta
 from storage.video import VideoSource, decode
 from tasks.synthesize import SynthesizedClip, render_clip
+
+#: the seed of a multimodal model's second sample in the evaluation artifact (every clip is scored at seed 0)
+SECOND_SEED = 1
 
 # CLI names -> metric names of models.metrics
 METRIC_ALIASES = {"fid-i3d": "fid_i3d", "fid-resnext": "fid_resnext101", "fid-frame": "fid_inception",
@@ -46,6 +49,8 @@ class RunEvaluation(BaseModel):
     clips: list[SynthesizedClip]
     values: dict[str, float | str]
     details: dict[str, dict]
+    second_sample: SynthesizedClip | None = Field(
+        default=None, description="multimodal models: the first clip again from another seed (clips use seed 0)")
 
 
 def variant_of(config: ModelConfig) -> str:
@@ -80,11 +85,14 @@ def _warp_clips(layout: DatasetLayout, clips: Sequence[SynthesizedClip], size: t
 def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, clips: list[str], out_dir: str,
                       metrics: list[str], weights_dir: str | None, cache_dir: str) -> RunEvaluation:
     layout = DatasetLayout(Path(data_root), dataset)
-    config = ModelConfig.model_validate(load_checkpoint(model_path)["config"])
+    config = model_config(load_checkpoint(model_path), model_path)
     size = (config.input.width, config.input.height)
     folder = Path(out_dir) / run
-    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4",
+    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4", seed=0,
                             side_by_side=folder / f"{clip}.side_by_side.mp4") for clip in clips]
+    second = None
+    if config.multimodal.enabled and clips:  # the same clip sampled twice: different looks, same layout
+        second = render_clip(model_path, layout, clips[0], folder / f"{clips[0]}.seed1.mp4", seed=SECOND_SEED)
     fingerprints = [f"{clip}:{read_meta(layout.shard_path('rgb', clip)).fingerprint}:{size}" for clip in clips]
     report = evaluate(
         metrics, weights_dir,
@@ -94,22 +102,34 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
         cache=StatsCache(cache_dir), real_fingerprints=fingerprints,
     )
     return RunEvaluation(run=run, model_path=model_path, config=config.name, variant=variant_of(config),
-                         clips=rendered, values=report.values, details=report.details)
+                         clips=rendered, values=report.values, details=report.details, second_sample=second)
+
+
+def _labelled_row(frames: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    row = np.concatenate(list(frames), axis=0)
+    label = np.full((14, row.shape[1], 3), 255, np.uint8)
+    cv2.putText(label, text, (2, 11), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0))
+    return np.concatenate([label, row], axis=0)
 
 
 def frame_grid_png(evaluations: Sequence[RunEvaluation], frames: int = 3) -> bytes:
-    """One row per run: the first frames of its first side-by-side video (source | synthesized | real)."""
+    """One row per run: the first frames of its first side-by-side video (source | synthesized | real);
+    for a multimodal run a second row puts two samples of that clip side by side (seed 0 | seed 1)."""
     import cv2
 
     rows = []
     for evaluation in evaluations:
         if not evaluation.clips or not evaluation.clips[0].side_by_side:
             continue
-        video = _decoded(evaluation.clips[0].side_by_side)[:frames]
-        row = np.concatenate(list(video), axis=0)
-        label = np.full((14, row.shape[1], 3), 255, np.uint8)
-        cv2.putText(label, f"{evaluation.run} ({evaluation.variant})", (2, 11), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0))
-        rows.append(np.concatenate([label, row], axis=0))
+        rows.append(_labelled_row(_decoded(evaluation.clips[0].side_by_side)[:frames],
+                                  f"{evaluation.run} ({evaluation.variant})"))
+        if evaluation.second_sample is not None:
+            pair = [_decoded(evaluation.clips[0].video)[:frames], _decoded(evaluation.second_sample.video)[:frames]]
+            n = min(len(pair[0]), len(pair[1]))
+            rows.append(_labelled_row(np.concatenate([pair[0][:n], pair[1][:n]], axis=2),
+                                      f"{evaluation.clips[0].clip_id}: seed 0 | seed {SECOND_SEED}"))
     if not rows:
         return b""
     width = max(r.shape[1] for r in rows)

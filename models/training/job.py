@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
+from models.vid2vid.config import ModelConfig
 
-ExtraStage = Literal["sketch", "pose"]
 
-
-def input_stages(model: dict, extra_stage: ExtraStage = "sketch") -> tuple[str, ...]:
-    """The stage shards a model config trains on: its source stages, then the reference flow."""
-    inputs = model["input"]
-    stages = (["semantic"] if inputs["num_classes"] > 0 else []) + (["instance"] if inputs["use_instance"] else [])
-    if inputs["extra_channels"] > 0:
-        stages.append(extra_stage)
-    return (*stages, "flow")
+def input_stages(model: dict) -> tuple[str, ...]:
+    """The stage shards a model config trains on: the stages its declared inputs name (and a multimodal
+    model's instance stage), then the reference flow. Read from the config; nothing is guessed."""
+    return (*ModelConfig.model_validate(model).data_stages, "flow")
 
 
 class TrainJob(BaseModel):
@@ -26,7 +20,6 @@ class TrainJob(BaseModel):
     data_root: str
     model: dict = Field(description="a ModelConfig as plain data (models.vid2vid.config)")
     run_dir: str = Field(description="<runs_root>/<run_name>: checkpoints, TensorBoard events, exported model")
-    stages: tuple[str, ...] = ("semantic", "instance", "flow")
     window_frames: int | None = Field(default=None, ge=2, description="frames per training window; default: max_seq_len")
     epochs: int | None = Field(default=None, ge=1, description="default: the model config's train.epochs")
     max_steps: int | None = Field(default=None, ge=1)
@@ -42,6 +35,11 @@ class TrainJob(BaseModel):
     ray_address: str | None = None
     inject_failure_at_step: int | None = Field(default=None, description="test only: the last worker dies once here")
     inject_nan_at_step: int | None = Field(default=None, description="test only: a NaN loss appears here")
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stage shards this run reads besides rgb, from the model config's declared inputs."""
+        return input_stages(self.model)
 
     @property
     def run_path(self) -> Path:
