@@ -64,14 +64,14 @@ def missing_stage_shards(layout: DatasetLayout, stages: Sequence[str], split: st
 
 
 def require_stage_shards(layout: DatasetLayout, stages: Sequence[str], split: str | None = "train",
-                         needed_by: str = "the model", clip_ids: Sequence[str] | None = None) -> None:
+                         needed_by: str = "the model reads", clip_ids: Sequence[str] | None = None) -> None:
     """Raise a StorageError naming every stage whose shards are missing, before any work starts."""
     missing = missing_stage_shards(layout, stages, split, clip_ids)
     if missing:
-        parts = "; ".join(f"stage {stage!r}: no shard for {len(clips)} clip(s) ({', '.join(clips[:3])}"
+        parts = "; ".join(f"stage {stage!r} has none for {len(clips)} clip(s) ({', '.join(clips[:3])}"
                           f"{', ...' if len(clips) > 3 else ''})" for stage, clips in missing.items())
-        raise StorageError(f"dataset {layout.dataset!r} lacks shards {needed_by} reads: {parts}. Run "
-                           f"`vid2vid preprocess --dataset {layout.dataset} --stages {','.join(missing)}` first")
+        raise StorageError(f"dataset {layout.dataset!r} lacks shards that {needed_by}: {parts}. Run `vid2vid "
+                           f"preprocess --dataset {layout.dataset} --stages {','.join(missing)}` first")
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class ClipWindowDataset(Dataset):
         if not records:
             raise StorageError(f"dataset {layout.dataset!r} has no usable {split or 'any'}-split clips "
                                f"(manifest: {layout.manifest_path})")
-        require_stage_shards(layout, ("rgb", *self.stages), split, "for training", [r.clip_id for r in records])
+        require_stage_shards(layout, ("rgb", *self.stages), split, "training reads", [r.clip_id for r in records])
         step = stride or n_frames
         windows = [Window(r.clip_id, s) for r in records for s in range(0, r.n_frames - n_frames + 1, step)]
         if not windows:

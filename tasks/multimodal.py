@@ -35,7 +35,7 @@ def fit_mixtures_task(model_path: str, data_root: str, dataset: str, split: str 
     clips = sorted(r.clip_id for r in read_manifest(layout) if r.status == "ok" and r.split == split)
     labels = config.input.labels
     stages = list(dict.fromkeys([*([labels.stage] if labels else []), config.multimodal.instance_stage]))
-    require_stage_shards(layout, ["rgb", *stages], split, "for fitting the feature mixtures", clips)
+    require_stage_shards(layout, ["rgb", *stages], split, "fitting the feature mixtures reads", clips)
     size = (config.input.width, config.input.height)
     batches = (b for clip in clips for b in clip_batches(layout, clip, stages, size, limit=max_frames_per_clip))
     gmm = fit_class_mixtures(encoder, config, batches, seed)

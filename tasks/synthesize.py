@@ -55,7 +55,7 @@ def render_clip(
     fps = next((r.fps for r in read_manifest(layout) if r.clip_id == clip_id), 0.0) or 17.0
     size = (config.input.width, config.input.height)
     stages = clip_stages(config)
-    require_stage_shards(layout, stages, None, f"for model {model_path}", [clip_id])
+    require_stage_shards(layout, stages, None, f"model {model_path} reads", [clip_id])
     current: list[dict[str, np.ndarray]] = []
 
     def remember(frames):  # noqa: ANN001, ANN202 - keeps only the current frame for the side-by-side
