@@ -106,6 +106,11 @@ class InputConfig(_Strict):
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"input.sources names must be unique, got {names}")
+        kinds: dict[str, set[bool]] = {}
+        for spec in self.sources:
+            kinds.setdefault(spec.stage, set()).add(isinstance(spec, Rendering))
+        if mixed := [stage for stage, kind in kinds.items() if len(kind) > 1]:
+            raise ValueError(f"stage(s) {mixed} declared both as ids and as a rendering: a stage's payload is one kind")
         if sum(isinstance(s, OneHotLabels) for s in self.sources) > 1:
             raise ValueError("at most one one_hot input: its ids are the classes of the fg prior and multimodal")
         return self

@@ -40,6 +40,7 @@ def test_every_preset_declares_its_inputs_and_the_pose_preset_matches_the_pose_s
     ([STREET_SOURCES[0], {**STREET_SOURCES[0], "name": "again"}], "at most one one_hot"),
     ([STREET_SOURCES[0], {**STREET_SOURCES[1], "name": "labels"}], "unique"),
     ([{"name": "motion", "stage": "flow", "encoding": "rendering"}], "flow stage"),
+    ([STREET_SOURCES[0], {"name": "picture", "stage": "semantic", "encoding": "rendering"}], "both as ids and as a rendering"),
     ([{"name": "sketch", "stage": "sketch", "encoding": "edges"}], "does not match any of the expected tags"),
     ([{"name": "sketch", "stage": "sketch", "encoding": "rendering", "extra_channels": 3}], "Extra inputs"),
 ])
