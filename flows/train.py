@@ -24,6 +24,7 @@ from storage import locations
 from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
 from tasks.artifacts import artifact_key, publish_markdown
+from tasks.multimodal import fit_mixtures_task
 from tasks.train import publish_training_task, train_task
 
 
@@ -82,9 +83,11 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
             logger.info("dataset %s changed since %s: fine-tuning %s", dataset, last["run_dir"], resume_from)
     name = params.run_name or f"{dataset}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address)},
-                   dataset=dataset, data_root=str(root), model=model.to_dict(), stages=stages,
+                   dataset=dataset, data_root=str(root), model=model.to_dict(),
                    run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)
     outcome = train_task(job)
+    if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
+        fit_mixtures_task(outcome.model_path, str(root), dataset)  # Sec. 3: sampled at synthesis
     artifacts = publish_training_task(outcome, dataset, str(root))
     if outcome.status == "completed" and outcome.model_path:
         atomic_write_bytes(pointer, json.dumps({"run_dir": outcome.run_dir, "model_path": outcome.model_path,

@@ -13,17 +13,21 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from models.metrics import StatsCache, evaluate
 from models.training.review import frame_grid, png_bytes
-from models.vid2vid.checkpoint import load_checkpoint
+from models.vid2vid.checkpoint import load_checkpoint, model_config
 from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
 from storage.shards import read_meta
 from storage.video import VideoSource, decode
 from tasks.synthesize import SynthesizedClip, render_clip
+
+#: the seed of a multimodal model's second sample in the evaluation artifact (every clip is scored at seed 0)
+SECOND_SEED = 1
+
 
 class RunEvaluation(BaseModel):
     run: str
@@ -33,6 +37,8 @@ class RunEvaluation(BaseModel):
     clips: list[SynthesizedClip]
     values: dict[str, float | str]
     details: dict[str, dict]
+    second_sample: SynthesizedClip | None = Field(
+        default=None, description="multimodal models: the first clip again from another seed (clips use seed 0)")
 
 
 def variant_of(config: ModelConfig) -> str:
@@ -67,11 +73,14 @@ def _warp_clips(layout: DatasetLayout, clips: Sequence[SynthesizedClip], size: t
 def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, clips: list[str], out_dir: str,
                       metrics: list[str], weights_dir: str | None, cache_dir: str) -> RunEvaluation:
     layout = DatasetLayout(Path(data_root), dataset)
-    config = ModelConfig.model_validate(load_checkpoint(model_path)["config"])
+    config = model_config(load_checkpoint(model_path), model_path)
     size = (config.input.width, config.input.height)
     folder = Path(out_dir) / run
-    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4",
+    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4", seed=0,
                             side_by_side=folder / f"{clip}.side_by_side.mp4") for clip in clips]
+    second = None
+    if config.multimodal.enabled and clips:  # the same clip sampled twice: different looks, same layout
+        second = render_clip(model_path, layout, clips[0], folder / f"{clips[0]}.seed1.mp4", seed=SECOND_SEED)
     fingerprints = [f"{clip}:{read_meta(layout.shard_path('rgb', clip)).fingerprint}:{size}" for clip in clips]
     report = evaluate(
         metrics, weights_dir,
@@ -81,13 +90,23 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
         cache=StatsCache(cache_dir), real_fingerprints=fingerprints,
     )
     return RunEvaluation(run=run, model_path=model_path, config=config.name, variant=variant_of(config),
-                         clips=rendered, values=report.values, details=report.details)
+                         clips=rendered, values=report.values, details=report.details, second_sample=second)
 
 
 def frame_grid_png(evaluations: Sequence[RunEvaluation], frames: int = 3) -> bytes:
-    """One block per run: the first frames of its first side-by-side video (source | synthesized | real)."""
-    blocks = [(f"{e.run} ({e.variant})", list(_decoded(e.clips[0].side_by_side)[:frames]))
-              for e in evaluations if e.clips and e.clips[0].side_by_side]
+    """One block per run: the first frames of its first side-by-side video (source | synthesized | real);
+    for a multimodal run a second block puts two samples of that clip side by side (seed 0 | seed 1)."""
+    blocks = []
+    for evaluation in evaluations:
+        if not evaluation.clips or not evaluation.clips[0].side_by_side:
+            continue
+        blocks.append((f"{evaluation.run} ({evaluation.variant})",
+                       list(_decoded(evaluation.clips[0].side_by_side)[:frames])))
+        if evaluation.second_sample is not None:
+            first, second = _decoded(evaluation.clips[0].video)[:frames], _decoded(evaluation.second_sample.video)[:frames]
+            n = min(len(first), len(second))
+            blocks.append((f"{evaluation.clips[0].clip_id}: seed 0 | seed {SECOND_SEED}",
+                           list(np.concatenate([first[:n], second[:n]], axis=2))))
     return png_bytes(frame_grid(blocks)) if blocks else b""
 
 

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.vid2vid.config import ModelConfig
 
-ExtraStage = Literal["sketch", "pose"]
 
-
-def input_stages(model: dict, extra_stage: ExtraStage = "sketch") -> tuple[str, ...]:
-    """The stage shards a model config trains on: its source stages, then the reference flow."""
-    inputs = model["input"]
-    stages = (["semantic"] if inputs["num_classes"] > 0 else []) + (["instance"] if inputs["use_instance"] else [])
-    if inputs["extra_channels"] > 0:
-        stages.append(extra_stage)
-    return (*stages, "flow")
+def input_stages(model: dict) -> tuple[str, ...]:
+    """The stage shards a model config trains on: the stages its declared inputs name (and a multimodal
+    model's instance stage), then the reference flow. Read from the config; nothing is guessed."""
+    return (*ModelConfig.model_validate(model).data_stages, "flow")
 
 
 class TrainSettings(BaseModel):
@@ -55,10 +49,14 @@ class TrainJob(TrainSettings):
     data_root: str
     model: dict = Field(description="a ModelConfig as plain data (models.vid2vid.config)")
     run_dir: str = Field(description="<runs_root>/<run_name>: checkpoints, TensorBoard events, exported model")
-    stages: tuple[str, ...] = ("semantic", "instance", "flow")
     resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run")
     weights_dir: str | None = None
     faults: FaultInjection = Field(default_factory=FaultInjection)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stage shards this run reads besides rgb, from the model config's declared inputs."""
+        return input_stages(self.model)
 
     @property
     def run_path(self) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.synthesis import source_picture, source_stages, synthesize_frames, with_extra
+from models.synthesis import clip_stages, feature_sampler, source_picture, synthesize_frames
 from models.vid2vid.checkpoint import load_generator
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
@@ -54,11 +54,11 @@ def sample_grid(model_path: str | Path, layout: DatasetLayout, clip_id: str | No
     """Rows of (source | synthesized | real) for the first ``n_frames`` frames of a clip, RGB uint8."""
     generator, config = load_generator(model_path)
     clip_id = clip_id or review_clip(layout)
-    stages, extra = source_stages(config, lambda s: layout.shard_path(s, clip_id).is_file())
-    frames = list(with_extra(iter_clip_frames(layout, clip_id, stages, (config.input.width, config.input.height),
-                                              n_frames), extra))
-    rows = [np.concatenate([source_picture(frame, extra), fake, frame["rgb"]], axis=1)
-            for frame, fake in zip(frames, synthesize_frames(generator, frames, first_frame="zeros"))]
+    frames = list(iter_clip_frames(layout, clip_id, clip_stages(config), (config.input.width, config.input.height),
+                                   n_frames))
+    rows = [np.concatenate([source_picture(config, frame), fake, frame["rgb"]], axis=1)
+            for frame, fake in zip(frames, synthesize_frames(generator, frames, first_frame="zeros",
+                                                             sampler=feature_sampler(model_path, generator)))]
     return frame_grid([(None, rows)], scale)
 
 

@@ -3,7 +3,8 @@ data, so ``torch.load(weights_only=True)`` reads it (no pickled classes).
 
 Layout (``Vid2VidTrainer.state_dict()`` plus optional ``gmm``)::
 
-    format "vid2vid-trainer/1", config {...}, epoch, step, generator {...}, encoder {...}|None,
+    format "vid2vid-trainer/1", config {... input.sources: the declared inputs ...}, epoch, step,
+    generator {...}, encoder {...}|None,
     discriminators {...}, optimizer_G {...}, optimizer_D {...}, rng ByteTensor, gmm {...}|absent
 """
 
@@ -49,10 +50,20 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def model_config(state: dict[str, Any], path: str | os.PathLike[str]) -> ModelConfig:
+    """The checkpoint's own config, declared inputs included; a file from before inputs were declared
+    (``input.num_classes/use_instance/extra_channels``) is refused by name, never guessed."""
+    inputs = (state.get("config") or {}).get("input") or {}
+    if "sources" not in inputs and {"num_classes", "use_instance", "extra_channels"} & set(inputs):
+        raise ValueError(f"{path} was written before model inputs were declared (input.num_classes/use_instance/"
+                         "extra_channels, no input.sources): retrain it with a current preset")
+    return ModelConfig.model_validate(state["config"])
+
+
 def load_trainer(path: str | os.PathLike[str], **trainer_kwargs: Any) -> Vid2VidTrainer:
     """A trainer rebuilt from the checkpoint's own config, with every state restored (resume)."""
     state = load_checkpoint(path)
-    trainer = Vid2VidTrainer(ModelConfig.model_validate(state["config"]), **trainer_kwargs)
+    trainer = Vid2VidTrainer(model_config(state, path), **trainer_kwargs)
     trainer.load_state_dict(state)
     return trainer
 
@@ -62,7 +73,7 @@ def load_generator(
 ) -> tuple[Vid2VidGenerator, ModelConfig]:
     """The generator alone (eval mode) for synthesis, and its config."""
     state = load_checkpoint(path)
-    config = ModelConfig.model_validate(state["config"])
+    config = model_config(state, path)
     generator = Vid2VidGenerator(config)
     generator.load_state_dict(state["generator"])
     return generator.to(device).eval(), config
@@ -71,7 +82,7 @@ def load_generator(
 def load_multimodal(path: str | os.PathLike[str]) -> tuple[FeatureEncoder | None, ClassFeatureGMM | None]:
     """The feature encoder E and the fitted per-class mixtures, where the checkpoint has them."""
     state = load_checkpoint(path)
-    config = ModelConfig.model_validate(state["config"])
+    config = model_config(state, path)
     encoder = None
     if state.get("encoder") is not None:
         encoder = FeatureEncoder(config)
