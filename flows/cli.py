@@ -40,15 +40,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from flows.ingest import IngestParams, ingest_flow, policy_from
     from storage.ingest import IngestConfig
 
-    config = IngestConfig(policy=policy_from(args.size, args.mode), codec=args.codec, val_fraction=args.val_fraction)
+    config = IngestConfig(policy=policy_from(args.size, args.mode), codec=args.codec, val_fraction=args.val_fraction,
+                          replace=args.replace)
     summary = ingest_flow(IngestParams(src=args.src, dataset=args.dataset, data_root=args.data_root, config=config))
     return _print_summary(summary)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from flows.ingest import SynthParams, synth_flow
+    from storage.video import parse_size
 
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height = parse_size(args.size, "--size", even=True)
     summary = synth_flow(SynthParams(dataset=args.dataset, data_root=args.data_root, clips=args.clips,
                                      frames=args.frames, width=width, height=height, seed=args.seed))
     return _print_summary(summary)
@@ -178,10 +180,11 @@ def _print_preprocess(summary) -> None:  # noqa: ANN001 - PreprocessSummary, imp
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from flows.preprocess import PreprocessFailed, PreprocessParams, preprocess_flow
+    from storage.video import parse_size
 
     resolution = None
     if args.resolution:
-        width, height = (int(v) for v in args.resolution.lower().split("x"))
+        width, height = parse_size(args.resolution, "--resolution")
         resolution = (height, width)
     params = PreprocessParams(dataset=args.dataset, data_root=args.data_root,
                               stages=[s.strip() for s in args.stages.split(",") if s.strip()],
@@ -217,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--mode", default="crop", choices=["crop", "resize", "fit"])
     ingest.add_argument("--codec", default="png_rgb", choices=["png_rgb", "jpeg_rgb"])
     ingest.add_argument("--val-fraction", type=float, default=0.2)
+    ingest.add_argument("--replace", action="store_true",
+                        help="let a different source replace an existing clip of the same name (its stage shards are invalidated)")
     ingest.set_defaults(func=cmd_ingest)
 
     synth = sub.add_parser("synth", help="the synthetic street dataset (exact labels, instances, flow)")

@@ -13,7 +13,7 @@ from storage.ingest import IngestConfig, clip_ids
 from storage.layout import DatasetLayout, check_name, data_root
 from storage.manifest import ClipRecord, merge_records, quarantine
 from storage.synthetic import clip_seed, synthetic_splits
-from storage.video import FramePolicy, discover
+from storage.video import MAX_FRAME_SIDE, FramePolicy, discover, parse_size
 from tasks.ingest import ingest_clip_task, synth_clip_task
 
 
@@ -29,8 +29,8 @@ class SynthParams(BaseModel):
     data_root: str | None = None
     clips: int = Field(default=4, ge=1)
     frames: int = Field(default=30, ge=2)
-    width: int = Field(default=256, ge=32)
-    height: int = Field(default=128, ge=16)
+    width: int = Field(default=256, ge=32, le=MAX_FRAME_SIDE)
+    height: int = Field(default=128, ge=16, le=MAX_FRAME_SIDE)
     seed: int = 0
     val_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
 
@@ -97,5 +97,4 @@ def synth_flow(params: SynthParams) -> IngestSummary:
 def policy_from(size: str | None, mode: str = "crop") -> FramePolicy:
     if not size:
         return FramePolicy(mode=mode)
-    width, height = (int(v) for v in size.lower().split("x"))
-    return FramePolicy(size=(width, height), mode=mode)
+    return FramePolicy(size=parse_size(size, "--size"), mode=mode)
