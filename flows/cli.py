@@ -77,7 +77,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_weights(args: argparse.Namespace) -> int:
     from models.weights import status
 
-    _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "file", "used_by")} for row in status(args.weights_dir)])
+    _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")} for row in status(args.weights_dir)])
     return 0
 
 
