@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -315,8 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from flows.server import cli_session  # the temporary Prefect server dies with this process
+
     try:
-        return int(args.func(args) or 0)
+        with cli_session() if args.command not in ("info", "weights") else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
