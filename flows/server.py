@@ -113,7 +113,7 @@ def mark_dead_runs_crashed() -> list[str]:
     crashed: list[str] = []
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))), limit=500)
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))), limit=200)
         for run in runs:
             tags = [t for t in run.tags if t.startswith(TAG_PREFIX)]
             if not tags or not tag_is_dead(tags[0]):
