@@ -141,7 +141,8 @@ def cli_session() -> Iterator[str | None]:
         from prefect import tags
 
         try:
-            mark_dead_runs_crashed()
+            if _healthy(os.environ["PREFECT_API_URL"].rstrip("/")):  # an unreachable API is the flow's error to report
+                mark_dead_runs_crashed()
         except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the user's command
             print(f"warning: could not check for crashed runs: {exc}", file=sys.stderr)
         with tags(run_tag()):
