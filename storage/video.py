@@ -193,7 +193,9 @@ def _image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return image.size
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise BadInputError(str(path), f"too large: {exc}") from exc
+    except (OSError, UnidentifiedImageError) as exc:
         raise BadInputError(str(path), f"unreadable or corrupt image frame: {exc}") from exc
 
 

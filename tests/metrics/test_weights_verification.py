@@ -12,7 +12,6 @@ import torch
 from models import weights as registry
 from models.metrics.features import load_feature_network
 from models.metrics.report import evaluate
-from models.metrics.resnext3d import resnext101
 from tests.conftest import run_cli
 from tests.metrics import standins
 
@@ -47,12 +46,10 @@ def test_unverified_random_or_broken_weights_are_refused_by_the_feature_probe(tm
     (tmp_path / unverified.filename).write_bytes((tmp_path / spec.filename).read_bytes())
     with pytest.raises(registry.DegenerateWeightsError, match="same features for different probe inputs"):
         load_feature_network("inception", tmp_path, spec=unverified)
-    model = resnext101()
-    state = {f"module.{k}": torch.full_like(v, float("nan")) if k == "conv1.weight" else v
-             for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state}, tmp_path / "resnext-101-kinetics.pth")
+    nan = torch.tensor([[float("nan"), 1.0], [0.5, 2.0]])
     with pytest.raises(registry.DegenerateWeightsError, match="NaN/inf features"):
-        load_feature_network("resnext101", tmp_path)
+        registry.check_features(spec, tmp_path / spec.filename, nan)
+    registry.check_features(spec, tmp_path / spec.filename, torch.tensor([[0.1, 1.0], [0.5, 2.0]]))  # varied: fine
 
 
 def test_a_number_from_unverified_weights_carries_the_label(tmp_path):
