@@ -28,6 +28,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from storage.atomic import pid_alive
+
 TAG_PREFIX = "vid2vid-pid:"
 _PR_SET_PDEATHSIG = 1
 _HOST = socket.gethostname()
@@ -53,6 +55,8 @@ def tag_is_dead(tag: str) -> bool:
     if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
         return False  # another host's process cannot be checked from here: leave it alone
     pid, ticks = int(parts[1]), parts[2]
+    if not Path("/proc").is_dir():  # no start times to compare: the pid alone decides
+        return not pid_alive(pid)
     current = _start_ticks(pid)
     return current == "" or (ticks != "" and current != ticks)
 

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from flows.server import TAG_PREFIX, run_tag, tag_is_dead
 from tests.conftest import ROOT, VENV_BIN
 from tests.storage.videos import write_mp4
 
@@ -96,3 +97,14 @@ def test_killed_cli_leaves_no_server_and_its_run_is_marked_crashed(tmp_path):
     assert state == ("CRASHED", "Crashed")
     assert ("RUNNING",) not in tasks
     assert not [c for c in _children(os.getpid()) if "flows.server" in _cmdline(c)]
+
+
+def test_run_tags_tell_live_dead_reused_and_foreign_processes():
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    me = run_tag()
+    host, pid, ticks = me[len(TAG_PREFIX):].rsplit(":", 2)
+    assert not tag_is_dead(me) and int(pid) == os.getpid() and ticks
+    assert tag_is_dead(run_tag(ended.pid)) and tag_is_dead(f"{TAG_PREFIX}{host}:{ended.pid}:{ticks}")
+    assert tag_is_dead(f"{TAG_PREFIX}{host}:{pid}:{int(ticks) + 1}")  # same pid, another process: reused
+    assert not tag_is_dead(f"{TAG_PREFIX}another-host:{ended.pid}:1")  # cannot be checked from here
