@@ -10,6 +10,7 @@ that turns an exception into one line on stderr and an exit code (``--debug`` sh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -24,15 +25,19 @@ EXIT_USAGE = 2  # the request is wrong: nothing was started
 
 
 # --- shared helpers --------------------------------------------------------------------------------------
-def parse_size(text: str) -> tuple[int, int]:
-    """``WxH`` → (width, height), the one size convention of every parameter."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH (e.g. 256x128), got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
-    return width, height
+def size_arg(option: str, *, even: bool = False) -> Callable[[str], tuple[int, int]]:
+    """An argparse type for ``WxH`` → (width, height), the one size convention of every parameter; the
+    bounds (positive, even where codecs need it, at most the decoded-frame limit) are storage's rules."""
+
+    def parse(text: str) -> tuple[int, int]:
+        from storage.video import parse_size
+
+        try:
+            return parse_size(text, option, even=even)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -101,7 +106,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from storage.video import FramePolicy
 
     policy = FramePolicy(size=args.size, mode=args.mode) if args.size else FramePolicy(mode=args.mode)
-    config = IngestConfig(policy=policy, codec=args.codec, val_fraction=args.val_fraction)
+    config = IngestConfig(policy=policy, codec=args.codec, val_fraction=args.val_fraction, replace=args.replace)
     params = IngestParams(src=args.src, dataset=args.dataset, data_root=args.data_root, config=config)
     return _run_ingest(lambda: ingest_flow(params))
 
@@ -110,10 +115,12 @@ def _parser_ingest(sub: argparse._SubParsersAction) -> None:
     ingest = sub.add_parser("ingest", help="videos / frame folders -> rgb shards + manifest")
     ingest.add_argument("src")
     ingest.add_argument("--dataset", required=True)
-    ingest.add_argument("--size", type=parse_size, default=None, help="WxH after the resize policy (default: source size)")
+    ingest.add_argument("--size", type=size_arg("--size"), default=None, help="WxH after the resize policy (default: source size)")
     ingest.add_argument("--mode", default="crop", choices=["crop", "resize", "fit"])
     ingest.add_argument("--codec", default="png_rgb", choices=["png_rgb", "jpeg_rgb"])
     ingest.add_argument("--val-fraction", type=float, default=0.2)
+    ingest.add_argument("--replace", action="store_true",
+                        help="let a different source replace an existing clip of the same name (its stage shards are invalidated)")
     ingest.set_defaults(func=cmd_ingest)
 
 
@@ -130,7 +137,7 @@ def _parser_synth(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--dataset", default="street")
     synth.add_argument("--clips", type=int, default=4)
     synth.add_argument("--frames", type=int, default=30)
-    synth.add_argument("--size", type=parse_size, default=(256, 128), help="WxH")
+    synth.add_argument("--size", type=size_arg("--size", even=True), default=(256, 128), help="WxH")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
 
@@ -195,7 +202,7 @@ def _parser_preprocess(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--stages", default="semantic,instance,flow,sketch,pose", help="comma-separated")
     pre.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
                      help="e.g. flow=dis:preset=fast, semantic=dataset, instance=coco_rle:import_dir=DIR (repeatable)")
-    pre.add_argument("--resolution", type=parse_size, default=None, help="WxH the networks see (outputs keep the clip size)")
+    pre.add_argument("--resolution", type=size_arg("--resolution"), default=None, help="WxH the networks see (outputs keep the clip size)")
     pre.add_argument("--device", default="cpu")
     pre.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     pre.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: "
@@ -223,7 +230,7 @@ def _parser_face_demo(sub: argparse._SubParsersAction) -> None:
 def cmd_weights(args: argparse.Namespace) -> int:
     from models.weights import status
 
-    _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "file", "used_by")}
+    _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")}
                                         for row in status(args.weights_dir)])
     return 0
 
@@ -434,8 +441,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.debug:
         _hide_tracebacks()
+    from flows.server import cli_session  # the temporary Prefect server dies with this process
+
     try:
-        return int(args.func(args) or 0)
+        with cli_session() if args.command not in ("info", "weights") else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become exit codes
         if args.debug:
             raise

@@ -15,7 +15,7 @@ from storage.ingest import IngestConfig, clip_ids
 from storage.layout import DatasetLayout, check_name, data_root
 from storage.manifest import ClipRecord, merge_records, quarantine
 from storage.synthetic import clip_seed, synthetic_splits
-from storage.video import discover
+from storage.video import discover, size_problem
 from tasks.ingest import ingest_clip_task, synth_clip_task
 
 
@@ -40,6 +40,9 @@ class SynthSettings(FlowParams):
     def _big_enough(cls, size: tuple[int, int]) -> tuple[int, int]:
         if size[0] < 32 or size[1] < 16:
             raise ValueError(f"synthetic clips are at least 32x16 (width x height), got {size[0]}x{size[1]}")
+        problem = size_problem(*size, even=True)
+        if problem:
+            raise ValueError(f"synthetic clip size {problem}")
         return size
 
 

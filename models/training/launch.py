@@ -17,6 +17,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from models.training.job import FaultInjection, TrainJob, TrainOutcome
+from models.vid2vid.checkpoint import validate_checkpoint
 from models.training.loop import CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, train_loop_per_worker
 from storage import locations
 from storage.dataset import ClipWindowDataset
@@ -80,6 +81,8 @@ def run_training(job: TrainJob) -> TrainOutcome:
     run = job.run_path.resolve()
     run.mkdir(parents=True, exist_ok=True)
     job = with_env_faults(job.model_copy(update={"run_dir": str(run)}))
+    if job.resume_from:  # relative paths and bad files are settled here, never inside (retried) Ray workers
+        job = job.model_copy(update={"resume_from": str(validate_checkpoint(job.resume_from, job.model))})
     layout = DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
     # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flows.cli import EXIT_FAILED, EXIT_USAGE, describe_failure, parse_size
+from flows.cli import EXIT_FAILED, EXIT_USAGE, describe_failure, size_arg
 from flows.failures import TrainingFailed
 from flows.params import compose, settings_of
 from flows.preprocess import PreprocessParams
@@ -71,9 +71,10 @@ def test_settings_pass_through_composition_untouched():
 
 
 def test_sizes_are_width_by_height():
-    assert parse_size("256x128") == (256, 128)
-    with pytest.raises(argparse.ArgumentTypeError):
-        parse_size("256")
+    assert size_arg("--size")("256x128") == (256, 128)
+    for bad in ("256", "0x32", "-64x32", "100000x100000"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--size"):
+            size_arg("--size")(bad)
     assert RebuildParams().synth.size == (128, 64)
 
 
