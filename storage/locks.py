@@ -1,7 +1,7 @@
 """Advisory locks that let several writers (processes, threads, hosts) share one dataset safely.
 
 Two kinds, both ``fcntl.flock`` on small files under ``<dataset>/.locks/`` (data contract,
-docs/data-contract-concurrency.md):
+docs/DESIGN.md, "several writers"):
 
 - the *dataset lock* (``.locks/dataset.lock``) guards the manifest's read-modify-write and the
   quarantine records; it is held for milliseconds.
