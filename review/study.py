@@ -64,9 +64,9 @@ def rater_order(seed: int, trials: list[Trial]) -> list[Shown]:
     return [Shown(t, "a" if random.Random(f"{seed}:{t.id}").random() < 0.5 else "b") for t in ordered]
 
 
-def _study_id(dataset: str, run_a: str, run_b: str, kind: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{dataset}-{run_a}-vs-{run_b}-{kind}".lower()).strip("-")[:48]
-    return f"{slug}-{secrets.token_hex(3)}"
+def _study_id(dataset: str) -> str:
+    """Opaque apart from the dataset: the id is in every rater URL, and run names there would unblind raters."""
+    return f"{re.sub(r'[^a-z0-9]+', '-', dataset.lower()).strip('-')[:40]}-{secrets.token_hex(4)}"
 
 
 def _new_rater(study_id: str, label: str) -> Rater:
@@ -97,7 +97,7 @@ async def create_study(db: Database, catalog: Catalog, dataset: str, runs: list[
     if not common:
         raise ValueError(f"runs {runs[0]!r} and {runs[1]!r} share no synthesized clip in evaluation {evaluation!r}")
     chosen = common[: clips or len(common)]
-    study_id = _study_id(dataset, runs[0], runs[1], kind)
+    study_id = _study_id(dataset)
     folder = catalog.root / "studies" / study_id
     max_frames = KINDS[kind]
     trials = []
