@@ -141,13 +141,13 @@ async def rater_of(db: Database, study_id: str, token: str) -> tuple[Study, Rate
     """The study and the rater a link names: NotFound for an unknown study, Forbidden for a token that is
     not one of this study's raters (another study's token included)."""
     async with db.session() as session:
-        study = await session.get(Study, study_id)
-        if study is None:
+        found = (await session.execute(select(Study, Rater).join(Rater, Rater.study_id == Study.id)
+                                       .where(Rater.token == token, Study.id == study_id))).first()
+        if found is not None:
+            return found.Study, found.Rater
+        if await session.get(Study, study_id) is None:
             raise NotFound(f"no study {study_id!r}")
-        rater = (await session.execute(select(Rater).where(Rater.token == token))).scalar_one_or_none()
-        if rater is None or rater.study_id != study_id:
-            raise Forbidden("this link is not valid for this study")
-        return study, rater
+        raise Forbidden("this link is not valid for this study")
 
 
 async def rater_state(db: Database, study: Study, rater: Rater) -> tuple[list[Shown], set[int]]:
