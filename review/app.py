@@ -113,9 +113,9 @@ def create_app(runs_root: Path, database_url: str, publish_delay: float = 1.0) -
 
     @app.get("/media/{path:path}")
     async def media(path: str) -> FileResponse:
-        if Path(path).parts[:1] == ("studies",):  # study videos only through their trial, never by run
-            raise NotFound("study videos are served through the study page")
         file = catalog.media(path)
+        if file.relative_to(catalog.root).parts[:1] == ("studies",):  # only through their trial, never by run
+            raise NotFound("study videos are served through the study page")
         return FileResponse(file, media_type="video/mp4" if file.suffix == ".mp4" else None)
 
     # ---- preference studies -------------------------------------------------------------------------

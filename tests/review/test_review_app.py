@@ -77,7 +77,8 @@ def test_videos_answer_range_requests(client, runs_root):
 
 @pytest.mark.parametrize("path", ["/media/../secret.mp4", "/media/%2E%2E/secret.mp4", "/media/..%2Fsecret.mp4",
                                   "/media/%2Fetc%2Fpasswd", "/media/evaluations/street/comparison.json",
-                                  "/d/..%2F..%2F/e/latest", "/d/street/e/..%2F..%2F..", "/media/studies/x/c0.a.mp4"])
+                                  "/d/..%2F..%2F/e/latest", "/d/street/e/..%2F..%2F..", "/media/studies/x/c0.a.mp4",
+                                  "/media/evaluations/..%2Fstudies/x/c0.a.mp4"])
 def test_paths_from_urls_never_leave_the_runs_root(client, path):
     response = client.get(path)
     assert response.status_code in (404, 400) and b"not yours" not in response.content
@@ -86,6 +87,8 @@ def test_paths_from_urls_never_leave_the_runs_root(client, path):
 def test_links_name_one_study_and_votes_count_once(client, runs_root):
     first = _create(runs_root, clips=2, raters=2, attention_checks=1)
     other = _create(runs_root, runs=("run-b", "run-a"), clips=1, kind="long")
+    study_video = next((runs_root / "studies" / first.study.id).glob("*.mp4")).relative_to(runs_root)
+    assert client.get(f"/media/evaluations/../{study_video}").status_code == 404  # never by file name
     study, token = first.study.id, first.tokens[0]
     assert client.get(f"/s/{study}/r/{token}").status_code == 200
     assert client.get(f"/s/{study}/r/{token[:-1]}x").status_code == 403  # tampered
@@ -134,3 +137,19 @@ def test_a_study_needs_two_different_runs_that_exist(runs_root):
     with pytest.raises(ValueError, match="no-such-run"):
         _create(runs_root, runs=("run-a", "no-such-run"))
     assert not os.environ.get("VID2VID_REVIEW_DB_URL")
+
+
+def test_a_rater_who_fails_an_attention_check_is_not_counted(client, runs_root):
+    links = _create(runs_root, clips=1, raters=2, attention_checks=1)
+    study = links.study.id
+    for token, honest in zip(links.tokens, (True, False)):
+        for trial, attention in _db(runs_root, "select id, attention from vid2vid_study_trial where study_id=?", study):
+            seed = _db(runs_root, "select seed from vid2vid_study_rater where token=?", token)[0][0]
+            left = studies.rater_order(seed, [SimpleNamespace(id=trial)])[0].left
+            real_side = "left" if left == "a" else "right"  # A is the run, or the real video in a check
+            side = real_side if honest or not attention else ("right" if real_side == "left" else "left")
+            client.post(f"/s/{study}/r/{token}/vote", content=f"trial={trial}&side={side}",
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+    tally = client.get(f"/api/s/{study}").json()
+    assert (tally["votes"], tally["votes_a"], tally["raters"]) == ("1", 1, "2")
+    assert tally["excluded (failed attention check)"] == "1"
