@@ -17,11 +17,12 @@ REVIEW_PORT ?= 4300
 PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
 export VID2VID_REVIEW_URL ?= http://127.0.0.1:$(REVIEW_PORT)
 export VID2VID_PREFECT_UI_URL ?= http://127.0.0.1:$(PREFECT_PORT)
-# Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser)
-CHROMIUM := /usr/bin/chromium
+# Debian packages the tests use: Chromium for the browser tests (Playwright drives it; it downloads no
+# browser) and PostgreSQL for the study database in its cluster form (a private cluster per test run)
+TEST_DEBS := chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo ui server deploy worker chromium test bench clean mediapipe-venv openmmlab
+.PHONY: install demo ui server deploy worker test-packages test bench clean mediapipe-venv openmmlab
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -74,12 +75,11 @@ deploy: $(STAMP)
 worker: $(STAMP)
 	PREFECT_API_URL=$(PREFECT_API) VID2VID_PROJECT_DIR=$(CURDIR) $(VENV)/bin/prefect worker start --pool vid2vid-process
 
-$(CHROMIUM):
-	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+test-packages:
+	@command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y $(TEST_DEBS) || ($(SUDO) apt-get update && $(SUDO) apt-get install -y $(TEST_DEBS))
 
-chromium: $(CHROMIUM)
-
-test: install $(CHROMIUM)
+test: install test-packages
 	$(VENV)/bin/python -m pytest -q
 
 # Every stage's benchmark, one after the other; each prints its own figures.
