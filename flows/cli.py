@@ -335,10 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     review.set_defaults(func=cmd_review)
 
     study = sub.add_parser("study", help="human preference studies: create one, add raters, tally the votes")
-    study.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
-    study.add_argument("--db-url", default=None, help="default: $VID2VID_REVIEW_DB_URL or SQLite under the runs root")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    where.add_argument("--db-url", default=None, help="default: $VID2VID_REVIEW_DB_URL or SQLite under the runs root")
     actions = study.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="A vs B on clips of an evaluation; prints one link per rater")
+    create = actions.add_parser("create", parents=[where], help="A vs B on clips of an evaluation; one link per rater")
     create.add_argument("--dataset", required=True)
     create.add_argument("--runs", required=True, help="A,B: two runs of the dataset's evaluation")
     create.add_argument("--clips", type=int, default=None, help="how many clips (default: all both runs have)")
@@ -348,10 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--raters", type=int, default=1, help="rater links to make")
     create.add_argument("--attention-checks", type=int, default=0,
                         help="extra trials of real vs visibly broken video; raters who fail one are not counted")
-    raters = actions.add_parser("raters", help="more rater links for a study")
+    raters = actions.add_parser("raters", parents=[where], help="more rater links for a study")
     raters.add_argument("--study", required=True)
     raters.add_argument("--add", type=int, default=1)
-    results = actions.add_parser("results", help="A / B preference, 95%% Wilson interval, votes; publishes the artifact")
+    results = actions.add_parser("results", parents=[where],
+                                 help="A / B preference, 95%% Wilson interval, votes; publishes the artifact")
     results.add_argument("--dataset", default=None)
     results.add_argument("--study", default=None)
     results.add_argument("--no-publish", action="store_true", help="print only, no Prefect artifact")

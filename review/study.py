@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 import secrets
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from review.catalog import LATEST, Catalog, NotFound
+from review.catalog import LATEST, Catalog, NotFound, RunEntry
 from review.db import Database, Rater, Study, Trial, Vote
 from review.media import attention_pair, snapshot
 from review.stats import wilson_interval
@@ -99,7 +100,25 @@ async def create_study(db: Database, catalog: Catalog, dataset: str, runs: list[
     chosen = common[: clips or len(common)]
     study_id = _study_id(dataset)
     folder = catalog.root / "studies" / study_id
-    max_frames = KINDS[kind]
+    study = Study(id=study_id, dataset=dataset, evaluation=evaluation, run_a=runs[0], run_b=runs[1],
+                  variant_a=entry_a.variant, variant_b=entry_b.variant, kind=kind, question=QUESTION)
+    people = [_new_rater(study_id, f"rater {i + 1}") for i in range(raters)]
+    try:
+        trials = _prepare_trials(catalog, entry_a, entry_b, chosen, study_id, folder, KINDS[kind], attention_checks)
+        await db.create()
+        async with db.session() as session, session.begin():
+            session.add(study)
+            await session.flush()
+            session.add_all(trials + people)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # no half-made study left behind
+        raise
+    return StudyLinks(study, len(chosen), len(trials) - len(chosen), [p.token for p in people])
+
+
+def _prepare_trials(catalog: Catalog, entry_a: RunEntry, entry_b: RunEntry, chosen: list[str], study_id: str,
+                    folder: Path, max_frames: int | None, attention_checks: int) -> list[Trial]:
+    """Copy (or cut) each clip's two videos into the study folder; make the attention-check pairs."""
     trials = []
     for clip in chosen:
         a = snapshot(catalog.media(entry_a.clips[clip].video), folder / f"{clip}.a.mp4", max_frames)
@@ -113,15 +132,7 @@ async def create_study(db: Database, catalog: Catalog, dataset: str, runs: list[
                                       max_frames, seed=index)
         trials.append(Trial(study_id=study_id, clip_id=clip, video_a=_rel(catalog, real),
                             video_b=_rel(catalog, broken), attention=True, expected="a"))
-    study = Study(id=study_id, dataset=dataset, evaluation=evaluation, run_a=runs[0], run_b=runs[1],
-                  variant_a=entry_a.variant, variant_b=entry_b.variant, kind=kind, question=QUESTION)
-    people = [_new_rater(study_id, f"rater {i + 1}") for i in range(raters)]
-    await db.create()
-    async with db.session() as session, session.begin():
-        session.add(study)
-        await session.flush()
-        session.add_all(trials + people)
-    return StudyLinks(study, len(chosen), len(trials) - len(chosen), [p.token for p in people])
+    return trials
 
 
 async def add_raters(db: Database, study_id: str, count: int) -> list[str]:

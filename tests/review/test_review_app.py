@@ -131,6 +131,18 @@ def test_each_rater_has_an_own_order_and_sides():
     assert {s.left for s in one} == {"a", "b"}
 
 
+def test_the_command_line_refuses_a_bad_study_in_one_line(runs_root):
+    from tests.conftest import run_cli
+
+    done = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,ghost")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "ghost" in done.stderr
+    before = set((runs_root / "studies").iterdir()) if (runs_root / "studies").is_dir() else set()
+    done = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,run-b",
+                   "--evaluation", "../..")
+    assert done.returncode == 2 and "evaluation" in done.stderr
+    assert (set((runs_root / "studies").iterdir()) if (runs_root / "studies").is_dir() else set()) == before
+
+
 def test_a_study_needs_two_different_runs_that_exist(runs_root):
     with pytest.raises(ValueError, match="two different runs"):
         _create(runs_root, runs=("run-a", "run-a"))
@@ -153,3 +165,14 @@ def test_a_rater_who_fails_an_attention_check_is_not_counted(client, runs_root):
     tally = client.get(f"/api/s/{study}").json()
     assert (tally["votes"], tally["votes_a"], tally["raters"]) == ("1", 1, "2")
     assert tally["excluded (failed attention check)"] == "1"
+
+
+def test_a_study_that_cannot_be_prepared_leaves_nothing_behind(tmp_path):
+    from storage.errors import BadInputError
+
+    make_evaluation(tmp_path, "street", ["run-a", "run-b"], ["c0", "c1"], frames=8)
+    (tmp_path / "evaluations/street/run-b/c1.mp4").write_bytes(b"\x00" * 64)  # a truncated video, after a good clip
+    with pytest.raises(BadInputError, match="c1.mp4"):
+        _create(tmp_path)
+    assert not any((tmp_path / "studies").iterdir())
+    assert not (tmp_path / "review" / "review.db").exists()  # the database is written only once all videos exist

@@ -60,7 +60,7 @@ def study(tmp_path, prefect_server, monkeypatch):
     make_evaluation(runs_root, "street", ["run-a", "run-b"], ["c0", "c1"])
     app = ReviewApp(runs_root, _free_port())
     monkeypatch.setenv("VID2VID_REVIEW_URL", app.url)  # the links `study create` prints point at this app
-    created = run_cli("study", "--runs-root", str(runs_root), "create", "--dataset", "street", "--runs", "run-a,run-b",
+    created = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,run-b",
                       "--clips", "2", "--kind", "short", "--raters", "2", "--attention-checks", "1")
     assert created.returncode == 0, created.stderr
     links = re.findall(r"rater link: (\S+)", created.stdout)
@@ -178,7 +178,7 @@ def test_raters_vote_through_a_study_and_the_results_survive_a_restart(study):
         assert page.locator("#done").count() == 1
         browser.close()
 
-    printed = run_cli("study", "--runs-root", str(study.runs_root), "results", "--dataset", "street")
+    printed = run_cli("study", "results", "--runs-root", str(study.runs_root), "--dataset", "street")
     assert printed.returncode == 0, printed.stderr
     assert "0.75 / 0.25" in printed.stdout and "Prefect artifact: study-street" in printed.stdout
 
