@@ -186,3 +186,34 @@ def test_raters_vote_through_a_study_and_the_results_survive_a_restart(study):
 def _trial_ids(runs_root: Path) -> list[int]:
     with sqlite3.connect(runs_root / "review" / "review.db") as db:
         return [r[0] for r in db.execute("select id from vid2vid_study_trial where attention = 0")]
+
+
+def test_two_runs_of_a_clip_play_in_step_and_every_page_links_through(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    runs_root = tmp_path / "runs"
+    make_evaluation(runs_root, "street", ["run-a", "run-b"], ["c0"], frames=48)
+    app = ReviewApp(runs_root, _free_port())
+    app.start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(app.url)
+            for link in ("street", "latest", "run-b", "c0"):  # dataset → evaluation → run → clip
+                page.click(f"a:text-is('{link}')")
+            page.wait_for_function("document.getElementById('side-by-side').videoWidth == 192")  # 3 × 64 pixels
+            page.click("a:text-is('run-a')")  # compare with the other run
+            lead, follow = "document.getElementById('video-a')", "document.getElementById('video-b')"
+            page.wait_for_function(f"{lead}.readyState >= 2 && {follow}.readyState >= 2")
+            page.click("#play")
+            page.wait_for_function(f"{lead}.currentTime > 1.0 && !{follow}.paused")
+            page.click("#pause")
+            page.wait_for_function(f"{follow}.paused")
+            drift = page.evaluate(f"Math.abs({lead}.currentTime - {follow}.currentTime)")
+            assert drift < 0.2
+            page.evaluate(f"{lead}.currentTime = 2.5")  # a seek on the left moves the right
+            page.wait_for_function(f"Math.abs({follow}.currentTime - 2.5) < 0.1")
+            browser.close()
+    finally:
+        app.stop()
