@@ -42,7 +42,6 @@ class Publisher:
         self.enabled = bool(os.environ.get("PREFECT_API_URL"))
         self._pending: dict[str, asyncio.Task] = {}
         self._lock = asyncio.Lock()  # one publish at a time, so a later tally is never overwritten by an earlier one
-        self.published = 0
 
     def notify(self, dataset: str) -> None:
         if self.enabled and dataset not in self._pending:
@@ -54,7 +53,6 @@ class Publisher:
         try:
             async with self._lock:
                 await asyncio.to_thread(publish_results, dataset, await self.tally(dataset))
-                self.published += 1
         except Exception as exc:  # noqa: BLE001 - a Prefect outage must not lose or fail votes
             log.warning("could not publish the study artifact for %s: %s", dataset, exc)
 

@@ -239,10 +239,3 @@ async def results(db: Database, dataset: str | None = None, study_id: str | None
                                    len(by_rater), len(failed), sum(r.attention for r in rows)))
     return out
 
-
-async def get_study(db: Database, study_id: str) -> Study:
-    async with db.session() as session:
-        study = await session.get(Study, study_id)
-    if study is None:
-        raise NotFound(f"no study {study_id!r}")
-    return study
