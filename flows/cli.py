@@ -378,10 +378,71 @@ def _parser_demo(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+# --- review app and preference studies --------------------------------------------------------------------
+def cmd_review(args: argparse.Namespace) -> int:
+    from review.commands import serve
+    from storage.locations import runs_root
+
+    return serve(runs_root(args.runs_root), args.host, args.port, args.db_url)
+
+
+def _parser_review(sub: argparse._SubParsersAction) -> None:
+    review = sub.add_parser("review", help="the review web app: evaluations' videos and metrics, preference studies")
+    review.add_argument("--host", default="127.0.0.1")
+    review.add_argument("--port", type=int, default=4300)
+    review.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    review.add_argument("--db-url", default=None,
+                        help="votes database (default: $VID2VID_REVIEW_DB_URL or SQLite <runs_root>/review/review.db)")
+    review.set_defaults(func=cmd_review)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from review import commands
+    from storage.locations import runs_root
+
+    root = runs_root(args.runs_root)
+    if args.action == "create":
+        commands.create_study(root, args.dataset, _csv(args.runs) or [], args.clips, args.kind, args.evaluation,
+                              args.raters, args.attention_checks, args.db_url)
+    elif args.action == "raters":
+        commands.add_raters(root, args.study, args.add, args.db_url)
+    else:
+        rows = commands.show_results(root, args.dataset, args.study, not args.no_publish, args.db_url)
+        _print_table("human preference studies", rows)
+    return 0
+
+
+def _parser_study(sub: argparse._SubParsersAction) -> None:
+    study = sub.add_parser("study", help="human preference studies: create one, add raters, tally the votes")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    where.add_argument("--db-url", default=None, help="default: $VID2VID_REVIEW_DB_URL or SQLite under the runs root")
+    actions = study.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", parents=[where], help="A vs B on clips of an evaluation; one link per rater")
+    create.add_argument("--dataset", required=True)
+    create.add_argument("--runs", required=True, help="A,B: two runs of the dataset's evaluation")
+    create.add_argument("--clips", type=int, default=None, help="how many clips (default: all both runs have)")
+    create.add_argument("--kind", choices=["short", "long"], default="short",
+                        help="short: the first 30 frames; long: whole clips")
+    create.add_argument("--evaluation", default="latest", help="evaluation folder name (default: latest)")
+    create.add_argument("--raters", type=int, default=1, help="rater links to make")
+    create.add_argument("--attention-checks", type=int, default=0,
+                        help="extra trials of real vs visibly broken video; raters who fail one are not counted")
+    raters = actions.add_parser("raters", parents=[where], help="more rater links for a study")
+    raters.add_argument("--study", required=True)
+    raters.add_argument("--add", type=int, default=1)
+    results = actions.add_parser("results", parents=[where],
+                                 help="A / B preference, 95%% Wilson interval, votes; publishes the artifact")
+    results.add_argument("--dataset", default=None)
+    results.add_argument("--study", default=None)
+    results.add_argument("--no-publish", action="store_true", help="print only, no Prefect artifact")
+    study.set_defaults(func=cmd_study)
+
+
 # One entry per subcommand, in the order `vid2vid --help` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _parser_ingest, _parser_synth, _parser_info, _parser_preprocess, _parser_face_demo, _parser_weights,
-    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo,
+    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_review, _parser_study,
 ]
 
 
@@ -444,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flows.server import cli_session  # the temporary Prefect server dies with this process
 
     try:
-        with cli_session() if args.command not in ("info", "weights") else contextlib.nullcontext():
+        with cli_session() if args.command not in ("info", "weights", "review") else contextlib.nullcontext():
             return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become exit codes
         if args.debug:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 from flows.params import FlowParams
 from models.metrics.names import DEFAULT_METRICS, metric_names
 from storage import locations
+from review.settings import review_page
 from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
@@ -75,6 +76,8 @@ def _fmt(value: float | str) -> str:
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     logger = get_run_logger()
+    if not params.runs:  # the deployment's default form: refuse rather than publish an empty table over the last one
+        raise ValueError("no runs to evaluate: set params.runs to one or more run names (e.g. [\"RUN_A\", \"RUN_B\"])")
     metrics = metric_names(params.metrics)
     layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     records = [r for r in read_manifest(layout) if r.status == "ok"]
@@ -106,19 +109,22 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     atomic_write_bytes(json_path, json.dumps({"dataset": layout.dataset, "metrics": metrics, "table": table,
                                               "evaluations": [e.model_dump() for e in evaluations]}, indent=2).encode())
 
+    review = review_page("d", layout.dataset, "e", "latest" if out == root / "evaluations" / layout.dataset else out.name)
     keys = [publish_table(artifact_key("evaluate", layout.dataset), table,
                           f"Evaluation of {len(evaluations)} run(s) on `{layout.dataset}` ({len(clips)} clip(s), "
                           f"split `{params.split}`). Text instead of a number means the metric was not computed "
-                          f"and says why. Table as JSON: `{json_path}`")]
+                          f"and says why. Table as JSON: `{json_path}`. Videos and runs side by side: {review}")]
     grid = frame_grid_png(evaluations)
-    lines = [f"### Synthesized videos ({layout.dataset})", ""]
+    lines = [f"### Synthesized videos ({layout.dataset})", "",
+             f"[Play them in the review app]({review}): every clip, two runs side by side, preference studies.", ""]
     if grid:
         lines += ["Source | synthesized | real, first frames of each run:", "", f"![frame grid]({data_uri(grid)})", ""]
     first = evaluations[0].clips[0] if evaluations and evaluations[0].clips else None
     if first and first.side_by_side:
         lines += [f"Animated preview of `{evaluations[0].run}` / `{first.clip_id}`:", "",
                   f"![preview]({data_uri(gif_preview(first.side_by_side), 'image/gif')})", ""]
-    base_url = os.environ.get("VID2VID_OUTPUTS_URL")  # set when the runs folder is served over HTTP
+    # where the runs folder is served over HTTP: $VID2VID_OUTPUTS_URL, else the review app's file route
+    base_url = os.environ.get("VID2VID_OUTPUTS_URL") or review_page("media")
     for evaluation in evaluations:
         for clip in evaluation.clips:
             for video in filter(None, (clip.video, clip.side_by_side)):
