@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from tasks.artifacts import artifact_key, publish_markdown
@@ -23,6 +24,8 @@ from models.training.launch import dataset_fingerprint
 from models.vid2vid.config import load_model_config
 from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name, data_root
+from models.training.ray_jobs import is_job_endpoint
+from tasks.ray_job import stop_jobs_of_flow_run, train_on_cluster_task
 from tasks.train import publish_training_task, train_task
 
 RUNS_ROOT_ENV = "VID2VID_RUNS_ROOT"
@@ -68,7 +71,28 @@ def _latest_pointer(root: Path, dataset: str) -> Path:
     return root / f"latest-{dataset}.json"
 
 
-@flow(name="train", log_prints=True)
+def _default_run_name(dataset: str, model_name: str) -> str:
+    """Stable across retries of one flow run (so a retried run attaches to its Ray job), unique across runs."""
+    run_id = flow_run.get_id()
+    if run_id:
+        started = flow_run.get_scheduled_start_time()
+        return f"{dataset}-{model_name}-{started.strftime('%Y%m%d-%H%M%S')}-{run_id[:6]}"
+    return f"{dataset}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _ray_address(params: "TrainParams") -> str | None:
+    return params.ray_address or os.environ.get("VID2VID_RAY_ADDRESS")
+
+
+def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's hook signature
+    """Cancelling the flow run stops the Ray job it submitted (a killed worker does not: that is a restart)."""
+    params = run.parameters.get("params") or {}
+    address = params.get("ray_address") or os.environ.get("VID2VID_RAY_ADDRESS")
+    if is_job_endpoint(address):
+        stop_jobs_of_flow_run(address, str(run.id))
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs])
 def train_flow(params: TrainParams) -> TrainFlowResult:
     logger = get_run_logger()
     dataset = check_name(params.dataset, "dataset")
@@ -93,16 +117,16 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
         if last and params.mode == "retrain":
             resume_from = resume_from or last["model_path"]
             logger.info("dataset %s changed since %s: fine-tuning %s", dataset, last["run_dir"], resume_from)
-    name = params.run_name or f"{dataset}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    name = params.run_name or _default_run_name(dataset, model.name)
     job = TrainJob(
         dataset=dataset, data_root=str(root), model=model.to_dict(), run_dir=str(runs / check_name(name, "run")),
         stages=stages,
         window_frames=params.window_frames, epochs=params.epochs, max_steps=params.max_steps, workers=params.workers,
         gpus_per_worker=params.gpus_per_worker, checkpoint_every=params.checkpoint_every, resume_from=resume_from,
-        weights_dir=params.weights_dir, ray_address=params.ray_address or os.environ.get("VID2VID_RAY_ADDRESS"),
+        weights_dir=params.weights_dir, ray_address=_ray_address(params),
         inject_failure_at_step=params.inject_failure_at_step, inject_nan_at_step=params.inject_nan_at_step,
     )
-    outcome = train_task(job)
+    outcome = train_on_cluster_task(job) if is_job_endpoint(job.ray_address) else train_task(job)
     artifacts = publish_training_task(outcome, dataset, str(root))
     if outcome.status == "completed" and outcome.model_path:
         atomic_write_bytes(pointer, json.dumps({"run_dir": outcome.run_dir, "model_path": outcome.model_path,
