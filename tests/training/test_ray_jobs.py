@@ -10,19 +10,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.filters import FlowRunFilter
 from prefect.states import Cancelling
 
 from models.training.launch import read_metrics
+from models.training.local_head import local_ray_head
 from storage.layout import DatasetLayout
 from storage.manifest import write_manifest
 from storage.synthetic import write_synthetic_clip
@@ -31,50 +30,13 @@ from tests.conftest import ROOT, VENV_BIN
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
-    """A Ray head with its job endpoint on loopback, in its own process group (stopped without `ray stop`,
-    which would stop every Ray on the machine)."""
-    ports = [_free_port() for _ in range(5)]
-    low = 30000 + (os.getpid() % 200) * 100
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "disabled",
-           "VID2VID_RAY_JOB_PYTHON": sys.executable, "PREFECT_LOGGING_LEVEL": "INFO", "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))}
-    log = open(tmp_path_factory.mktemp("ray") / "head.log", "wb")
-    head = subprocess.Popen(
-        [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-         "--port", str(ports[0]), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(ports[1]),
-         "--include-dashboard", "true", "--ray-client-server-port", str(ports[2]),
-         "--dashboard-agent-listen-port", str(ports[3]), "--runtime-env-agent-port", str(ports[4]),
-         "--min-worker-port", str(low), "--max-worker-port", str(low + 99), "--num-cpus", "3",
-         "--disable-usage-stats"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    address = f"http://127.0.0.1:{ports[1]}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{address}/api/version", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if head.poll() is not None or time.monotonic() > deadline:
-            os.killpg(head.pid, signal.SIGKILL)
-            pytest.fail(f"ray head did not start: {Path(log.name).read_text()[-2000:]}")
-        time.sleep(1)
-    yield address, env
-    os.killpg(head.pid, signal.SIGTERM)
-    try:
-        head.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    os.killpg(head.pid, signal.SIGKILL)
-    log.close()
+    """A real Ray head with its job endpoint on loopback (models.training.local_head)."""
+    env = {"VID2VID_RAY_JOB_PYTHON": sys.executable, "PREFECT_LOGGING_LEVEL": "INFO",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))}
+    with local_ray_head(tmp_path_factory.mktemp("ray") / "head.log", env=env) as address:
+        yield address, {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env}
 
 
 @pytest.fixture(scope="module")
