@@ -116,11 +116,12 @@ def compare_ray_jobs(config_name: str, steps: int, workers: int) -> None:
                                      should_cancel=lambda: False, poll_seconds=0.5)
             job_wall = time.perf_counter() - started
             ray_jobs.outcome_of(address, ref, status, remote)
+        local_rate, job_rate = _steady_rate(local.run_path), _steady_rate(remote.run_path)
     print(f"{config_name}, {workers} CPU worker(s), {steps} steps:")
-    print(f"  in-process: first step after {first['local']:.1f} s, steady {_steady_rate(local.run_path):.2f} samples/s, "
+    print(f"  in-process: first step after {first['local']:.1f} s, steady {local_rate:.2f} samples/s, "
           f"run {local_wall:.1f} s")
     print(f"  Ray Job:    first step after {first['job']:.1f} s (submission to first step), steady "
-          f"{_steady_rate(remote.run_path):.2f} samples/s, run {job_wall:.1f} s (job {status})")
+          f"{job_rate:.2f} samples/s, run {job_wall:.1f} s (job {status})")
     print(f"  Ray Jobs overhead: {job_wall - local_wall:+.1f} s = {100 * (job_wall - local_wall) / local_wall:+.1f}% "
           f"of the in-process run (head start-up not counted: a cluster's head is already up)")
 
