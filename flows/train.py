@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from flows.failures import TrainingFailed
@@ -25,6 +26,8 @@ from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
 from tasks.artifacts import artifact_key, publish_markdown
 from tasks.multimodal import fit_mixtures_task
+from models.training.ray_jobs import RayJobFailed, is_job_endpoint
+from tasks.ray_job import stop_jobs_of_flow_run, train_on_cluster_task
 from tasks.train import publish_training_task, train_task
 
 
@@ -56,7 +59,24 @@ def _latest_pointer(root: Path, dataset: str) -> Path:
     return root / f"latest-{dataset}.json"
 
 
-@flow(name="train", log_prints=True)
+def _default_run_name(dataset: str, model_name: str) -> str:
+    """Stable across retries of one flow run (so a retried run attaches to its Ray job), unique across runs."""
+    run_id = flow_run.get_id()
+    if run_id:
+        started = flow_run.get_scheduled_start_time()
+        return f"{dataset}-{model_name}-{started.strftime('%Y%m%d-%H%M%S')}-{run_id[:6]}"
+    return f"{dataset}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's hook signature
+    """Cancelling the flow run stops the Ray job it submitted (a killed worker does not: that is a restart)."""
+    params = run.parameters.get("params") or {}
+    address = locations.ray_address(params.get("ray_address"))
+    if is_job_endpoint(address):
+        stop_jobs_of_flow_run(address, str(run.id))
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs])
 def train_flow(params: TrainParams) -> TrainFlowResult:
     logger = get_run_logger()
     dataset = check_name(params.dataset, "dataset")
@@ -81,11 +101,14 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
         if last and params.mode == "retrain":
             resume_from = resume_from or last["model_path"]
             logger.info("dataset %s changed since %s: fine-tuning %s", dataset, last["run_dir"], resume_from)
-    name = params.run_name or f"{dataset}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    name = params.run_name or _default_run_name(dataset, model.name)
     job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address)},
                    dataset=dataset, data_root=str(root), model=model.to_dict(),
                    run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)
-    outcome = train_task(job)
+    try:
+        outcome = train_on_cluster_task(job) if is_job_endpoint(job.ray_address) else train_task(job)
+    except RayJobFailed as exc:  # the cluster's job ended without a result: its own error line is the reason
+        raise TrainingFailed(str(exc)) from None
     if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
         fit_mixtures_task(outcome.model_path, str(root), dataset)  # Sec. 3: sampled at synthesis
     artifacts = publish_training_task(outcome, dataset, str(root))
