@@ -6,7 +6,6 @@ text ("not computed: weights missing (file X)") instead of a number.
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,7 +15,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from models.metrics import METRICS, StatsCache, evaluate
+from models.metrics import StatsCache, evaluate
+from models.training.review import frame_grid, png_bytes
 from models.vid2vid.checkpoint import load_checkpoint, model_config
 from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
@@ -27,18 +27,6 @@ from tasks.synthesize import SynthesizedClip, render_clip
 
 #: the seed of a multimodal model's second sample in the evaluation artifact (every clip is scored at seed 0)
 SECOND_SEED = 1
-
-# CLI names -> metric names of models.metrics
-METRIC_ALIASES = {"fid-i3d": "fid_i3d", "fid-resnext": "fid_resnext101", "fid-frame": "fid_inception",
-                  "warp": "warp_error"}
-
-
-def metric_names(names: Sequence[str]) -> list[str]:
-    resolved = [METRIC_ALIASES.get(n.strip(), n.strip()) for n in names if n.strip()]
-    unknown = [n for n in resolved if n not in METRICS]
-    if unknown:
-        raise ValueError(f"unknown metrics {unknown}; use {sorted(METRIC_ALIASES)} or {sorted(METRICS)}")
-    return resolved
 
 
 class RunEvaluation(BaseModel):
@@ -105,42 +93,21 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
                          clips=rendered, values=report.values, details=report.details, second_sample=second)
 
 
-def _labelled_row(frames: np.ndarray, text: str) -> np.ndarray:
-    import cv2
-
-    row = np.concatenate(list(frames), axis=0)
-    label = np.full((14, row.shape[1], 3), 255, np.uint8)
-    cv2.putText(label, text, (2, 11), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0))
-    return np.concatenate([label, row], axis=0)
-
-
 def frame_grid_png(evaluations: Sequence[RunEvaluation], frames: int = 3) -> bytes:
-    """One row per run: the first frames of its first side-by-side video (source | synthesized | real);
-    for a multimodal run a second row puts two samples of that clip side by side (seed 0 | seed 1)."""
-    import cv2
-
-    rows = []
+    """One block per run: the first frames of its first side-by-side video (source | synthesized | real);
+    for a multimodal run a second block puts two samples of that clip side by side (seed 0 | seed 1)."""
+    blocks = []
     for evaluation in evaluations:
         if not evaluation.clips or not evaluation.clips[0].side_by_side:
             continue
-        rows.append(_labelled_row(_decoded(evaluation.clips[0].side_by_side)[:frames],
-                                  f"{evaluation.run} ({evaluation.variant})"))
+        blocks.append((f"{evaluation.run} ({evaluation.variant})",
+                       list(_decoded(evaluation.clips[0].side_by_side)[:frames])))
         if evaluation.second_sample is not None:
-            pair = [_decoded(evaluation.clips[0].video)[:frames], _decoded(evaluation.second_sample.video)[:frames]]
-            n = min(len(pair[0]), len(pair[1]))
-            rows.append(_labelled_row(np.concatenate([pair[0][:n], pair[1][:n]], axis=2),
-                                      f"{evaluation.clips[0].clip_id}: seed 0 | seed {SECOND_SEED}"))
-    if not rows:
-        return b""
-    width = max(r.shape[1] for r in rows)
-    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
-    grid = cv2.resize(grid, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-    ok, buffer = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    return buffer.tobytes() if ok else b""
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+            first, second = _decoded(evaluation.clips[0].video)[:frames], _decoded(evaluation.second_sample.video)[:frames]
+            n = min(len(first), len(second))
+            blocks.append((f"{evaluation.clips[0].clip_id}: seed 0 | seed {SECOND_SEED}",
+                           list(np.concatenate([first[:n], second[:n]], axis=2))))
+    return png_bytes(frame_grid(blocks)) if blocks else b""
 
 
 def gif_preview(video_path: str, max_frames: int = 30, scale: int = 2) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -58,7 +59,26 @@ def sample_grid(model_path: str | Path, layout: DatasetLayout, clip_id: str | No
     rows = [np.concatenate([source_picture(config, frame), fake, frame["rgb"]], axis=1)
             for frame, fake in zip(frames, synthesize_frames(generator, frames, first_frame="zeros",
                                                              sampler=feature_sampler(model_path, generator)))]
-    grid = np.concatenate(rows, axis=0)
+    return frame_grid([(None, rows)], scale)
+
+
+def frame_grid(blocks: Sequence[tuple[str | None, Sequence[np.ndarray]]], scale: int = 2) -> np.ndarray:
+    """The one grid renderer: blocks of frames stacked top to bottom, each under an optional caption strip,
+    padded to the widest block and scaled up (nearest) so small frames stay readable. RGB uint8."""
+    parts = []
+    for caption, frames in blocks:
+        if not len(frames):
+            continue
+        block = np.concatenate(list(frames), axis=0)
+        if caption:
+            strip = np.full((14, block.shape[1], 3), 255, np.uint8)
+            cv2.putText(strip, caption, (2, 11), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0))
+            block = np.concatenate([strip, block], axis=0)
+        parts.append(block)
+    if not parts:
+        raise ValueError("no frames to draw a grid of")
+    width = max(p.shape[1] for p in parts)
+    grid = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in parts], axis=0)
     return cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale > 1 else grid
 
 
