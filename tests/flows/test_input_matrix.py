@@ -22,16 +22,7 @@ from storage.manifest import read_manifest
 from storage.video import VideoSource, decode
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.usefixtures("prefect_server", "own_local_ray")
-
-
-@pytest.fixture(scope="module")
-def own_local_ray():
-    """Training here starts its own local Ray, even when another `ray start --head` runs on this machine
-    (ray.init() without an address would join that one)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_ADDRESS", "local")
-        yield
+pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 @pytest.fixture(scope="module")
