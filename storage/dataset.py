@@ -25,11 +25,13 @@ from storage.shards import ShardReader
 
 def frames_tensor(frames: np.ndarray) -> torch.Tensor:
     """Stacked payloads of one stage -> the batch contract's tensor: (T, H, W) label maps stay integer
-    ids (int64); (T, H, W, C) uint8 pictures become (T, C, H, W) floats in [-1, 1]."""
+    ids (int64); (T, H, W, C) uint8 pictures become (T, C, H, W) floats in [-1, 1] (float payloads, e.g.
+    distance maps, are taken as they are)."""
     if frames.ndim == 3:
         return torch.from_numpy(frames.astype(np.int64))
     if frames.ndim == 4:
-        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        pictures = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        return pictures.float().div(127.5).sub(1.0) if frames.dtype == np.uint8 else pictures.float()
     raise StorageError(f"stage payloads must be (T, H, W) ids or (T, H, W, C) pictures, got {frames.shape}")
 
 
