@@ -378,6 +378,76 @@ def _parser_demo(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+# --- future video prediction (the paper's Section 4) ----------------------------------------------------
+def cmd_predict(args: argparse.Namespace) -> int:
+    from flows.predict import PredictParams, predict_flow
+    from models.prediction.pipeline import validate_request
+    from storage.errors import StorageError
+    from storage.layout import DatasetLayout
+
+    validate_request(DatasetLayout.open(args.dataset, args.data_root), args.clip, args.observed, args.future,
+                     args.checkpoint, args.predictor)  # bad requests end here, before a flow run starts
+    params = PredictParams(checkpoint=args.checkpoint, predictor=args.predictor, dataset=args.dataset, clip=args.clip,
+                           observed=args.observed, future=args.future, out=args.out, data_root=args.data_root,
+                           evaluate=not args.no_evaluate, split=args.split, fid=not args.no_fid,
+                           weights_dir=args.weights_dir)
+    try:
+        result = predict_flow(params)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    video = result.video
+    print(f"wrote {video.frames} frames ({video.observed} observed + {video.future} predicted) to {video.video} "
+          f"(observed | predicted | real) and {video.masks} (predicted | real maps)")
+    if result.table:
+        _print_table(f"future prediction on {args.dataset} (per step)", result.table)
+        print(f"Prefect artifact: {result.artifact_key}")
+    return 0
+
+
+def cmd_train_predictor(args: argparse.Namespace) -> int:
+    from flows.predict import TrainPredictorParams, train_predictor_flow
+
+    result = train_predictor_flow(TrainPredictorParams(
+        dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
+        run_name=args.run_name, workers=args.workers, gpus_per_worker=args.gpus_per_worker, epochs=args.epochs,
+        max_steps=args.max_steps, checkpoint_every=args.checkpoint_every, resume_from=args.resume_from,
+        ray_address=args.ray_address))
+    print(f"predictor training {result.status}: {result.message}")
+    print(f"run folder: {result.run_dir}\nPrefect artifact: {result.artifact_key}")
+    return 0 if result.status == "completed" else 1
+
+
+def _parser_predict(sub: argparse._SubParsersAction) -> None:
+    predict = sub.add_parser("predict", help="future video prediction: predicted maps -> vid2vid, side by side")
+    predict.add_argument("--checkpoint", required=True, help="the vid2vid model.pt")
+    predict.add_argument("--predictor", required=True, help="the mask predictor's model.pt")
+    predict.add_argument("--dataset", required=True)
+    predict.add_argument("--clip", required=True)
+    predict.add_argument("--observed", type=int, default=4, help="observed frames K")
+    predict.add_argument("--future", type=int, default=8, help="frames to predict N")
+    predict.add_argument("--out", required=True, help="mp4: observed | predicted | real (and OUT.masks.mp4)")
+    predict.add_argument("--split", default="val", help="clips scored in the horizon table")
+    predict.add_argument("--no-evaluate", action="store_true", help="skip the horizon table")
+    predict.add_argument("--no-fid", action="store_true", help="skip frame FID in the horizon table")
+    predict.add_argument("--weights-dir", default=None)
+    predict.set_defaults(func=cmd_predict)
+
+    train_predictor = sub.add_parser("train-predictor", help="train the future mask predictor on Ray Train")
+    train_predictor.add_argument("--dataset", required=True)
+    train_predictor.add_argument("--config", default="tiny", help="predictor preset (tiny, demo, street) or YAML path")
+    train_predictor.add_argument("--workers", type=int, default=2)
+    train_predictor.add_argument("--gpus-per-worker", type=float, default=0.0)
+    train_predictor.add_argument("--run-name", default=None)
+    train_predictor.add_argument("--runs-root", default=None)
+    train_predictor.add_argument("--ray-address", default=None)
+    train_predictor.add_argument("--resume-from", default=None)
+    train_predictor.add_argument("--max-steps", type=int, default=None)
+    train_predictor.add_argument("--epochs", type=int, default=None)
+    train_predictor.add_argument("--checkpoint-every", type=int, default=10)
+    train_predictor.set_defaults(func=cmd_train_predictor)
+
+
 # --- review app and preference studies --------------------------------------------------------------------
 def cmd_review(args: argparse.Namespace) -> int:
     from review.commands import serve
@@ -442,7 +512,8 @@ def _parser_study(sub: argparse._SubParsersAction) -> None:
 # One entry per subcommand, in the order `vid2vid --help` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _parser_ingest, _parser_synth, _parser_info, _parser_preprocess, _parser_face_demo, _parser_weights,
-    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_review, _parser_study,
+    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_predict, _parser_review,
+    _parser_study,
 ]
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import ray
@@ -77,7 +78,9 @@ def read_metrics(run: Path) -> list[dict]:
     return [by_step[k] for k in sorted(by_step)]
 
 
-def run_training(job: TrainJob) -> TrainOutcome:
+def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_worker) -> TrainOutcome:
+    """Train on Ray; ``loop`` is the per-worker function (the vid2vid loop, or another model's, e.g. the
+    mask predictor's), given ``job`` as plain data and writing the same run-folder outputs."""
     run = job.run_path.resolve()
     run.mkdir(parents=True, exist_ok=True)
     job = with_env_faults(job.model_copy(update={"run_dir": str(run)}))
@@ -94,7 +97,7 @@ def run_training(job: TrainJob) -> TrainOutcome:
         use_gpu = job.gpus_per_worker > 0
         resources = {"CPU": 1, **({"GPU": job.gpus_per_worker} if use_gpu else {})}
         trainer = TorchTrainer(
-            train_loop_per_worker,
+            loop,
             train_loop_config=job.model_dump(mode="json"),
             scaling_config=ScalingConfig(num_workers=job.workers, use_gpu=use_gpu, resources_per_worker=resources),
             run_config=RunConfig(

@@ -1,0 +1,118 @@
+"""Future video prediction (the paper's Section 4 extension): the `predict` flow and the predictor's
+training flow.
+
+predict: observed frames' maps -> predicted future maps (mask predictor) -> frames (vid2vid), written
+as observed | predicted | real, then the horizon table (Table 3 form) over held-out clips against two
+baselines that need no training, published as one table artifact.
+
+train-predictor: the mask predictor on Ray Train, through the same launcher as vid2vid.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.train import runs_root
+from models.prediction.checkpoint import load_predictor
+from models.prediction.config import load_predictor_config
+from models.prediction.horizon import HorizonReport
+from models.prediction.pipeline import PredictionVideo, map_stages, validate_request
+from models.training import TrainJob
+from storage.layout import DatasetLayout, check_name, data_root
+from storage.manifest import read_manifest
+from tasks.predict import (evaluate_horizon_task, predict_clip_task, publish_horizon_task,
+                           publish_predictor_training_task, train_predictor_task)
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetParams(_Params):
+    dataset: str = "street"
+    data_root: str | None = None
+
+
+class PredictParams(DatasetParams):
+    checkpoint: str = Field(description="the vid2vid model.pt that turns predicted maps into frames")
+    predictor: str = Field(description="the mask predictor's model.pt (vid2vid train-predictor)")
+    clip: str
+    observed: int = Field(default=4, ge=1, description="observed frames (K)")
+    future: int = Field(default=8, ge=1, description="frames to predict (N)")
+    out: str = Field(description="the side-by-side mp4 to write (observed | predicted | real)")
+    evaluate: bool = Field(default=True, description="also score the horizon table over the split's clips")
+    split: str = Field(default="val", description="clips scored in the horizon table")
+    fid: bool = Field(default=True, description="frame FID per step (needs the Inception weights)")
+    weights_dir: str | None = None
+
+
+class PredictResult(BaseModel):
+    video: PredictionVideo
+    table: list[dict] = []
+    artifact_key: str | None = None
+
+
+@flow(name="predict", log_prints=True)
+def predict_flow(params: PredictParams) -> PredictResult:
+    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    validate_request(layout, params.clip, params.observed, params.future, params.checkpoint, params.predictor)
+    video = predict_clip_task(params.checkpoint, params.predictor, str(layout.root), layout.dataset, params.clip,
+                              params.observed, params.future, params.out)
+    print(f"wrote {video.frames} frames to {video.video} and {video.masks}")
+    if not params.evaluate:
+        return PredictResult(video=video)
+    clips = [r.clip_id for r in read_manifest(layout) if r.status == "ok" and r.split == params.split]
+    report: HorizonReport = evaluate_horizon_task(params.checkpoint, params.predictor, str(layout.root),
+                                                  layout.dataset, clips or [params.clip], params.observed,
+                                                  params.future, params.fid, params.weights_dir)
+    key = publish_horizon_task(report, layout.dataset, params.observed)
+    return PredictResult(video=video, table=report.rows, artifact_key=key)
+
+
+class TrainPredictorParams(DatasetParams):
+    config: str = Field(default="tiny", description="predictor preset (tiny, demo, street) or a YAML path")
+    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
+    run_name: str | None = Field(default=None, description="default: <dataset>-predictor-<config>-<time>-<random>")
+    workers: int = Field(default=2, ge=1)
+    gpus_per_worker: float = Field(default=0.0, ge=0.0)
+    epochs: int | None = Field(default=None, ge=1)
+    max_steps: int | None = Field(default=None, ge=1)
+    checkpoint_every: int = Field(default=10, ge=1)
+    resume_from: str | None = None
+    ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
+
+
+class TrainPredictorResult(BaseModel):
+    status: str
+    message: str
+    run_dir: str
+    model_path: str | None
+    steps: int
+    artifact_key: str
+
+
+@flow(name="train-predictor", log_prints=True)
+def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
+    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    if not layout.manifest_path.is_file():
+        raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
+    config = load_predictor_config(params.config)
+    if params.resume_from:
+        load_predictor(params.resume_from, flag="--resume-from")  # the kind check
+    name = params.run_name or f"{layout.dataset}-predictor-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config.to_dict(),
+                   run_dir=str(runs_root(params.runs_root).resolve() / check_name(name, "run")),
+                   stages=map_stages(config), window_frames=config.window, epochs=params.epochs,
+                   max_steps=params.max_steps, workers=params.workers, gpus_per_worker=params.gpus_per_worker,
+                   checkpoint_every=params.checkpoint_every, resume_from=params.resume_from,
+                   ray_address=params.ray_address or os.environ.get("VID2VID_RAY_ADDRESS"))
+    outcome = train_predictor_task(job)
+    key = publish_predictor_training_task(outcome, layout.dataset)
+    return TrainPredictorResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
+                                model_path=outcome.model_path, steps=outcome.steps, artifact_key=key)
+
