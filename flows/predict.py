@@ -10,21 +10,22 @@ train-predictor: the mask predictor on Ray Train, through the same launcher as v
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.train import runs_root
 from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
 from models.prediction.horizon import HorizonReport
 from models.prediction.pipeline import PredictionVideo, map_stages, validate_request
 from models.training import TrainJob
-from storage.layout import DatasetLayout, check_name, data_root
+from models.training.ray_jobs import is_job_endpoint
+from storage import locations
+from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
+from tasks.ray_job import train_on_cluster_task
 from tasks.predict import (evaluate_horizon_task, predict_clip_task, publish_horizon_task,
                            publish_predictor_training_task, train_predictor_task)
 
@@ -59,7 +60,7 @@ class PredictResult(BaseModel):
 
 @flow(name="predict", log_prints=True)
 def predict_flow(params: PredictParams) -> PredictResult:
-    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     validate_request(layout, params.clip, params.observed, params.future, params.checkpoint, params.predictor)
     video = predict_clip_task(params.checkpoint, params.predictor, str(layout.root), layout.dataset, params.clip,
                               params.observed, params.future, params.out)
@@ -96,9 +97,13 @@ class TrainPredictorResult(BaseModel):
     artifact_key: str
 
 
+#: the mask predictor's per-worker loop, named for a Ray Job's entrypoint (models.training.ray_job_entry)
+PREDICTOR_LOOP = "models.prediction.train_loop:predictor_loop_per_worker"
+
+
 @flow(name="train-predictor", log_prints=True)
 def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
-    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     config = load_predictor_config(params.config)
@@ -106,12 +111,15 @@ def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
         load_predictor(params.resume_from, flag="--resume-from")  # the kind check
     name = params.run_name or f"{layout.dataset}-predictor-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config.to_dict(),
-                   run_dir=str(runs_root(params.runs_root).resolve() / check_name(name, "run")),
+                   run_dir=str(locations.runs_root(params.runs_root).resolve() / check_name(name, "run")),
                    stages=map_stages(config), window_frames=config.window, epochs=params.epochs,
                    max_steps=params.max_steps, workers=params.workers, gpus_per_worker=params.gpus_per_worker,
                    checkpoint_every=params.checkpoint_every, resume_from=params.resume_from,
-                   ray_address=params.ray_address or os.environ.get("VID2VID_RAY_ADDRESS"))
-    outcome = train_predictor_task(job)
+                   ray_address=locations.ray_address(params.ray_address))
+    if is_job_endpoint(job.ray_address):  # a cluster's job endpoint: the same Ray Jobs path as vid2vid training
+        outcome = train_on_cluster_task(job, loop=PREDICTOR_LOOP)
+    else:
+        outcome = train_predictor_task(job)
     key = publish_predictor_training_task(outcome, layout.dataset)
     return TrainPredictorResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
                                 model_path=outcome.model_path, steps=outcome.steps, artifact_key=key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.vid2vid.config import ModelConfig
 
@@ -52,11 +52,14 @@ class TrainJob(TrainSettings):
     resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run")
     weights_dir: str | None = None
     faults: FaultInjection = Field(default_factory=FaultInjection)
+    stages: tuple[str, ...] = Field(default=(), description="stage shards read besides rgb; default: the vid2vid "
+                                                            "model config's declared inputs, then flow")
 
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """The stage shards this run reads besides rgb, from the model config's declared inputs."""
-        return input_stages(self.model)
+    @model_validator(mode="after")
+    def _stages_from_config(self) -> "TrainJob":
+        if not self.stages:  # vid2vid: read from the config, never guessed; other models name theirs
+            self.stages = input_stages(self.model)
+        return self
 
     @property
     def run_path(self) -> Path:

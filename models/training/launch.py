@@ -85,7 +85,9 @@ def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_wo
     run.mkdir(parents=True, exist_ok=True)
     job = with_env_faults(job.model_copy(update={"run_dir": str(run)}))
     if job.resume_from:  # relative paths and bad files are settled here, never inside (retried) Ray workers
-        job = job.model_copy(update={"resume_from": str(validate_checkpoint(job.resume_from, job.model))})
+        resume = (validate_checkpoint(job.resume_from, job.model) if loop is train_loop_per_worker
+                  else Path(job.resume_from).expanduser().resolve())  # other models check their own kind first
+        job = job.model_copy(update={"resume_from": str(resume)})
     layout = DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
     # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.
