@@ -7,8 +7,7 @@ import time
 
 from flows.preprocess import face_demo
 from flows.rebuild import RebuildParams, rebuild_flow
-from flows.train import runs_root
-from storage.layout import data_root
+from storage.locations import data_root, runs_root
 
 
 def run_demo(root_override: str | None = None, runs_override: str | None = None) -> int:

@@ -10,35 +10,30 @@ train-predictor: the mask predictor on Ray Train, through the same launcher as v
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field
 
-from flows.train import TrainParams, runs_root
 from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
 from models.prediction.horizon import HorizonReport
 from models.prediction.pipeline import PredictionVideo, map_stages, validate_request
-from models.training import TrainJob
-from storage.layout import DatasetLayout, check_name, data_root
+from flows.params import FlowParams, settings_of
+from models.training import TrainJob, TrainSettings
+from models.training.ray_jobs import is_job_endpoint
+from storage import locations
+from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
+from tasks.ray_job import train_on_cluster_task
 from tasks.predict import (evaluate_horizon_task, predict_clip_task, publish_horizon_task,
                            publish_predictor_training_task, train_predictor_task)
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DatasetParams(_Params):
+class PredictParams(FlowParams):
     dataset: str = "street"
     data_root: str | None = None
-
-
-class PredictParams(DatasetParams):
     checkpoint: str = Field(description="the vid2vid model.pt that turns predicted maps into frames")
     predictor: str = Field(description="the mask predictor's model.pt (vid2vid train-predictor)")
     clip: str
@@ -59,7 +54,7 @@ class PredictResult(BaseModel):
 
 @flow(name="predict", log_prints=True)
 def predict_flow(params: PredictParams) -> PredictResult:
-    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     validate_request(layout, params.clip, params.observed, params.future, params.checkpoint, params.predictor)
     video = predict_clip_task(params.checkpoint, params.predictor, str(layout.root), layout.dataset, params.clip,
                               params.observed, params.future, params.out)
@@ -74,16 +69,15 @@ def predict_flow(params: PredictParams) -> PredictResult:
     return PredictResult(video=video, table=report.rows, artifact_key=key)
 
 
-class _PredictorConfigParam(DatasetParams):
+class TrainPredictorParams(TrainSettings, FlowParams):
+    """The form of a predictor training run: its target, plus the Ray Train settings vid2vid training uses."""
+
+    dataset: str = "street"
+    data_root: str | None = None
     config: str = Field(default="tiny", description="predictor preset (tiny, demo, street) or a YAML path")
-
-
-# The Ray Train settings are the vid2vid training flow's own fields (same launcher), reused, not copied.
-_RAY_TRAIN_FIELDS = ("runs_root", "run_name", "workers", "gpus_per_worker", "epochs", "max_steps", "checkpoint_every",
-                     "resume_from", "ray_address")
-TrainPredictorParams = create_model(
-    "TrainPredictorParams", __base__=_PredictorConfigParam, __doc__="Parameters of the mask predictor's training run.",
-    **{name: (TrainParams.model_fields[name].annotation, TrainParams.model_fields[name]) for name in _RAY_TRAIN_FIELDS})
+    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
+    run_name: str | None = Field(default=None, description="default: <dataset>-predictor-<config>-<time>-<random>")
+    resume_from: str | None = Field(default=None, description="a predictor model.pt / checkpoint.pt to continue")
 
 
 class TrainPredictorResult(BaseModel):
@@ -95,22 +89,28 @@ class TrainPredictorResult(BaseModel):
     artifact_key: str
 
 
+#: the mask predictor's per-worker loop, named for a Ray Job's entrypoint (models.training.ray_job_entry)
+PREDICTOR_LOOP = "models.prediction.train_loop:predictor_loop_per_worker"
+
+
 @flow(name="train-predictor", log_prints=True)
-def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:  # type: ignore[valid-type]
-    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
+    layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     config = load_predictor_config(params.config)
     if params.resume_from:
         load_predictor(params.resume_from, flag="--resume-from")  # the kind check
     name = params.run_name or f"{layout.dataset}-predictor-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    settings = {**settings_of(params, TrainSettings), "window_frames": params.window_frames or config.window,
+                "ray_address": locations.ray_address(params.ray_address)}
     job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config.to_dict(),
-                   run_dir=str(runs_root(params.runs_root).resolve() / check_name(name, "run")),
-                   stages=map_stages(config), window_frames=config.window, epochs=params.epochs,
-                   max_steps=params.max_steps, workers=params.workers, gpus_per_worker=params.gpus_per_worker,
-                   checkpoint_every=params.checkpoint_every, resume_from=params.resume_from,
-                   ray_address=params.ray_address or os.environ.get("VID2VID_RAY_ADDRESS"))
-    outcome = train_predictor_task(job)
+                   run_dir=str(locations.runs_root(params.runs_root).resolve() / check_name(name, "run")),
+                   stages=map_stages(config), resume_from=params.resume_from, **settings)
+    if is_job_endpoint(job.ray_address):  # a cluster's job endpoint: the same Ray Jobs path as vid2vid training
+        outcome = train_on_cluster_task(job, loop=PREDICTOR_LOOP)
+    else:
+        outcome = train_predictor_task(job)
     key = publish_predictor_training_task(outcome, layout.dataset)
     return TrainPredictorResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
                                 model_path=outcome.model_path, steps=outcome.steps, artifact_key=key)

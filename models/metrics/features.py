@@ -49,8 +49,9 @@ class FeatureExtractor:
     """A feature network in eval mode with its preprocessing; call it on preprocessed batches."""
 
     def __init__(self, name: str, module: nn.Module, preprocessing: Preprocessing, *,
-                 weights_sha256: str | None, weights_file: str | None) -> None:
+                 weights_sha256: str | None, weights_file: str | None, verification: str = registry.UNVERIFIED) -> None:
         self.name = name
+        self.verification = verification  # models.weights: how the file was recognised, or "unverified"
         self.module = module.eval().requires_grad_(False)
         self.preprocessing = preprocessing
         self.weights_sha256 = weights_sha256
@@ -84,8 +85,20 @@ def load_feature_network(name: str, weights_dir: str | os.PathLike[str] | None =
     spec = spec or registry.get_spec(entry.weights)
     path = registry.resolve(spec, weights_dir)
     module = registry.load_into(entry.build(), spec, weights_dir, key_map=entry.key_map)
-    return FeatureExtractor(name, module, PREPROCESSING[name], weights_sha256=registry.file_sha256(path),
-                            weights_file=str(path))
+    extractor = FeatureExtractor(name, module, PREPROCESSING[name], weights_sha256=registry.file_sha256(path),
+                                 weights_file=str(path), verification=spec.verification)
+    if spec.verification == registry.UNVERIFIED:  # no checksum vouches for the file: its features must
+        registry.check_features(spec, path, extractor(probe_batch(PREPROCESSING[name])))
+    return extractor
+
+
+def probe_batch(prep: Preprocessing, side: int = 64) -> torch.Tensor:
+    """Two clearly different videos (noise, a moving colour ramp), preprocessed as real input would be."""
+    noise = np.random.default_rng(0).integers(0, 256, (prep.clip_len, side, side, 3), dtype=np.uint8)
+    ramp = np.linspace(0, 255, side, dtype=np.float32)[None, :, None, None] * np.ones((prep.clip_len, 1, side, 3))
+    ramp = (ramp + np.arange(prep.clip_len)[:, None, None, None] * 4) % 256
+    samples = [next(iter_clips(video, prep)) for video in (noise, ramp.astype(np.uint8))]
+    return torch.stack(samples)
 
 
 def random_feature_network(name: str, *, seed: int = 0) -> FeatureExtractor:

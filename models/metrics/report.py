@@ -4,6 +4,8 @@ A FID from random or wrong weights looks like any other number, so it must never
 feature network is loaded through the weights registry before any video is read, and a metric whose
 weights are missing, corrupt or of the wrong layout is reported as text, e.g.
 ``"not computed: weights missing (file weights/rgb_imagenet.pt)"``. The other metrics still run.
+A number from weights with no registered checksum carries that label in its value,
+e.g. ``"12.3456 (unverified weights)"``, so it can never be shown bare.
 """
 
 from __future__ import annotations
@@ -144,10 +146,13 @@ def evaluate(metrics: Sequence[str], weights_dir: str | os.PathLike[str] | None,
             values[metric] = f"not computed: need >= 2 clips per side, got {fake.count} synthesized and {n_real} real"
             continue
         result = fake.finalize().frechet_distance(real)
-        values[metric] = result.value
+        verification = extractors[network].verification
+        values[metric] = (result.value if verification != registry.UNVERIFIED
+                          else f"{result.value:.4f} ({registry.UNVERIFIED} weights)")
         details[metric] = {**dataclasses.asdict(result), "n_fake": fake.count, "n_real": n_real,
                            "weights_file": extractors[network].weights_file,
-                           "weights_sha256": extractors[network].weights_sha256}
+                           "weights_sha256": extractors[network].weights_sha256,
+                           "weights_verification": verification}
     return EvaluationReport(values={m: values[m] for m in metrics}, details=details)
 
 
