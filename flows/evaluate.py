@@ -66,7 +66,8 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     records = [r for r in read_manifest(layout) if r.status == "ok"]
     clips = [r.clip_id for r in records if r.split == params.split] or [r.clip_id for r in records]
-    reference_clips = [r.clip_id for r in records if r.clip_id not in clips]  # real floor of each FID
+    # each FID's floor: real frames of as many other (training) clips, so both sides rest on similar sample counts
+    reference_clips = [r.clip_id for r in records if r.clip_id not in clips][: len(clips)]
     if not clips:
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no usable clips to evaluate")
     root = runs_root(params.runs_root).resolve()
