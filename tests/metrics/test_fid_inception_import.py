@@ -124,8 +124,8 @@ def test_cli_import_and_a_labelled_frame_fid(standin_file, tmp_path):
     done = run_cli("weights", "import", "fid-inception", "--from", str(standin_file), "--weights-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "equality with pytorch-fid's file unverified" in done.stdout and "NOT the known release" in done.stdout
-    listed = run_cli("weights", "--weights-dir", str(tmp_path))
-    assert "inception_fid_converted" in listed.stdout
+    listed = {row["name"]: row["status"] for row in registry.status(tmp_path)}
+    assert listed["inception_fid_converted"] != "missing"
     import numpy as np
 
     videos = [np.random.default_rng(k).integers(0, 256, (2, 24, 24, 3), dtype=np.uint8) for k in range(2)]
