@@ -21,6 +21,7 @@ COPY flows ./flows
 COPY tasks ./tasks
 COPY models ./models
 COPY storage ./storage
+COPY review ./review
 COPY configs ./configs
 COPY prefect.yaml ./
 RUN pip install -e . && pip install --force-reinstall --no-deps "opencv-contrib-python-headless==5.0.0.93"

@@ -11,8 +11,18 @@ WHEEL_CACHE ?= $(HOME)/.cache/vid2vid-wheels
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+# The Prefect server + UI and the review app that `make ui` / `make server` start; deploy and worker talk to them.
+PREFECT_PORT ?= 4200
+REVIEW_PORT ?= 4300
+PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
+export VID2VID_REVIEW_URL ?= http://127.0.0.1:$(REVIEW_PORT)
+export VID2VID_PREFECT_UI_URL ?= http://127.0.0.1:$(PREFECT_PORT)
+# Debian packages the tests use: Chromium for the browser tests (Playwright drives it; it downloads no
+# browser) and PostgreSQL for the study database in its cluster form (a private cluster per test run)
+TEST_DEBS := chromium postgresql
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo ui test bench clean mediapipe-venv openmmlab
+.PHONY: install demo ui server deploy worker test-packages test bench clean mediapipe-venv openmmlab
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -48,16 +58,35 @@ install: $(STAMP) $(MP_STAMP) $(OMM_STAMP)
 demo: $(STAMP) $(MP_STAMP)
 	$(VENV)/bin/vid2vid demo
 
-# The Prefect UI over the same embedded database the demo wrote to.
+# The Prefect server + UI over the same embedded database the demo wrote to, and beside it the review app
+# (playable videos, runs side by side, preference studies) over ./runs. Blocks; Ctrl-C stops both.
 ui: $(STAMP)
-	PREFECT_SERVER_UI_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+	PREFECT_API_URL=$(PREFECT_API) $(VENV)/bin/vid2vid review --port $(REVIEW_PORT) & review=$$!; \
+	trap 'kill $$review 2>/dev/null' EXIT INT TERM; \
+	PREFECT_SERVER_UI_API_URL=$(PREFECT_API) $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
-test: install
+# The long-running server for deployments is the same thing (run it in its own terminal).
+server: ui
+
+# Register the deployments of prefect.yaml with the server `make server` runs (the nightly schedule is paused).
+deploy: $(STAMP)
+	PREFECT_API_URL=$(PREFECT_API) $(VENV)/bin/prefect work-pool create vid2vid-process --type process --overwrite
+	PREFECT_API_URL=$(PREFECT_API) VID2VID_PROJECT_DIR=$(CURDIR) $(VENV)/bin/prefect --no-prompt deploy --all
+
+# A process worker that runs the deployments' flows from this folder. Blocks: run it in its own terminal.
+worker: $(STAMP)
+	PREFECT_API_URL=$(PREFECT_API) VID2VID_PROJECT_DIR=$(CURDIR) $(VENV)/bin/prefect worker start --pool vid2vid-process
+
+test-packages:
+	@command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y $(TEST_DEBS) || ($(SUDO) apt-get update && $(SUDO) apt-get install -y $(TEST_DEBS))
+
+test: install test-packages
 	$(VENV)/bin/python -m pytest -q
 
 # Every stage's benchmark, one after the other; each prints its own figures.
 bench: install
-	for script in storage preprocess model train evaluate; do $(VENV)/bin/python benchmarks/$$script.py || exit 1; done
+	for script in storage preprocess model train evaluate review; do $(VENV)/bin/python benchmarks/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .prefect data runs

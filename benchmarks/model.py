@@ -40,7 +40,9 @@ def build_config(args: argparse.Namespace) -> ModelConfig:
     return load_model_config(
         "tiny",
         name="bench",
-        input={"width": width, "height": height, "num_classes": args.num_classes},
+        input={"width": width, "height": height, "sources": [
+            {"name": "labels", "stage": "semantic", "encoding": "one_hot", "num_classes": args.num_classes},
+            {"name": "instance", "stage": "instance", "encoding": "instance_edges"}]},
         generator={
             "ngf": args.ngf,
             "n_downsampling": args.n_downsampling,
@@ -63,7 +65,7 @@ def random_batch(config: ModelConfig, batch: int, frames: int) -> dict[str, torc
     g = torch.Generator().manual_seed(0)
     h, w = config.input.height, config.input.width
     return {
-        "semantic": torch.randint(0, config.input.num_classes, (batch, frames, h, w), generator=g),
+        "semantic": torch.randint(0, config.input.labels.num_classes, (batch, frames, h, w), generator=g),
         "instance": torch.randint(0, 4, (batch, frames, h, w), generator=g),
         "image": torch.rand(batch, frames, 3, h, w, generator=g) * 2 - 1,
         "flow": torch.randn(batch, frames - 1, 2, h, w, generator=g),
@@ -76,7 +78,7 @@ def bench_inference(args: argparse.Namespace, config: ModelConfig) -> None:
     optimize_for_inference(gen, channels_last=args.channels_last)
     batch = random_batch(config, args.batch, config.generator.n_prev + 1)
     L = config.generator.n_prev
-    source = encode_source(config, batch["semantic"], batch["instance"])
+    source = encode_source(config, batch)
     bg = frame_background_mask(config, batch["semantic"][:, -1], batch["image"][:, -1])
     prev = batch["image"][:, :L] if L else None
     rss0 = _rss_mb()

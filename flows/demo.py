@@ -11,12 +11,15 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.evaluate import DEFAULT_METRICS, EvaluateParams, evaluate_flow
+from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
 from flows.preprocess import face_demo
 from flows.rebuild import RebuildParams, rebuild_flow
-from flows.train import TrainParams, runs_root, train_flow
+from flows.ingest import SynthSettings
+from flows.train import TrainParams, train_flow
 from models.metrics.goals import demo_goals
-from storage.layout import data_root
+from models.metrics.names import DEFAULT_METRICS
+from models.training.job import TrainSettings
+from storage.locations import data_root, runs_root
 from tasks.artifacts import artifact_key, publish_markdown
 
 DEMO_CONFIG = "demo_street"  # configs/model/demo_street.yaml: 128x64, one scale
@@ -37,7 +40,7 @@ def demo_comparison_flow(root: str, runs: str, vid2vid_run: str, steps: int, sta
     baseline = train_flow(TrainParams(dataset="street", config=BASELINE_CONFIG, data_root=root, runs_root=runs,
                                       mode="rebuild", max_steps=steps, checkpoint_every=steps))
     evaluation = evaluate_flow(EvaluateParams(dataset="street", runs=[vid2vid_run, baseline.run_dir or ""],
-                                              metrics=DEFAULT_METRICS, data_root=root, runs_root=runs))
+                                              metrics=list(DEFAULT_METRICS), data_root=root, runs_root=runs))
     by_variant = {e.variant: e.values for e in evaluation.evaluations}
     seconds = {"vid2vid": _train_seconds(vid2vid_run), "baseline": _train_seconds(baseline.run_dir)}
     goals = demo_goals(by_variant.get("vid2vid", {}), by_variant.get("frame-by-frame baseline", {}),
@@ -56,9 +59,10 @@ def run_demo(root_override: str | None = None, runs_override: str | None = None,
     started = time.perf_counter()
     root = data_root(root_override).resolve()
     runs = runs_root(runs_override).resolve()
-    street = rebuild_flow(RebuildParams(data_root=str(root), runs_root=str(runs), config=DEMO_CONFIG, max_steps=steps,
-                                        synth_clips=DEMO_CLIPS, synth_frames=DEMO_FRAMES, synth_size=DEMO_SIZE,
-                                        metrics=REBUILD_METRICS))
+    street = rebuild_flow(RebuildParams(
+        data_root=str(root), runs_root=str(runs), config=DEMO_CONFIG,
+        synth=SynthSettings(clips=DEMO_CLIPS, frames=DEMO_FRAMES, size=DEMO_SIZE),
+        train=TrainSettings(max_steps=steps), evaluate=EvaluateSettings(metrics=REBUILD_METRICS)))
     face = face_demo(str(root), dataset="face")
     comparison = demo_comparison_flow(str(root), str(runs), street.run_dir or street.model_path or "", steps, started)
     api = os.environ.get("PREFECT_API_URL")

@@ -7,34 +7,46 @@ new ones. Videos and the table (JSON) are written to the output folder.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from flows.train import runs_root
+from flows.params import FlowParams
+from models.metrics.names import DEFAULT_METRICS, metric_names
+from storage import locations
+from review.settings import review_page
 from storage.atomic import atomic_write_bytes
-from storage.layout import DatasetLayout, check_name, data_root
+from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
 from models.metrics.table import ScoredRun, comparison_rows, notes
-from tasks.artifacts import artifact_key, publish_markdown, publish_table
-from tasks.evaluate import RunEvaluation, data_uri, evaluate_run_task, frame_grid_png, gif_preview, metric_names
-
-DEFAULT_METRICS = ["fid-i3d", "fid-resnext", "fid-frame", "warp", "psnr", "ssim"]
+from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
+from tasks.evaluate import RunEvaluation, evaluate_run_task, frame_grid_png, gif_preview
 
 
-class EvaluateParams(BaseModel):
+class EvaluateSettings(FlowParams):
+    """What to score (the full rebuild holds these as they are)."""
+
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS),
+                               description=f"any of {', '.join(DEFAULT_METRICS)}")
+    split: str = Field(default="val", description="clips to evaluate; falls back to every clip when the split is empty")
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        metric_names(value)  # refused here, before any work
+        return value
+
+
+class EvaluateParams(EvaluateSettings):
     dataset: str
     runs: list[str] = Field(description="run names under the runs root, run folders, or model files")
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
-    data_root: str | None = None
-    runs_root: str | None = None
-    weights_dir: str | None = None
-    split: str = Field(default="val", description="clips to evaluate; falls back to every clip when the split is empty")
+    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
+    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
+    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
     out_dir: str | None = Field(default=None, description="default: <runs_root>/evaluations/<dataset>")
 
 
@@ -62,15 +74,17 @@ def resolve_model(run: str, root: Path) -> tuple[str, str]:
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     logger = get_run_logger()
+    if not params.runs:  # the deployment's default form: refuse rather than publish an empty table over the last one
+        raise ValueError("no runs to evaluate: set params.runs to one or more run names (e.g. [\"RUN_A\", \"RUN_B\"])")
     metrics = metric_names(params.metrics)
-    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     records = [r for r in read_manifest(layout) if r.status == "ok"]
     clips = [r.clip_id for r in records if r.split == params.split] or [r.clip_id for r in records]
     # each FID's floor: real frames of as many other (training) clips, so both sides rest on similar sample counts
     reference_clips = [r.clip_id for r in records if r.clip_id not in clips][: len(clips)]
     if not clips:
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no usable clips to evaluate")
-    root = runs_root(params.runs_root).resolve()
+    root = locations.runs_root(params.runs_root).resolve()
     out = Path(params.out_dir) if params.out_dir else root / "evaluations" / layout.dataset
     out.mkdir(parents=True, exist_ok=True)
     models = [resolve_model(run, root) for run in params.runs]
@@ -99,19 +113,22 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
                                               "notes": description,
                                               "evaluations": [e.model_dump() for e in evaluations]}, indent=2).encode())
 
+    review = review_page("d", layout.dataset, "e", "latest" if out == root / "evaluations" / layout.dataset else out.name)
     keys = [publish_table(artifact_key("evaluate", layout.dataset), table,
                           f"Evaluation of {len(evaluations)} run(s) on `{layout.dataset}` ({len(clips)} clip(s), "
-                          f"split `{params.split}`). " + " ".join(description) + f" Table as JSON: `{json_path}`")]
+                          f"split `{params.split}`). " + " ".join(description) + f" Table as JSON: `{json_path}`. "
+                          f"Videos and runs side by side: {review}")]
     grid = frame_grid_png(evaluations)
-    lines = [f"### Synthesized videos ({layout.dataset})", ""]
+    lines = [f"### Synthesized videos ({layout.dataset})", "",
+             f"[Play them in the review app]({review}): every clip, two runs side by side, preference studies.", ""]
     if grid:
         lines += ["Source | synthesized | real, first frames of each run:", "", f"![frame grid]({data_uri(grid)})", ""]
     first = evaluations[0].clips[0] if evaluations and evaluations[0].clips else None
     if first and first.side_by_side:
-        gif = base64.b64encode(gif_preview(first.side_by_side)).decode()
         lines += [f"Animated preview of `{evaluations[0].run}` / `{first.clip_id}`:", "",
-                  f"![preview](data:image/gif;base64,{gif})", ""]
-    base_url = os.environ.get("VID2VID_OUTPUTS_URL")  # set when the runs folder is served over HTTP
+                  f"![preview]({data_uri(gif_preview(first.side_by_side), 'image/gif')})", ""]
+    # where the runs folder is served over HTTP: $VID2VID_OUTPUTS_URL, else the review app's file route
+    base_url = os.environ.get("VID2VID_OUTPUTS_URL") or review_page("media")
     for evaluation in evaluations:
         for clip in evaluation.clips:
             for video in filter(None, (clip.video, clip.side_by_side)):

@@ -5,34 +5,50 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from flows.failures import NothingIngested
+from flows.params import FlowParams
 from tasks.artifacts import artifact_key, publish_table
 from storage.errors import BadInputError
 from storage.ingest import IngestConfig, clip_ids
 from storage.layout import DatasetLayout, check_name, data_root
 from storage.manifest import ClipRecord, merge_records, quarantine
 from storage.synthetic import clip_seed, synthetic_splits
-from storage.video import FramePolicy, discover
+from storage.video import discover, size_problem
 from tasks.ingest import ingest_clip_task, synth_clip_task
 
 
-class IngestParams(BaseModel):
+class IngestParams(FlowParams):
     src: str = Field(description="a video file, a folder of videos, or frame-sequence folders")
     dataset: str
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     config: IngestConfig = Field(default_factory=IngestConfig)
 
 
-class SynthParams(BaseModel):
-    dataset: str = "street"
-    data_root: str | None = None
+class SynthSettings(FlowParams):
+    """How the synthetic street is drawn (the full rebuild holds these as they are)."""
+
     clips: int = Field(default=4, ge=1)
     frames: int = Field(default=30, ge=2)
-    width: int = Field(default=256, ge=32)
-    height: int = Field(default=128, ge=16)
+    size: tuple[int, int] = Field(default=(256, 128), description="(width, height) of the clips")
     seed: int = 0
     val_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
+
+    @field_validator("size")
+    @classmethod
+    def _big_enough(cls, size: tuple[int, int]) -> tuple[int, int]:
+        if size[0] < 32 or size[1] < 16:
+            raise ValueError(f"synthetic clips are at least 32x16 (width x height), got {size[0]}x{size[1]}")
+        problem = size_problem(*size, even=True)
+        if problem:
+            raise ValueError(f"synthetic clip size {problem}")
+        return size
+
+
+class SynthParams(SynthSettings):
+    dataset: str = "street"
+    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
 
 
 class IngestSummary(BaseModel):
@@ -45,8 +61,8 @@ class IngestSummary(BaseModel):
     artifact_key: str
 
 
-def _summarize(layout: DatasetLayout, records: list[ClipRecord], kind: str) -> IngestSummary:
-    merge_records(layout, records)
+def _publish(layout: DatasetLayout, records: list[ClipRecord], kind: str, source: str) -> IngestSummary:
+    """The artifact and the summary of what was ingested; no clip at all is a failure of the flow."""
     ok = [r for r in records if r.status == "ok"]
     bad = {r.clip_id: r.error for r in records if r.status != "ok"}
     key = publish_table(
@@ -56,8 +72,13 @@ def _summarize(layout: DatasetLayout, records: list[ClipRecord], kind: str) -> I
         f"**{kind}** into `{layout.base}`: {len(ok)} clip(s) ok, {sum(r.n_frames for r in ok)} frames, "
         f"{len(bad)} quarantined.",
     )
-    return IngestSummary(dataset=layout.dataset, data_root=str(layout.root), clips_ok=len(ok),
-                         frames=sum(r.n_frames for r in ok), quarantined=bad, records=records, artifact_key=key)
+    summary = IngestSummary(dataset=layout.dataset, data_root=str(layout.root), clips_ok=len(ok),
+                            frames=sum(r.n_frames for r in ok), quarantined=bad, records=records, artifact_key=key)
+    if not ok:
+        first = next(iter(bad.items()), ("", "no clip found"))
+        raise NothingIngested(f"no clip of {source} was ingested into {layout.dataset!r}: {len(bad)} quarantined "
+                              f"(first: {first[0]}: {first[1]})", detail=summary)
+    return summary
 
 
 @flow(name="ingest", log_prints=True)
@@ -71,8 +92,8 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
         record = ClipRecord(clip_id=check_name(Path(params.src).name.replace(" ", "_") or "source", "clip"),
                             source=params.src, status="quarantined", error=str(exc))
         quarantine(layout, record)
-        logger.error("nothing to ingest: %s", exc)
-        return _summarize(layout, [record], "ingest")
+        merge_records(layout, [record])
+        return _publish(layout, [record], "ingest", params.src)
     ids = clip_ids(sources)
     futures = [ingest_clip_task.submit(layout.root, layout.dataset, source, cid, params.config)
                for source, cid in zip(sources, ids)]
@@ -80,7 +101,8 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     for record in records:
         if record.status != "ok":
             logger.warning("quarantined %s: %s", record.clip_id, record.error)
-    return _summarize(layout, records, "ingest")
+    merge_records(layout, records)
+    return _publish(layout, records, "ingest", params.src)
 
 
 @flow(name="synthesize-street-dataset", log_prints=True)
@@ -88,14 +110,10 @@ def synth_flow(params: SynthParams) -> IngestSummary:
     """The embedded default dataset: seeded synthetic street clips with exact labels, instances and flow."""
     layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))
     splits = synthetic_splits(params.clips, params.val_fraction)
+    width, height = params.size
     futures = [synth_clip_task.submit(layout.root, layout.dataset, f"street_{params.seed:04d}_{k:03d}",
-                                      clip_seed(params.seed, k), params.width, params.height, params.frames, split)
+                                      clip_seed(params.seed, k), width, height, params.frames, split)
                for k, split in enumerate(splits)]
-    return _summarize(layout, [future.result() for future in futures], "synth")
-
-
-def policy_from(size: str | None, mode: str = "crop") -> FramePolicy:
-    if not size:
-        return FramePolicy(mode=mode)
-    width, height = (int(v) for v in size.lower().split("x"))
-    return FramePolicy(size=(width, height), mode=mode)
+    records = [future.result() for future in futures]
+    merge_records(layout, records)
+    return _publish(layout, records, "synth", "the synthetic street")

@@ -1,10 +1,10 @@
 """Preprocessing flow: rgb shards → semantic / instance / flow / sketch / pose shards, on Dask.
 
-One task per (clip, stage) so the UI shows each one's fate; a local Dask cluster by default, an existing
-scheduler when ``dask_address`` is given. Unchanged inputs are skipped by fingerprint. Bad input
-quarantines the clip (with the reason, in the manifest and quarantine/); missing weights or a missing
-mediapipe venv fail the stage with a message naming the file — the flow then fails after publishing
-its summary, so nothing is silently skipped.
+One task per (clip, stage) so the UI shows each one's fate; an existing Dask scheduler when one is named
+(``dask_address``, else ``$VID2VID_DASK_ADDRESS``), else a local cluster. Unchanged inputs are skipped by
+fingerprint. Bad input quarantines the clip (with the reason, in the manifest and quarantine/) and the
+flow completes, counting it; missing weights or a missing mediapipe venv fail the stage with a message
+naming the file, and the flow then ends Failed after publishing its summary: nothing is silently skipped.
 """
 
 from __future__ import annotations
@@ -28,30 +28,31 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
-from tasks.artifacts import artifact_key, publish_table
+from flows.failures import PreprocessFailed
+from flows.params import FlowParams
+from models.preprocess.clip import RunSettings, StageOutcome
 from models.preprocess.registry import DEFAULT_BACKENDS, STAGES, BackendSettings, Stage, check_backend
-from storage.layout import DatasetLayout, check_name, data_root
-from storage.manifest import merge_records, quarantine, read_manifest
-from tasks.preprocess import RunSettings, StageOutcome, preprocess_clip_task
+from storage import locations
+from storage.layout import DatasetLayout, check_name
+from storage.manifest import ClipRecord, merge_records, quarantine, read_manifest
+from tasks.artifacts import artifact_key, publish_table
+from tasks.preprocess import preprocess_clip_task
 
 
-class PreprocessParams(BaseModel):
-    """The form the Prefect UI shows for a preprocessing run."""
+class PreprocessSettings(FlowParams):
+    """How to preprocess (the full rebuild holds these as they are; its default stages follow the model)."""
 
-    dataset: str
-    data_root: str | None = Field(None, description="default: $VID2VID_DATA_ROOT or ./data")
-    stages: list[Stage] = Field(default_factory=lambda: list(STAGES))
+    stages: list[Stage] | None = Field(None, description="default: every stage (the rebuild: the model's inputs + flow)")
     backends: dict[Stage, BackendSettings] = Field(
         default_factory=dict, description="per stage; stages not listed use their default backend")
-    resolution: tuple[int, int] | None = Field(None, description="(height, width) the networks see; "
+    resolution: tuple[int, int] | None = Field(None, description="(width, height) the networks see; "
                                                                    "outputs keep the clip's size")
     device: str = Field("cpu", description="cpu, cuda, cuda:1 ...")
-    weights_dir: str | None = Field(None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
-    dask_address: str | None = Field(None, description="an existing Dask scheduler; default: a local cluster")
+    dask_address: str | None = Field(None, description="an existing Dask scheduler; default: "
+                                                       "$VID2VID_DASK_ADDRESS, else a local cluster")
     workers: int = Field(2, ge=1, description="local cluster worker processes")
     threads_per_worker: int = Field(1, ge=1)
     batch_size: int = Field(4, ge=1)
-    clips: list[str] | None = Field(None, description="only these clips (default: every ok clip)")
     force: bool = Field(False, description="rebuild even when the fingerprint is unchanged")
 
     @field_validator("backends")
@@ -60,6 +61,19 @@ class PreprocessParams(BaseModel):
         for stage, settings in value.items():
             check_backend(stage, settings.backend)
         return value
+
+
+class PreprocessParams(PreprocessSettings):
+    """The form the Prefect UI shows for a preprocessing run."""
+
+    dataset: str
+    data_root: str | None = Field(None, description="default: $VID2VID_DATA_ROOT or ./data")
+    weights_dir: str | None = Field(None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    clips: list[str] | None = Field(None, description="only these clips (default: every ok clip)")
+
+    @property
+    def stage_list(self) -> list[str]:
+        return list(self.stages) if self.stages else list(STAGES)
 
     def settings_for(self, stage: str) -> BackendSettings:
         return self.backends.get(stage) or BackendSettings(backend=DEFAULT_BACKENDS[stage])  # type: ignore[index]
@@ -92,15 +106,6 @@ class PreprocessSummary(BaseModel):
     failed: dict[str, str]  # "stage/clip" -> error
     wall_seconds: float
     artifact_key: str
-
-
-class PreprocessFailed(RuntimeError):
-    """Some stage could not run (missing weights, no mediapipe venv): the summary says which and why."""
-
-    def __init__(self, summary: PreprocessSummary) -> None:
-        lines = [f"{key}: {error}" for key, error in summary.failed.items()]
-        super().__init__(f"{len(lines)} preprocessing task(s) failed:\n" + "\n".join(lines[:20]))
-        self.summary = summary
 
 
 # glibc malloc in the worker processes. Dask's nanny spawns workers with MALLOC_TRIM_THRESHOLD_=65536 (to hand
@@ -142,8 +147,9 @@ def local_cluster(**kwargs: Any) -> LocalCluster:
 
 
 def task_runner(params: PreprocessParams) -> DaskTaskRunner:
-    if params.dask_address:
-        return DaskTaskRunner(address=params.dask_address)
+    address = locations.dask_address(params.dask_address)
+    if address:
+        return DaskTaskRunner(address=address)
     return DaskTaskRunner(cluster_class=local_cluster,
                           cluster_kwargs={"n_workers": params.workers, "threads_per_worker": params.threads_per_worker,
                                           "processes": True, "dashboard_address": None})
@@ -165,9 +171,9 @@ def workers_share_api(params: PreprocessParams) -> Iterator[None]:
     for workers that can reach it (a local cluster, or a scheduler on this host): the embedded server
     listens on loopback. With a real server configured, nothing changes.
     """
-    address_host = urlparse(params.dask_address if "://" in (params.dask_address or "")
-                            else f"tcp://{params.dask_address or ''}").hostname or ""
-    if PREFECT_API_URL.value() or (params.dask_address and address_host not in _LOOPBACK):
+    address = locations.dask_address(params.dask_address)
+    address_host = urlparse(address if "://" in (address or "") else f"tcp://{address or ''}").hostname or ""
+    if PREFECT_API_URL.value() or (address and address_host not in _LOOPBACK):
         yield
         return
     with get_client(sync_client=True) as client:
@@ -187,7 +193,7 @@ def preprocess_flow(params: PreprocessParams) -> PreprocessSummary:
 def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
     logger = get_run_logger()
     started = time.perf_counter()
-    layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout(locations.data_root(params.data_root), check_name(params.dataset, "dataset"))
     records = {r.clip_id: r for r in read_manifest(layout) if r.status == "ok"}
     if not read_manifest(layout):
         raise FileNotFoundError(f"no manifest for dataset {params.dataset!r} at {layout.manifest_path}: ingest first")
@@ -198,16 +204,17 @@ def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
         records = {c: records[c] for c in params.clips}
     run = RunSettings(device=params.device, resolution=params.resolution, weights_dir=params.weights_dir,
                       batch_size=params.batch_size, threads=params.threads_per_worker, force=params.force)
+    stages = params.stage_list
     jobs = {}
-    for stage in params.stages:
+    for stage in stages:
         settings = params.settings_for(stage)
         for clip_id, record in sorted(records.items()):
-            size = (record.height, record.width) if record.height and record.width else None
+            size = (record.width, record.height) if record.height and record.width else None
             future = preprocess_clip_task.submit(str(layout.root), layout.dataset, clip_id, stage, settings, run, size)
             jobs[future] = (stage, clip_id, settings.backend)
     total = max(1, len(jobs))
     progress = create_progress_artifact(progress=0.0, key=artifact_key("preprocess-progress", layout.dataset),
-                                        description=f"preprocessing {len(records)} clip(s) × {len(params.stages)} stage(s)")
+                                        description=f"preprocessing {len(records)} clip(s) × {len(stages)} stage(s)")
     outcomes: list[StageOutcome] = []
     failed: dict[str, str] = {}
     for done, future in enumerate(as_completed(list(jobs)), 1):
@@ -218,15 +225,20 @@ def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
             failed[f"{stage}/{clip_id}"] = f"{type(exc).__name__}: {exc}"
             logger.error("%s/%s failed: %s", stage, clip_id, exc)
         update_progress_artifact(progress, progress=100.0 * done / total)
-    summary = _summarize(layout, params, outcomes, failed, time.perf_counter() - started)
+    stage_summaries, reasons = _tally(params, outcomes, failed)
+    quarantine_clips(layout, reasons)
+    summary = _publish(layout, stage_summaries, outcomes, reasons, failed, time.perf_counter() - started)
     if failed:
-        raise PreprocessFailed(summary)
+        first = next(iter(failed.items()))
+        raise PreprocessFailed(f"{len(failed)} preprocessing task(s) of {layout.dataset!r} failed (first: "
+                               f"{first[0]}: {first[1]}); see artifact {summary.artifact_key}", detail=summary)
     return summary
 
 
-def _summarize(layout: DatasetLayout, params: PreprocessParams, outcomes: list[StageOutcome],
-               failed: dict[str, str], wall: float) -> PreprocessSummary:
-    stages = {s: StageSummary(stage=s, backend=params.settings_for(s).backend) for s in params.stages}
+def _tally(params: PreprocessParams, outcomes: list[StageOutcome],
+           failed: dict[str, str]) -> tuple[dict[str, StageSummary], dict[str, list[str]]]:
+    """Per-stage counts, and every quarantined clip's reasons (one per stage that refused it)."""
+    stages = {s: StageSummary(stage=s, backend=params.settings_for(s).backend) for s in params.stage_list}
     reasons: dict[str, list[str]] = {}
     for o in outcomes:
         s = stages[o.stage]
@@ -243,14 +255,24 @@ def _summarize(layout: DatasetLayout, params: PreprocessParams, outcomes: list[S
         stage, clip = key.split("/", 1)
         stages[stage].clips += 1
         stages[stage].failed[clip] = error
-    if reasons:  # quarantine the clips, with every stage's reason, in quarantine/ and the manifest
-        by_id = {r.clip_id: r for r in read_manifest(layout)}
-        updated = []
-        for clip_id, errors in reasons.items():
-            record = by_id[clip_id].model_copy(update={"status": "quarantined", "error": "; ".join(errors)})
-            quarantine(layout, record)
-            updated.append(record)
-        merge_records(layout, updated)
+    return stages, reasons
+
+
+def quarantine_clips(layout: DatasetLayout, reasons: dict[str, list[str]]) -> list[ClipRecord]:
+    """Quarantine the clips, with every stage's reason, in quarantine/ and the manifest."""
+    if not reasons:
+        return []
+    by_id = {r.clip_id: r for r in read_manifest(layout)}
+    updated = [by_id[clip_id].model_copy(update={"status": "quarantined", "error": "; ".join(errors)})
+               for clip_id, errors in reasons.items()]
+    for record in updated:
+        quarantine(layout, record)
+    merge_records(layout, updated)
+    return updated
+
+
+def _publish(layout: DatasetLayout, stages: dict[str, StageSummary], outcomes: list[StageOutcome],
+             reasons: dict[str, list[str]], failed: dict[str, str], wall: float) -> PreprocessSummary:
     rows = [{"stage": s.stage, "backend": s.backend, "clips": s.clips, "written": s.written, "skipped": s.skipped,
              "validated": s.validated, "frames": s.frames, "seconds": round(s.seconds, 2),
              "frames/s": round(s.frames_per_second, 2), "empty frames": s.empty_frames,
@@ -280,7 +302,5 @@ def face_demo(root: str | None = None, dataset: str = "face", workers: int = 1) 
     """Ingest the real carphone clip through the ingest flow and draw its face sketches with mediapipe."""
     from flows.ingest import IngestParams, ingest_flow
 
-    ingested = ingest_flow(IngestParams(src=str(carphone_path()), dataset=dataset, data_root=root))
-    if not ingested.clips_ok:
-        raise RuntimeError(f"the face clip did not ingest: {ingested.quarantined}")
+    ingest_flow(IngestParams(src=str(carphone_path()), dataset=dataset, data_root=root))  # fails if it cannot
     return preprocess_flow(PreprocessParams(dataset=dataset, data_root=root, stages=["sketch"], workers=workers))

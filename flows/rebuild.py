@@ -8,52 +8,42 @@ did not change (the last model is reused), evaluation when the model it would sc
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from flows.evaluate import DEFAULT_METRICS, EvaluateParams, evaluate_flow
-from flows.ingest import IngestParams, SynthParams, ingest_flow, synth_flow
-from flows.preprocess import PreprocessParams, preprocess_flow
-from flows.train import TrainParams, runs_root, train_flow
-from models.preprocess.registry import BackendSettings, Stage
-from models.training import input_stages
-from models.training.job import ExtraStage
+from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
+from flows.ingest import IngestParams, SynthParams, SynthSettings, ingest_flow, synth_flow
+from flows.params import FlowParams, compose
+from flows.preprocess import PreprocessParams, PreprocessSettings, preprocess_flow
+from flows.train import TrainParams, train_flow
+from models.preprocess.registry import BackendSettings
+from models.training import TrainSettings, input_stages
 from models.vid2vid.config import load_model_config
+from storage import locations
 from storage.ingest import IngestConfig
-from storage.layout import data_root
 from tasks.artifacts import artifact_key, publish_markdown
 
 
-class RebuildParams(BaseModel):
-    """The form a user fills in for a full rebuild (the Prefect UI shows it)."""
+class RebuildParams(FlowParams):
+    """The form a user fills in for a full rebuild (the Prefect UI shows it): the target, then each step's
+    own settings, held as the step's flow takes them."""
 
     src: str | None = Field(default=None, description="videos / frame folders to ingest; empty: the synthetic street")
     dataset: str = "street"
-    data_root: str | None = None
-    runs_root: str | None = None
-    weights_dir: str | None = None
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny, tiny_face) or YAML path")
-    extra_stage: ExtraStage = "sketch"
-    stages: list[Stage] | None = Field(default=None, description="default: what the model trains on, plus flow")
-    backends: dict[Stage, BackendSettings] = Field(
-        default_factory=dict, description="per stage; default: the stage's default backend, or `dataset` "
-                                          "for the synthetic street's exact labels and flow")
-    ingest: IngestConfig = Field(default_factory=IngestConfig)
-    synth_clips: int = Field(default=4, ge=1)
-    synth_frames: int = Field(default=24, ge=2)
-    synth_size: tuple[int, int] = Field(default=(128, 64), description="(width, height) of synthetic clips")
-    seed: int = 0
-    workers: int = Field(default=2, ge=1, description="local Dask worker processes")
-    dask_address: str | None = Field(default=None, description="default: $VID2VID_DASK_ADDRESS, else a local cluster")
-    ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
-    train_workers: int = Field(default=2, ge=1)
-    gpus_per_worker: float = Field(default=0.0, ge=0.0)
-    max_steps: int | None = Field(default=30, ge=1)
-    epochs: int | None = Field(default=None, ge=1)
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
+    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
+    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="how source videos are ingested")
+    synth: SynthSettings = Field(default_factory=lambda: SynthSettings(frames=24, size=(128, 64)),
+                                 description="the synthetic street, when there is no src")
+    preprocess: PreprocessSettings = Field(
+        default_factory=PreprocessSettings, description="stages default to what the model trains on, plus flow; "
+                                                        "the synthetic street's exact labels and flow are validated")
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings(max_steps=30))
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
 
 
 class RebuildResult(BaseModel):
@@ -83,42 +73,31 @@ def _earlier_evaluation(out: Path, run: str) -> list[dict[str, str]] | None:
 @flow(name="full-rebuild", log_prints=True)
 def rebuild_flow(params: RebuildParams) -> RebuildResult:
     logger = get_run_logger()
-    root = data_root(params.data_root).resolve()
-    runs = runs_root(params.runs_root).resolve()
+    root = locations.data_root(params.data_root).resolve()
+    runs = locations.runs_root(params.runs_root).resolve()
+    target = {"dataset": params.dataset, "data_root": str(root)}
     synthetic = params.src is None
     keys: list[str] = []
 
-    if synthetic:
-        width, height = params.synth_size
-        ingested = synth_flow(SynthParams(dataset=params.dataset, data_root=str(root), clips=params.synth_clips,
-                                          frames=params.synth_frames, width=width, height=height, seed=params.seed))
+    if synthetic:  # a failed ingest fails the rebuild here, with its reason
+        ingested = synth_flow(compose(SynthParams, params.synth, **target))
     else:
-        ingested = ingest_flow(IngestParams(src=params.src, dataset=params.dataset, data_root=str(root),
-                                            config=params.ingest))
+        ingested = ingest_flow(IngestParams(src=params.src, config=params.ingest, **target))
     keys.append(ingested.artifact_key)
-    if not ingested.clips_ok:
-        raise RuntimeError(f"nothing to rebuild: no clip of {params.src or 'the synthetic set'} was ingested "
-                           f"({ingested.quarantined})")
 
     model = load_model_config(params.config).to_dict()
-    stages = params.stages or list(input_stages(model, params.extra_stage))
-    backends = dict(params.backends)
+    stages = params.preprocess.stages or list(input_stages(model))
+    backends = dict(params.preprocess.backends)
     if synthetic:  # the synthetic street carries exact labels and flow: validate them, never re-estimate
         for stage in ("semantic", "instance", "flow"):
             backends.setdefault(stage, BackendSettings(backend="dataset"))
-    preprocessed = preprocess_flow(PreprocessParams(
-        dataset=params.dataset, data_root=str(root), stages=stages, backends=backends, weights_dir=params.weights_dir,
-        dask_address=params.dask_address or os.environ.get("VID2VID_DASK_ADDRESS"), workers=params.workers))
+    preprocessed = preprocess_flow(compose(PreprocessParams, params.preprocess, stages=stages, backends=backends,
+                                           weights_dir=params.weights_dir, **target))
     keys.append(preprocessed.artifact_key)
 
-    trained = train_flow(TrainParams(
-        dataset=params.dataset, config=params.config, data_root=str(root), runs_root=str(runs), mode="rebuild",
-        workers=params.train_workers, gpus_per_worker=params.gpus_per_worker, epochs=params.epochs,
-        max_steps=params.max_steps, ray_address=params.ray_address, weights_dir=params.weights_dir,
-        extra_stage=params.extra_stage))
+    trained = train_flow(compose(TrainParams, params.train, config=params.config, runs_root=str(runs),
+                                 mode="rebuild", weights_dir=params.weights_dir, **target))
     keys += list(trained.artifacts.values())
-    if not trained.model_path:
-        raise RuntimeError(f"training did not produce a model: {trained.message}")
 
     out = runs / "evaluations" / params.dataset
     run_name = Path(trained.run_dir or trained.model_path).name
@@ -127,9 +106,8 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
         logger.info("model %s was already evaluated on %s: keeping that evaluation", run_name, params.dataset)
         table, evaluation_json = earlier, str(out / "comparison.json")
     else:
-        evaluation = evaluate_flow(EvaluateParams(dataset=params.dataset, runs=[trained.run_dir or trained.model_path],
-                                                  metrics=params.metrics, data_root=str(root), runs_root=str(runs),
-                                                  weights_dir=params.weights_dir))
+        evaluation = evaluate_flow(compose(EvaluateParams, params.evaluate, runs=[trained.run_dir or trained.model_path],
+                                           runs_root=str(runs), weights_dir=params.weights_dir, **target))
         table, evaluation_json = evaluation.table[:1], evaluation.json_path
         keys += evaluation.artifact_keys
 
@@ -137,7 +115,8 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
         f"## Full rebuild of `{params.dataset}`", "",
         f"- **data**: {ingested.clips_ok} clip(s), {ingested.frames} frames under `{root / params.dataset}`; "
         f"{len(ingested.quarantined)} quarantined" + "".join(f"\n  - `{c}`: {r}" for c, r in ingested.quarantined.items()),
-        f"- **preprocess**: stages {', '.join(stages)} (artifact `{preprocessed.artifact_key}`)",
+        f"- **preprocess**: stages {', '.join(stages)}; {len(preprocessed.quarantined)} clip(s) quarantined "
+        f"(artifact `{preprocessed.artifact_key}`)",
         f"- **train**: {trained.status}: {trained.message}",
         f"- **evaluate**: {'kept the earlier evaluation' if earlier is not None else 'evaluated'}: "
         + ", ".join(f"{k} = {v}" for k, v in (table[0] if table else {}).items() if k not in ("run", "evaluated")),

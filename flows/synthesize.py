@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from prefect import flow
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from flows.params import FlowParams
 from models.synthesis import parse_remap
-from storage.layout import DatasetLayout, check_name, data_root
+from storage.layout import DatasetLayout, check_name, check_output_path
+from storage.locations import data_root
 from tasks.synthesize import FirstFrameChoice, SynthesizedClip, synthesize_clip_task
 
 
-class SynthesizeParams(BaseModel):
+class SynthesizeParams(FlowParams):
     checkpoint: str = Field(description="model.pt or checkpoint.pt of a training run")
     dataset: str
     clip: str
     out: str = Field(description="the mp4 to write")
-    data_root: str | None = None
+    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     remap: str | None = Field(default=None, description='semantic manipulation, e.g. "tree=building"')
     seed: int = 0
     first_frame: FirstFrameChoice = "zeros"
@@ -29,8 +30,8 @@ class SynthesizeParams(BaseModel):
 def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     check_name(params.clip, "clip")
-    out = Path(params.out)
-    review = out.with_name(out.stem + ".side_by_side.mp4") if params.side_by_side else None
+    out = check_output_path(params.out, layout.root)  # never onto a manifest, shard or quarantine record
+    review = check_output_path(out.with_name(out.stem + ".side_by_side.mp4"), layout.root) if params.side_by_side else None
     return synthesize_clip_task(params.checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
                                 None if review is None else str(review), parse_remap(params.remap), params.seed,
                                 params.first_frame, params.single_checkpoint)

@@ -7,56 +7,47 @@ and does nothing (with a note) when the data did not change.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from tasks.artifacts import artifact_key, publish_markdown
-from models.training import TrainJob, input_stages
-from models.training.job import ExtraStage
+from flows.failures import TrainingFailed
+from flows.params import FlowParams, settings_of
+from models.training import TrainJob, TrainSettings, input_stages
 from models.training.launch import dataset_fingerprint
 from models.vid2vid.config import load_model_config
+from storage import locations
 from storage.atomic import atomic_write_bytes
-from storage.layout import DatasetLayout, check_name, data_root
+from storage.layout import DatasetLayout, check_name
+from tasks.artifacts import artifact_key, publish_markdown
+from tasks.multimodal import fit_mixtures_task
+from models.training.ray_jobs import RayJobFailed, is_job_endpoint
+from tasks.ray_job import stop_jobs_of_flow_run, train_on_cluster_task
 from tasks.train import publish_training_task, train_task
 
-RUNS_ROOT_ENV = "VID2VID_RUNS_ROOT"
 
+class TrainParams(TrainSettings, FlowParams):
+    """The form of a training run: its target and mode, plus the training settings handed on as they are."""
 
-def runs_root(override: str | None = None) -> Path:
-    return Path(override or os.environ.get(RUNS_ROOT_ENV) or "runs")
-
-
-class TrainParams(BaseModel):
     dataset: str = "street"
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny) or a YAML path")
-    data_root: str | None = None
+    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
     run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
     mode: Literal["train", "retrain", "rebuild"] = Field(
         default="train", description="retrain: fine-tune the last good model if the data changed; rebuild: train "
                                      "afresh if the data or config changed; both do nothing when neither did")
-    workers: int = Field(default=2, ge=1)
-    gpus_per_worker: float = Field(default=0.0, ge=0.0)
-    epochs: int | None = Field(default=None, ge=1)
-    max_steps: int | None = Field(default=None, ge=1)
-    checkpoint_every: int = Field(default=10, ge=1)
-    resume_from: str | None = None
-    ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
-    weights_dir: str | None = None
-    window_frames: int | None = Field(default=None, ge=2)
-    extra_stage: ExtraStage = Field(default="sketch", description="which stage feeds a config's extra source channels")
-    inject_failure_at_step: int | None = Field(default=None, description="test only")
-    inject_nan_at_step: int | None = Field(default=None, description="test only")
+    resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run")
+    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
 
 
 class TrainFlowResult(BaseModel):
-    status: str  # completed | stopped_nan | unchanged
+    status: str  # completed | unchanged (a stopped run raises TrainingFailed)
     message: str
     run_dir: str | None = None
     model_path: str | None = None
@@ -68,17 +59,34 @@ def _latest_pointer(root: Path, dataset: str) -> Path:
     return root / f"latest-{dataset}.json"
 
 
-@flow(name="train", log_prints=True)
+def _default_run_name(dataset: str, model_name: str) -> str:
+    """Stable across retries of one flow run (so a retried run attaches to its Ray job), unique across runs."""
+    run_id = flow_run.get_id()
+    if run_id:
+        started = flow_run.get_scheduled_start_time()
+        return f"{dataset}-{model_name}-{started.strftime('%Y%m%d-%H%M%S')}-{run_id[:6]}"
+    return f"{dataset}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's hook signature
+    """Cancelling the flow run stops the Ray job it submitted (a killed worker does not: that is a restart)."""
+    params = run.parameters.get("params") or {}
+    address = locations.ray_address(params.get("ray_address"))
+    if is_job_endpoint(address):
+        stop_jobs_of_flow_run(address, str(run.id))
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs])
 def train_flow(params: TrainParams) -> TrainFlowResult:
     logger = get_run_logger()
     dataset = check_name(params.dataset, "dataset")
-    root = data_root(params.data_root).resolve()
+    root = locations.data_root(params.data_root).resolve()
     layout = DatasetLayout(root, dataset)
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     model = load_model_config(params.config)
-    stages = input_stages(model.to_dict(), params.extra_stage)
-    runs = runs_root(params.runs_root).resolve()
+    stages = input_stages(model.to_dict())
+    runs = locations.runs_root(params.runs_root).resolve()
     pointer = _latest_pointer(runs, dataset)
     resume_from = params.resume_from
     if params.mode in ("retrain", "rebuild"):
@@ -93,22 +101,22 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
         if last and params.mode == "retrain":
             resume_from = resume_from or last["model_path"]
             logger.info("dataset %s changed since %s: fine-tuning %s", dataset, last["run_dir"], resume_from)
-    name = params.run_name or f"{dataset}-{model.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    job = TrainJob(
-        dataset=dataset, data_root=str(root), model=model.to_dict(), run_dir=str(runs / check_name(name, "run")),
-        stages=stages,
-        window_frames=params.window_frames, epochs=params.epochs, max_steps=params.max_steps, workers=params.workers,
-        gpus_per_worker=params.gpus_per_worker, checkpoint_every=params.checkpoint_every, resume_from=resume_from,
-        weights_dir=params.weights_dir, ray_address=params.ray_address or os.environ.get("VID2VID_RAY_ADDRESS"),
-        inject_failure_at_step=params.inject_failure_at_step, inject_nan_at_step=params.inject_nan_at_step,
-    )
-    outcome = train_task(job)
+    name = params.run_name or _default_run_name(dataset, model.name)
+    job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address)},
+                   dataset=dataset, data_root=str(root), model=model.to_dict(),
+                   run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)
+    try:
+        outcome = train_on_cluster_task(job) if is_job_endpoint(job.ray_address) else train_task(job)
+    except RayJobFailed as exc:  # the cluster's job ended without a result: its own error line is the reason
+        raise TrainingFailed(str(exc)) from None
+    if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
+        fit_mixtures_task(outcome.model_path, str(root), dataset)  # Sec. 3: sampled at synthesis
     artifacts = publish_training_task(outcome, dataset, str(root))
     if outcome.status == "completed" and outcome.model_path:
         atomic_write_bytes(pointer, json.dumps({"run_dir": outcome.run_dir, "model_path": outcome.model_path,
                                                 "dataset_fingerprint": outcome.dataset_fingerprint,
                                                 "config": params.config}).encode())
-    else:
-        logger.error(outcome.message)
+    else:  # the flow run ends Failed with this one line; the artifacts above show the run up to the stop
+        raise TrainingFailed(f"training of {dataset!r} failed: {outcome.message}", detail=outcome)
     return TrainFlowResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
                            model_path=outcome.model_path, steps=outcome.steps, artifacts=artifacts)

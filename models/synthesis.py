@@ -7,14 +7,18 @@ what the model makes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
 
+from models.vid2vid.checkpoint import load_multimodal
 from models.vid2vid.config import ModelConfig
 from models.vid2vid.generator import Vid2VidGenerator
 from models.vid2vid.inference import FirstFrame, synthesize
+from models.vid2vid.multimodal import InstanceFeatureSampler
+from storage.dataset import frames_tensor
 
 # Names users may write in a label remap besides the Cityscapes names ("tree=building").
 LABEL_ALIASES = {"tree": "vegetation", "trees": "vegetation", "people": "person", "cars": "car"}
@@ -63,36 +67,35 @@ def colorize(labels: np.ndarray) -> np.ndarray:
     return cityscapes_palette()[labels]
 
 
-def source_stages(config: ModelConfig, has_stage: Callable[[str], bool]) -> tuple[list[str], str | None]:
-    """(stages to read for synthesis, the stage feeding the extra channels): rgb, the labels the config
-    needs, and sketch or pose (whichever the clip has) for configs with extra source channels."""
-    stages = ["rgb"]
-    if config.input.num_classes > 0:
-        stages.append("semantic")
-    if config.input.use_instance:
-        stages.append("instance")
-    extra = None
-    if config.input.extra_channels > 0:
-        extra = next((s for s in ("sketch", "pose") if has_stage(s)), "sketch")
-        stages.append(extra)
-    return stages, extra
+def clip_stages(config: ModelConfig) -> list[str]:
+    """The stages synthesis reads for a model: rgb (first frame, review), then the declared ones."""
+    return ["rgb", *config.data_stages]
 
 
-def source_picture(frame: Mapping[str, np.ndarray], extra_stage: str | None) -> np.ndarray:
-    """What a person should see as the model's input: coloured labels, else the sketch/pose rendering."""
-    if "semantic" in frame:
-        return colorize(frame["semantic"])
-    if extra_stage and extra_stage in frame:
-        return frame[extra_stage]
+def source_picture(config: ModelConfig, frame: Mapping[str, np.ndarray]) -> np.ndarray:
+    """What a person should see as the model's input: the coloured class labels of the one_hot input,
+    else the first rendering input (sketch, pose), else black."""
+    labels = config.input.labels
+    if labels is not None and labels.stage in frame:
+        return colorize(frame[labels.stage])
+    for spec in config.input.sources:
+        picture = frame.get(spec.stage)
+        if picture is not None and picture.ndim == 3 and picture.shape[-1] == 3:
+            return picture
     return np.zeros_like(frame["rgb"])
 
 
-def with_extra(frames: Iterable[dict[str, np.ndarray]], extra_stage: str | None) -> Iterator[dict[str, np.ndarray]]:
-    """Name the sketch/pose frames ``extra``, as the generator's inputs call them."""
-    for frame in frames:
-        if extra_stage:
-            frame["extra"] = frame[extra_stage]
-        yield frame
+def feature_sampler(model_path: str | os.PathLike[str], generator: Vid2VidGenerator,
+                    seed: int = 0) -> InstanceFeatureSampler | None:
+    """The seeded sampler of a multimodal model's per-class feature mixtures (None for other models): the
+    same seed gives the same video, another seed another plausible one."""
+    if not generator.feat_nc:
+        return None
+    _, gmm = load_multimodal(model_path)
+    if gmm is None:
+        raise ValueError(f"{model_path} is a multimodal model but holds no fitted feature mixtures: the train flow "
+                         "fits them after training (task fit-feature-mixtures); rerun it on this model")
+    return InstanceFeatureSampler(gmm, seed=seed)
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -106,24 +109,19 @@ def synthesize_frames(
     *,
     first_frame: FirstFrame = "zeros",
     label_map: Mapping[int, int] | None = None,
-    feature_sampler=None,  # noqa: ANN001 - models.vid2vid.multimodal.InstanceFeatureSampler
+    sampler: InstanceFeatureSampler | None = None,
     single_frame_generator: Vid2VidGenerator | None = None,
 ) -> Iterator[np.ndarray]:
-    """Synthesized RGB frames for source frames with ``semantic``/``instance`` (and ``rgb`` for a real first frame)."""
+    """Synthesized RGB frames for ``{stage: payload}`` frames holding the model's declared stages (and
+    ``rgb`` for a real first frame); payloads become tensors by the training dataset's rule."""
     first_rgb: list[np.ndarray] = []
+    stages = generator.config.data_stages
 
     def inputs() -> Iterator[dict[str, torch.Tensor]]:
         for frame in frames:
             if not first_rgb and "rgb" in frame:
                 first_rgb.append(frame["rgb"])
-            item = {}
-            if "semantic" in frame:
-                item["semantic"] = torch.from_numpy(frame["semantic"].astype(np.int64))
-            if "instance" in frame:
-                item["instance"] = torch.from_numpy(frame["instance"].astype(np.int64))
-            if "extra" in frame:
-                item["extra"] = torch.from_numpy(frame["extra"]).permute(2, 0, 1).float().div(127.5).sub(1)
-            yield item
+            yield {stage: frames_tensor(frame[stage][None])[0] for stage in stages if stage in frame}
 
     source = inputs()
     first_image = None
@@ -134,7 +132,7 @@ def synthesize_frames(
         first_image = torch.from_numpy(first_rgb[0]).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0)
         source = _chain(first, source)
     for out in synthesize(generator, source, first_frame=first_frame, first_image=first_image, label_map=label_map,
-                          feature_sampler=feature_sampler, single_frame_generator=single_frame_generator):
+                          feature_sampler=sampler, single_frame_generator=single_frame_generator):
         yield to_uint8(out["image"])
 
 

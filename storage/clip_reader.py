@@ -15,8 +15,6 @@ from storage.errors import StorageError
 from storage.layout import DatasetLayout
 from storage.shards import ShardReader
 
-LABEL_STAGES = {"semantic", "instance"}
-
 
 def _resize(stage: str, frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or (frame.shape[1], frame.shape[0]) == size:
@@ -25,7 +23,7 @@ def _resize(stage: str, frame: np.ndarray, size: tuple[int, int] | None) -> np.n
         scale_x, scale_y = size[0] / frame.shape[2], size[1] / frame.shape[1]
         resized = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in frame])
         return resized * np.array([scale_x, scale_y], np.float32)[:, None, None]
-    nearest = stage in LABEL_STAGES
+    nearest = frame.ndim == 2  # 2-D payloads are label maps (ids, masks): never blend them
     return cv2.resize(frame, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
@@ -50,5 +48,5 @@ def iter_clip_frames(layout: DatasetLayout, clip_id: str, stages: Sequence[str] 
             for stage, rows in chunks.items():
                 frame[stage] = _resize(stage, rows[i]["payload"], size)
                 if stage == "flow" and "occlusion" in rows[i]:
-                    frame["occlusion"] = _resize("semantic", rows[i]["occlusion"], size)
+                    frame["occlusion"] = _resize("occlusion", rows[i]["occlusion"], size)
             yield frame

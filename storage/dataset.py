@@ -8,20 +8,70 @@ own ``rank``/``world_size`` and reads only its share of the windows: no data goe
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from storage.clip_reader import iter_clip_frames
 from storage.errors import StorageError
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
 from storage.shards import ShardReader
 
-#: stage -> batch key(s) it provides
-SOURCE_STAGES = ("semantic", "instance", "flow", "sketch", "pose")
+
+
+def frames_tensor(frames: np.ndarray) -> torch.Tensor:
+    """Stacked payloads of one stage -> the batch contract's tensor: (T, H, W) label maps stay integer
+    ids (int64); (T, H, W, C) uint8 pictures become (T, C, H, W) floats in [-1, 1]."""
+    if frames.ndim == 3:
+        return torch.from_numpy(frames.astype(np.int64))
+    if frames.ndim == 4:
+        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    raise StorageError(f"stage payloads must be (T, H, W) ids or (T, H, W, C) pictures, got {frames.shape}")
+
+
+def clip_batches(layout: DatasetLayout, clip_id: str, stages: Sequence[str], size: tuple[int, int] | None = None,
+                 chunk: int = 8, limit: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """A clip's frames as batch-contract tensors, ``chunk`` frames at a time: ``image`` (N, 3, H, W) and
+    each of ``stages`` (ids or renderings), resized to ``size`` (W, H); memory bounded by ``chunk``."""
+    frames: list[dict[str, np.ndarray]] = []
+    for frame in iter_clip_frames(layout, clip_id, ("rgb", *stages), size, limit):
+        frames.append(frame)
+        if len(frames) == chunk:
+            yield _stacked(frames, stages)
+            frames = []
+    if frames:
+        yield _stacked(frames, stages)
+
+
+def _stacked(frames: list[dict[str, np.ndarray]], stages: Sequence[str]) -> dict[str, torch.Tensor]:
+    batch = {"image": frames_tensor(np.stack([f["rgb"] for f in frames]))}
+    batch.update({stage: frames_tensor(np.stack([f[stage] for f in frames])) for stage in stages})
+    return batch
+
+
+def missing_stage_shards(layout: DatasetLayout, stages: Sequence[str], split: str | None = "train",
+                         clip_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """{stage: clip ids without its shard} over the usable clips of a split (empty: nothing missing)."""
+    records = [r for r in read_manifest(layout) if r.status == "ok" and (split is None or r.split == split)
+               and (clip_ids is None or r.clip_id in clip_ids)]
+    missing = {stage: [r.clip_id for r in records if not layout.shard_path(stage, r.clip_id).is_file()]
+               for stage in stages}
+    return {stage: clips for stage, clips in missing.items() if clips}
+
+
+def require_stage_shards(layout: DatasetLayout, stages: Sequence[str], split: str | None = "train",
+                         needed_by: str = "the model reads", clip_ids: Sequence[str] | None = None) -> None:
+    """Raise a StorageError naming every stage whose shards are missing, before any work starts."""
+    missing = missing_stage_shards(layout, stages, split, clip_ids)
+    if missing:
+        parts = "; ".join(f"stage {stage!r} has none for {len(clips)} clip(s) ({', '.join(clips[:3])}"
+                          f"{', ...' if len(clips) > 3 else ''})" for stage, clips in missing.items())
+        raise StorageError(f"dataset {layout.dataset!r} lacks shards that {needed_by}: {parts}. Run `vid2vid "
+                           f"preprocess --dataset {layout.dataset} --stages {','.join(missing)}` first")
 
 
 @dataclass(frozen=True)
@@ -33,8 +83,8 @@ class Window:
 class ClipWindowDataset(Dataset):
     """Windows of ``n_frames`` frames from the clips of one split, with the stages the model needs.
 
-    ``stages`` names the source stages to read besides rgb; ``sketch``/``pose`` become the ``extra``
-    channels. A clip that lacks a requested stage is an error naming the clip and the missing shard.
+    ``stages`` names the stages to read besides rgb (``ModelConfig.data_stages`` and ``flow``); each
+    becomes the batch key of its name. A clip that lacks a requested stage is an error naming the stage.
     """
 
     def __init__(
@@ -49,9 +99,8 @@ class ClipWindowDataset(Dataset):
         world_size: int = 1,
         clip_ids: Sequence[str] | None = None,
     ) -> None:
-        unknown = set(stages) - set(SOURCE_STAGES)
-        if unknown:
-            raise ValueError(f"unknown source stages {sorted(unknown)}; known: {SOURCE_STAGES}")
+        if "rgb" in stages:
+            raise ValueError("rgb is always read (the batch's 'image'); list only the other stages")
         self.layout, self.n_frames, self.stages = layout, n_frames, tuple(stages)
         records = [r for r in read_manifest(layout) if r.status == "ok" and (split is None or r.split == split)]
         if clip_ids is not None:
@@ -60,11 +109,7 @@ class ClipWindowDataset(Dataset):
         if not records:
             raise StorageError(f"dataset {layout.dataset!r} has no usable {split or 'any'}-split clips "
                                f"(manifest: {layout.manifest_path})")
-        for record in records:
-            for stage in ("rgb", *self.stages):
-                if not layout.shard_path(stage, record.clip_id).is_file():
-                    raise StorageError(f"clip {record.clip_id!r} has no {stage!r} shard at "
-                                       f"{layout.shard_path(stage, record.clip_id)}; run that stage first")
+        require_stage_shards(layout, ("rgb", *self.stages), split, "training reads", [r.clip_id for r in records])
         step = stride or n_frames
         windows = [Window(r.clip_id, s) for r in records for s in range(0, r.n_frames - n_frames + 1, step)]
         if not windows:
@@ -93,24 +138,16 @@ class ClipWindowDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         window, t = self.windows[index], self.n_frames
         rgb = np.stack([f["payload"] for f in self._read("rgb", window, t)])
-        sample: dict[str, torch.Tensor] = {
-            "image": torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div(127.5).sub(1.0),
-        }
-        if "semantic" in self.stages:
-            labels = np.stack([f["payload"] for f in self._read("semantic", window, t)])
-            sample["semantic"] = torch.from_numpy(labels.astype(np.int64))
-        if "instance" in self.stages:
-            instances = np.stack([f["payload"] for f in self._read("instance", window, t)])
-            sample["instance"] = torch.from_numpy(instances.astype(np.int64))
-        if "flow" in self.stages and t > 1:
-            frames = self._read("flow", window, t - 1, ("payload", "occlusion"))
-            sample["flow"] = torch.from_numpy(np.stack([f["payload"] for f in frames]))
-            sample["occlusion"] = torch.from_numpy(np.stack([f["occlusion"] for f in frames])[:, None].astype(np.float32))
-        extras = [np.stack([f["payload"] for f in self._read(stage, window, t)])
-                  for stage in ("sketch", "pose") if stage in self.stages]
-        if extras:
-            extra = np.concatenate(extras, axis=-1)
-            sample["extra"] = torch.from_numpy(extra).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        sample: dict[str, torch.Tensor] = {"image": frames_tensor(rgb)}
+        for stage in self.stages:
+            if stage == "flow":
+                if t > 1:
+                    frames = self._read("flow", window, t - 1, ("payload", "occlusion"))
+                    sample["flow"] = torch.from_numpy(np.stack([f["payload"] for f in frames]))
+                    sample["occlusion"] = torch.from_numpy(
+                        np.stack([f["occlusion"] for f in frames])[:, None].astype(np.float32))
+                continue
+            sample[stage] = frames_tensor(np.stack([f["payload"] for f in self._read(stage, window, t)]))
         sizes = {tuple(v.shape[-2:]) for v in sample.values()}
         if len(sizes) != 1:
             raise StorageError(f"clip {window.clip_id!r}: stage shards disagree on frame size {sorted(sizes)}")

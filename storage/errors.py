@@ -11,6 +11,10 @@ class PathOutsideRootError(StorageError, ValueError):
     """A path (often from a manifest) would read or write outside the data root."""
 
 
+class ManagedPathError(StorageError, ValueError):
+    """A user-named output would overwrite a dataset's managed files (manifest, shards, quarantine)."""
+
+
 class InvalidNameError(StorageError, ValueError):
     pass
 

@@ -1,14 +1,16 @@
 """Ingest one source clip into an rgb shard: decode, apply the frame policy, write atomically.
 
 Bad input raises nothing here: it comes back as a quarantined ``ClipRecord`` with the reason, so one
-bad clip never stops the others.
+bad clip never stops the others. A good clip is never destroyed: a new source named like an existing
+clip is a *rejected* record (the clip and its stage shards stay) unless ``replace`` is set, and even then
+the old clip stays until the new one is fully written; only then are its other stage shards invalidated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -16,8 +18,10 @@ from pydantic import BaseModel, Field
 from storage.errors import BadInputError, ShardError
 from storage.fingerprint import sha256_file
 from storage.layout import DatasetLayout
-from storage.manifest import ClipRecord, clear_quarantine, quarantine
-from storage.stages import write_stage
+from storage.locks import file_lock
+from storage.manifest import ClipRecord, clear_quarantine, quarantine, read_manifest
+from storage.shards import read_meta
+from storage.stages import invalidate_stages, write_stage
 from storage.video import FramePolicy, VideoSource, decode, probe
 
 INGEST_CODE_VERSION = "ingest/1"
@@ -28,6 +32,12 @@ class IngestConfig(BaseModel):
     codec: Literal["png_rgb", "jpeg_rgb"] = "png_rgb"
     val_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     min_frames: int = Field(default=2, ge=1)
+    replace: bool = Field(default=False, description="a different source may replace an existing clip of the same "
+                                                     "name (its other stage shards are then invalidated)")
+
+    def fingerprint_config(self) -> dict:
+        """What the rgb shard depends on (``replace`` is a permission, not an input)."""
+        return self.model_dump(mode="json", exclude={"replace"})
 
 
 def split_for(clip_id: str, val_fraction: float) -> str:
@@ -58,27 +68,71 @@ def source_sha256(source: VideoSource) -> str:
     return digest.hexdigest()
 
 
+def _at_least(frames: Iterable, n: int, where: str) -> Iterator:
+    """Pass frames through; too few raises inside the shard write, so no short shard is ever placed."""
+    count = 0
+    for frame in frames:
+        count += 1
+        yield frame
+    if count < n:
+        raise BadInputError(where, f"only {count} frame(s); at least {n} needed")
+
+
+def _existing_clip(layout: DatasetLayout, clip_id: str) -> tuple[str, str] | None:
+    """(source, source sha256) of a good clip already stored under ``clip_id``, else None."""
+    meta = read_meta(layout.shard_path("rgb", clip_id))
+    if meta is None:
+        return None
+    row = next((r for r in read_manifest(layout) if r.clip_id == clip_id and r.status == "ok"), None)
+    sha = meta.extra.get("source_sha256") or (row.source_sha256 if row else "")
+    return str(meta.extra.get("source") or (row.source if row else "?")), sha
+
+
+def _validate_only(source: VideoSource, config: IngestConfig) -> None:
+    """Decode the whole source without writing anything: its problem, if any, as a ``BadInputError``."""
+    for _ in _at_least(decode(source, config.policy), config.min_frames, str(source.path)):
+        pass
+
+
 def ingest_clip(layout: DatasetLayout, source: VideoSource, clip_id: str, config: IngestConfig) -> ClipRecord:
-    """Decode ``source`` into ``stages/rgb/<clip_id>.parquet``; a bad source yields a quarantined record."""
+    """Decode ``source`` into ``stages/rgb/<clip_id>.parquet``; a bad source yields a quarantined record.
+
+    Held under the clip's rgb shard lock, so a concurrent ingest of the same clip waits and then skips.
+    Paths that leave the data root (a symlinked stage folder) raise ``PathOutsideRootError``.
+    """
+    layout.check_tree()
     record = ClipRecord(clip_id=clip_id, source=str(source.path), split=split_for(clip_id, config.val_fraction))
-    try:
-        sha = source_sha256(source)
-        info = probe(source, config.policy)
-        result = write_stage(
-            layout, "rgb", clip_id, backend="ingest", config=config.model_dump(mode="json"),
-            code_version=INGEST_CODE_VERSION, upstream_ids=[sha], codecs={"payload": config.codec},
-            frames=lambda: ({"payload": frame} for frame in decode(source, config.policy)),
-            extra={"source": str(source.path), "fps": info.fps},
-        )
-        if result.n_frames < config.min_frames:
-            layout.shard_path("rgb", clip_id).unlink(missing_ok=True)
-            raise BadInputError(str(source.path), f"only {result.n_frames} frame(s); at least {config.min_frames} needed")
-        size = config.policy.size or (info.width, info.height)
-        record = record.model_copy(update=dict(n_frames=result.n_frames, fps=info.fps, width=size[0], height=size[1],
-                                               source_sha256=sha, status="ok"))
-        clear_quarantine(layout, clip_id)
-    except (BadInputError, ShardError, OSError) as exc:
-        record = record.model_copy(update=dict(status="quarantined", error=str(exc)))
-        layout.shard_path("rgb", clip_id).unlink(missing_ok=True)
-        quarantine(layout, record)
+    replaced = False
+    with file_lock(layout.shard_lock_path("rgb", clip_id)):
+        existing = _existing_clip(layout, clip_id)
+        try:
+            sha = source_sha256(source)
+            info = probe(source, config.policy)
+            if existing is not None and existing[1] != sha:
+                if not config.replace:
+                    _validate_only(source, config)
+                    raise BadInputError(str(source.path), f"a different source is already ingested as clip {clip_id!r} "
+                                                          f"(from {existing[0]}); pass --replace to replace it")
+                replaced = True
+            result = write_stage(
+                layout, "rgb", clip_id, backend="ingest", config=config.fingerprint_config(),
+                code_version=INGEST_CODE_VERSION, upstream_ids=[sha], codecs={"payload": config.codec},
+                frames=lambda: ({"payload": frame} for frame in
+                                _at_least(decode(source, config.policy), config.min_frames, str(source.path))),
+                extra={"source": str(source.path), "fps": info.fps, "source_sha256": sha},
+            )
+            size = config.policy.size or (info.width, info.height)
+            record = record.model_copy(update=dict(n_frames=result.n_frames, fps=info.fps, width=size[0],
+                                                   height=size[1], source_sha256=sha, status="ok"))
+            clear_quarantine(layout, clip_id)
+        except (BadInputError, ShardError, OSError) as exc:
+            replaced = False
+            if existing is not None:  # the good clip and its stage shards stay exactly as they were
+                record = record.model_copy(update=dict(
+                    status="rejected", error=f"{exc} (the existing clip {clip_id!r} from {existing[0]} was kept)"))
+            else:
+                record = record.model_copy(update=dict(status="quarantined", error=str(exc)))
+            quarantine(layout, record)
+    if replaced:  # outside the rgb lock: shard locks are never nested (no deadlock between writers)
+        invalidate_stages(layout, clip_id)
     return record

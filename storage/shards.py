@@ -1,4 +1,4 @@
-"""Stage shards: one Parquet file per clip per stage, one row per frame (DESIGN.md, data contract).
+"""Stage shards: one Parquet file per clip per stage, one row per frame (docs/DESIGN.md, data contract).
 
 Rows are written in small row groups so a window of frames is read without touching the rest of the
 file. Shard-level facts (stage, backend, fingerprint, codecs) live in the file's key-value metadata, so
@@ -145,7 +145,8 @@ def write_shard(
 def read_meta(path: str | os.PathLike[str]) -> ShardMeta | None:
     """The shard's metadata from its footer, or None when there is no readable shard at ``path``."""
     try:
-        schema = pq.read_schema(path)
+        with pa.OSFile(str(path)) as handle:  # one handle: a concurrent replace cannot mix two files
+            schema = pq.read_schema(handle)
     except (FileNotFoundError, OSError, pa.ArrowInvalid):
         return None
     raw = (schema.metadata or {}).get(META_KEY)
@@ -158,7 +159,8 @@ class ShardReader:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self._file = pq.ParquetFile(self.path)
+            # one mapping of one inode: a concurrent atomic replace leaves this reader on the old file
+            self._file = pq.ParquetFile(pa.memory_map(str(self.path)))
         except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
             raise ShardError(f"cannot open shard {self.path}: {exc}") from exc
         raw = (self._file.schema_arrow.metadata or {}).get(META_KEY)

@@ -10,9 +10,10 @@ from typing import Any
 from storage.atomic import remove_stale_temps
 from storage.fingerprint import canonical_hash, fingerprint, is_current, upstream_hashes
 from storage.layout import DatasetLayout
+from storage.locks import file_lock
 from storage.shards import ShardMeta, ShardReader, write_shard
 
-# Payload columns and codecs of each stage (DESIGN.md): extra stages may add their own.
+# Payload columns and codecs of each stage (docs/DESIGN.md): extra stages may add their own.
 STAGE_CODECS: dict[str, dict[str, str]] = {
     "rgb": {"payload": "png_rgb"},
     "semantic": {"payload": "png_label"},
@@ -53,19 +54,37 @@ def write_stage(
     ``frames`` is called only when the shard must be (re)built, so skipping costs no decoding.
     ``upstream`` shards are hashed by content; ``upstream_ids`` are content hashes known otherwise
     (e.g. the source video's sha256).
+
+    Concurrent writers of the same shard take turns under its shard lock; the later one then finds the
+    shard current and skips. Writers of other clips are not held up.
     """
     path = layout.shard_path(stage, clip_id)
     expected = fingerprint(stage, backend, config, [*upstream_ids, *upstream_hashes(list(upstream))], code_version)
-    if not force and is_current(path, expected):
-        existing = ShardReader(path)
-        return StageResult(stage, clip_id, path, True, len(existing), existing.meta.extra)
-    meta = ShardMeta(stage=stage, clip_id=clip_id, backend=backend, fingerprint=expected, code_version=code_version,
-                     codecs=dict(codecs or STAGE_CODECS[stage]), config_hash=canonical_hash(dict(config)),
-                     extra=dict(extra or {}))
-    remove_stale_temps(path.parent, path.name)
-    counter = _Counter(frames())
-    written = write_shard(path, meta, counter)
+    with file_lock(layout.shard_lock_path(stage, clip_id)):
+        if not force and is_current(path, expected):
+            existing = ShardReader(path)
+            return StageResult(stage, clip_id, path, True, len(existing), existing.meta.extra)
+        meta = ShardMeta(stage=stage, clip_id=clip_id, backend=backend, fingerprint=expected,
+                         code_version=code_version, codecs=dict(codecs or STAGE_CODECS[stage]),
+                         config_hash=canonical_hash(dict(config)), extra=dict(extra or {}))
+        remove_stale_temps(path.parent, path.name)
+        counter = _Counter(frames())
+        written = write_shard(path, meta, counter)
     return StageResult(stage, clip_id, path, False, counter.count, written.extra)
+
+
+def invalidate_stages(layout: DatasetLayout, clip_id: str, keep: Sequence[str] = ("rgb",)) -> list[str]:
+    """Delete ``clip_id``'s shards of every stage but ``keep`` (its source changed); returns the stages."""
+    removed = []
+    for stage in layout.stages():
+        if stage in keep:
+            continue
+        with file_lock(layout.shard_lock_path(stage, clip_id)):
+            path = layout.shard_path(stage, clip_id)
+            if path.is_file():
+                path.unlink()
+                removed.append(stage)
+    return removed
 
 
 class _Counter:

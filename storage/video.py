@@ -16,7 +16,7 @@ from typing import Literal
 import av
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from storage.atomic import atomic_path
 from storage.errors import BadInputError
@@ -25,6 +25,33 @@ VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg"}
 CITYSCAPES_FRAME = re.compile(r"^(?P<seq>.+)_(?P<frame>\d{6})_leftImg8bit\.(?:png|jpg)$")
 _DIGITS = re.compile(r"(\d+)")
+#: upper bounds on one decoded frame: a side, and the pixel count (8192x8192 RGB is 192 MiB per frame)
+MAX_FRAME_SIDE = 16384
+MAX_FRAME_PIXELS = 8192 * 8192
+
+
+def size_problem(width: int, height: int, *, even: bool = False) -> str | None:
+    """Why (width, height) cannot be a frame size, or None when it can."""
+    if width <= 0 or height <= 0:
+        return f"{width}x{height}: width and height must be positive"
+    if max(width, height) > MAX_FRAME_SIDE or width * height > MAX_FRAME_PIXELS:
+        return (f"{width}x{height} is larger than the {MAX_FRAME_SIDE}-pixel side / "
+                f"{MAX_FRAME_PIXELS // 2**20} Mpixel frame bound")
+    if even and (width % 2 or height % 2):
+        return f"{width}x{height}: width and height must be even (H.264 video stores 2x2 chroma blocks)"
+    return None
+
+
+def parse_size(text: str, option: str = "--size", *, even: bool = False) -> tuple[int, int]:
+    """``"WxH"`` → (width, height), or a ``ValueError`` that names the option and what is wrong."""
+    match = re.fullmatch(r"\s*(-?\d+)\s*[xX]\s*(-?\d+)\s*", text or "")
+    if not match:
+        raise ValueError(f"{option} {text!r}: expected WIDTHxHEIGHT, e.g. 256x128")
+    width, height = int(match.group(1)), int(match.group(2))
+    problem = size_problem(width, height, even=even)
+    if problem:
+        raise ValueError(f"{option} {problem}")
+    return width, height
 
 
 class FramePolicy(BaseModel):
@@ -33,8 +60,24 @@ class FramePolicy(BaseModel):
     size: tuple[int, int] | None = Field(default=None, description="(width, height) after the policy; None keeps the source size")
     mode: Literal["resize", "crop", "fit"] = Field(default="crop", description="resize: stretch; crop: scale to cover, centre-crop; fit: scale to fit, pad black")
     min_size: tuple[int, int] = Field(default=(16, 16), description="(width, height) below which a source is rejected")
-    max_frames: int | None = None
-    frame_fps: float = Field(default=17.0, description="fps assumed for frame folders (Cityscapes sequences: 17)")
+    max_frames: int | None = Field(default=None, ge=1)
+    frame_fps: float = Field(default=17.0, gt=0, description="fps assumed for frame folders (Cityscapes sequences: 17)")
+
+    @field_validator("size", "min_size")
+    @classmethod
+    def _valid_size(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None:
+            problem = size_problem(*value)
+            if problem:
+                raise ValueError(f"frame size {problem}")
+        return value
+
+    @model_validator(mode="after")
+    def _size_not_below_minimum(self) -> "FramePolicy":
+        if self.size is not None and (self.size[0] < self.min_size[0] or self.size[1] < self.min_size[1]):
+            raise ValueError(f"frame size {self.size[0]}x{self.size[1]} is below the minimum "
+                             f"{self.min_size[0]}x{self.min_size[1]}")
+        return self
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
         if self.size is None:
@@ -124,18 +167,42 @@ class VideoInfo:
 
 
 def probe(source: VideoSource, policy: FramePolicy | None = None) -> VideoInfo:
+    """What the container (or the first frame image's header) declares; a source over the frame bound is
+    a ``BadInputError``, found before anything is decoded."""
     policy = policy or FramePolicy()
     if source.is_sequence:
-        first = _read_image(source.frames[0])
-        return VideoInfo(policy.frame_fps, first.shape[1], first.shape[0], len(source.frames))
+        width, height = _image_size(source.frames[0])
+        _check_max_size(str(source.frames[0]), width, height)
+        return VideoInfo(policy.frame_fps, width, height, len(source.frames))
     _check_not_empty(source)
     try:
         with av.open(str(source.path)) as container:
             stream = _video_stream(container, source)
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-            return VideoInfo(fps, stream.codec_context.width, stream.codec_context.height, stream.frames or None)
+            info = VideoInfo(fps, stream.codec_context.width, stream.codec_context.height, stream.frames or None)
     except (av.FFmpegError, OSError) as exc:
         raise BadInputError(str(source.path), f"unreadable or corrupt video: {exc}") from exc
+    _check_max_size(str(source.path), info.width, info.height)
+    return info
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header alone: a huge frame is refused before it is allocated."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Image.DecompressionBombError as exc:
+        raise BadInputError(str(path), f"too large: {exc}") from exc
+    except (OSError, UnidentifiedImageError) as exc:
+        raise BadInputError(str(path), f"unreadable or corrupt image frame: {exc}") from exc
+
+
+def _check_max_size(where: str, width: int, height: int) -> None:
+    if max(width, height) > MAX_FRAME_SIDE or width * height > MAX_FRAME_PIXELS:
+        raise BadInputError(where, f"too large: {width}x{height} frames exceed the decoded frame bound "
+                                   f"({MAX_FRAME_SIDE}-pixel side, {MAX_FRAME_PIXELS // 2**20} Mpixel)")
 
 
 def _check_not_empty(source: VideoSource) -> None:
@@ -157,6 +224,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def _check_min_size(where: str, frame: np.ndarray, policy: FramePolicy) -> None:
+    _check_max_size(where, frame.shape[1], frame.shape[0])
     min_w, min_h = policy.min_size
     if frame.shape[1] < min_w or frame.shape[0] < min_h:
         raise BadInputError(where, f"too small: {frame.shape[1]}x{frame.shape[0]} is below the minimum {min_w}x{min_h}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,3 +23,8 @@ def publish_table(key: str, rows: Sequence[dict[str, Any]], description: str) ->
 def publish_markdown(key: str, markdown: str, description: str) -> str:
     create_markdown_artifact(key=key, markdown=markdown, description=description)
     return key
+
+
+def data_uri(payload: bytes, mime: str = "image/png") -> str:
+    """An image inline in a markdown artifact: the Prefect UI renders data-URI images (ENVIRONMENT.md)."""
+    return f"data:{mime};base64," + base64.b64encode(payload).decode()

@@ -6,7 +6,6 @@ text ("not computed: weights missing (file X)") instead of a number.
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,12 +13,13 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from models.metrics import METRICS, StatsCache, evaluate
+from models.metrics import StatsCache, evaluate
 from models.metrics.lossless import lossless_path, read_lossless
 from models.metrics.report import FIRST_FRAME, scored
-from models.vid2vid.checkpoint import load_checkpoint
+from models.training.review import frame_grid, png_bytes
+from models.vid2vid.checkpoint import load_checkpoint, model_config
 from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
@@ -27,17 +27,8 @@ from storage.shards import read_meta
 from storage.video import VideoSource, decode
 from tasks.synthesize import SynthesizedClip, render_clip
 
-# CLI names -> metric names of models.metrics
-METRIC_ALIASES = {"fid-i3d": "fid_i3d", "fid-resnext": "fid_resnext101", "fid-frame": "fid_inception",
-                  "warp": "warp_error", "psnr": "psnr", "ssim": "ssim"}
-
-
-def metric_names(names: Sequence[str]) -> list[str]:
-    resolved = [METRIC_ALIASES.get(n.strip(), n.strip()) for n in names if n.strip()]
-    unknown = [n for n in resolved if n not in METRICS]
-    if unknown:
-        raise ValueError(f"unknown metrics {unknown}; use {sorted(METRIC_ALIASES)} or {sorted(METRICS)}")
-    return resolved
+#: the seed of a multimodal model's second sample in the evaluation artifact (every clip is scored at seed 0)
+SECOND_SEED = 1
 
 
 class RunEvaluation(BaseModel):
@@ -49,6 +40,8 @@ class RunEvaluation(BaseModel):
     values: dict[str, float | str]
     details: dict[str, dict]
     references: dict[str, float | str] = {}  # the same metrics on real data (models.metrics.report)
+    second_sample: SynthesizedClip | None = Field(
+        default=None, description="multimodal models: the first clip again from another seed (clips use seed 0)")
 
 
 def variant_of(config: ModelConfig) -> str:
@@ -94,12 +87,16 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
                       reference_clips: list[str] | None = None) -> RunEvaluation:
     """``reference_clips``: real clips of another split (training) for each FID's real-vs-real floor."""
     layout = DatasetLayout(Path(data_root), dataset)
-    config = ModelConfig.model_validate(load_checkpoint(model_path)["config"])
+    config = model_config(load_checkpoint(model_path), model_path)
     size = (config.input.width, config.input.height)
     folder = Path(out_dir) / run
-    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4", first_frame=FIRST_FRAME,
+    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4", seed=0, first_frame=FIRST_FRAME,
                             side_by_side=folder / f"{clip}.side_by_side.mp4",
                             lossless=lossless_path(folder / f"{clip}.mp4")) for clip in clips]
+    second = None
+    if config.multimodal.enabled and clips:  # the same clip sampled twice: different looks, same layout
+        second = render_clip(model_path, layout, clips[0], folder / f"{clips[0]}.seed1.mp4", seed=SECOND_SEED,
+                             first_frame=FIRST_FRAME)
     references = list(reference_clips or [])
     report = evaluate(
         metrics, weights_dir,
@@ -112,33 +109,25 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
         reference_fingerprints=_fingerprints(layout, references, size),
     )
     return RunEvaluation(run=run, model_path=model_path, config=config.name, variant=variant_of(config),
-                         clips=rendered, values=report.values, details=report.details, references=report.references)
+                         clips=rendered, values=report.values, details=report.details, references=report.references,
+                         second_sample=second)
 
 
 def frame_grid_png(evaluations: Sequence[RunEvaluation], frames: int = 3) -> bytes:
-    """One row per run: the first frames of its first side-by-side video (source | synthesized | real)."""
-    import cv2
-
-    rows = []
+    """One block per run: the first frames of its first side-by-side video (source | synthesized | real);
+    for a multimodal run a second block puts two samples of that clip side by side (seed 0 | seed 1)."""
+    blocks = []
     for evaluation in evaluations:
         if not evaluation.clips or not evaluation.clips[0].side_by_side:
             continue
-        video = _decoded(evaluation.clips[0].side_by_side)[:frames]
-        row = np.concatenate(list(video), axis=0)
-        label = np.full((14, row.shape[1], 3), 255, np.uint8)
-        cv2.putText(label, f"{evaluation.run} ({evaluation.variant})", (2, 11), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0))
-        rows.append(np.concatenate([label, row], axis=0))
-    if not rows:
-        return b""
-    width = max(r.shape[1] for r in rows)
-    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
-    grid = cv2.resize(grid, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-    ok, buffer = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    return buffer.tobytes() if ok else b""
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+        blocks.append((f"{evaluation.run} ({evaluation.variant})",
+                       list(_decoded(evaluation.clips[0].side_by_side)[:frames])))
+        if evaluation.second_sample is not None:
+            first, second = _decoded(evaluation.clips[0].video)[:frames], _decoded(evaluation.second_sample.video)[:frames]
+            n = min(len(first), len(second))
+            blocks.append((f"{evaluation.clips[0].clip_id}: seed 0 | seed {SECOND_SEED}",
+                           list(np.concatenate([first[:n], second[:n]], axis=2))))
+    return png_bytes(frame_grid(blocks)) if blocks else b""
 
 
 def gif_preview(video_path: str, max_frames: int = 30, scale: int = 2) -> bytes:

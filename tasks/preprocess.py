@@ -1,149 +1,19 @@
-"""One Prefect task per (clip, stage): rgb shard → stage shard, skipped when its fingerprint is unchanged.
+"""One Prefect task per (clip, stage): thin glue around ``models.preprocess.clip.preprocess_clip``.
 
-Failure policy (why it looks like this):
-- bad input (missing rgb shard, wrong frame size, unknown label ids, malformed import files) can never
-  succeed on retry: the task returns a ``quarantined`` outcome with the reason and the flow quarantines
-  the clip;
-- setup problems (missing weights, no mediapipe venv, no OpenMMLab) fail the task with a message naming
-  what is missing — not retried, never a silent skip;
-- anything else (I/O hiccups, a killed worker) is retried.
+Retries only what a retry can fix (see that module's failure policy): not setup problems, not bad input.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
 
-from models.preprocess.base import PreprocessInputError
-from models.preprocess.labels import validate_instance_ids, validate_train_ids
-from models.preprocess.mediapipe_client import MediapipeUnavailableError
-from models.preprocess.openmmlab import OpenMMLabUnavailableError
-from models.preprocess.registry import CODE_VERSION, BackendSettings, build
-from models.preprocess.run import run_flow, run_frames
-from models.weights import WeightsError
-from storage.errors import BadInputError, ShardError
-from storage.fingerprint import sha256_file
+from models.preprocess.clip import BAD_INPUT, SETUP, RunSettings, StageOutcome, limit_threads, preprocess_clip
+from models.preprocess.registry import BackendSettings
 from storage.layout import DatasetLayout
-from storage.shards import ShardReader
-from storage.stages import write_stage
-
-BAD_INPUT = (PreprocessInputError, BadInputError, ShardError)
-SETUP = (WeightsError, MediapipeUnavailableError, OpenMMLabUnavailableError)
-
-
-class RunSettings(BaseModel):
-    """What every task of one run shares."""
-
-    device: str = "cpu"
-    resolution: tuple[int, int] | None = None  # (height, width) the networks see
-    weights_dir: str | None = None
-    batch_size: int = 4
-    threads: int = 1
-    force: bool = False
-
-
-class StageOutcome(BaseModel):
-    clip_id: str
-    stage: str
-    backend: str
-    status: Literal["written", "skipped", "validated", "quarantined"]
-    frames: int = 0
-    empty: int = 0
-    seconds: float = 0.0
-    error: str = ""
-
-
-def _rgb_frames(reader: ShardReader, chunk: int) -> Iterator[Any]:
-    for frame in reader.iter_frames(columns=["payload"], chunk=chunk):
-        yield frame["payload"]
-
-
-def _validate_dataset_shard(layout: DatasetLayout, stage: str, clip_id: str, rgb: ShardReader) -> StageOutcome:
-    """``dataset`` backend: the labels came with the source; check them instead of recomputing."""
-    path = layout.shard_path(stage, clip_id)
-    if not path.is_file():
-        raise PreprocessInputError(f"no {stage} labels came with clip {clip_id} (expected {path}); "
-                                   f"choose a computed {stage} backend")
-    shard = ShardReader(path)
-    if len(shard) != len(rgb):
-        raise PreprocessInputError(f"{stage} shard has {len(shard)} frames, the rgb shard {len(rgb)}")
-    if (shard.meta.height, shard.meta.width) != (rgb.meta.height, rgb.meta.width):
-        raise PreprocessInputError(f"{stage} frames are {shard.meta.width}x{shard.meta.height}, the rgb frames "
-                                   f"{rgb.meta.width}x{rgb.meta.height}")
-    check = {"semantic": validate_train_ids, "instance": validate_instance_ids}.get(stage)
-    if check is not None:
-        for frame in shard.iter_frames(columns=["payload"]):
-            check(frame["payload"], f"{stage} frame {frame['frame_idx']} of {clip_id}")
-    return StageOutcome(clip_id=clip_id, stage=stage, backend="dataset", status="validated", frames=len(shard))
-
-
-def preprocess_clip(layout: DatasetLayout, clip_id: str, stage: str, settings: BackendSettings, run: RunSettings,
-                    expected_size: tuple[int, int] | None = None) -> StageOutcome:
-    """Build (or skip, or validate) ``stages/<stage>/<clip_id>.parquet``. Bad input comes back quarantined."""
-    start = time.perf_counter()
-    try:
-        rgb_path = layout.shard_path("rgb", clip_id)
-        if not rgb_path.is_file():
-            raise PreprocessInputError(f"missing upstream rgb shard {rgb_path}")
-        rgb = ShardReader(rgb_path)
-        size = (rgb.meta.height, rgb.meta.width)
-        if expected_size and tuple(expected_size) != size:
-            raise PreprocessInputError(f"rgb frames are {size[1]}x{size[0]}, the manifest says "
-                                       f"{expected_size[1]}x{expected_size[0]}")
-        if settings.backend == "dataset":
-            outcome = _validate_dataset_shard(layout, stage, clip_id, rgb)
-            return outcome.model_copy(update={"seconds": time.perf_counter() - start})
-        empty = 0
-
-        def outputs() -> Iterator[dict[str, Any]]:
-            nonlocal empty
-            backend = build(stage, settings, clip_id, weights_dir=run.weights_dir, device=run.device,
-                            resolution=run.resolution)
-            if hasattr(backend, "check_count"):
-                backend.check_count(len(rgb))
-            runner = run_flow if stage == "flow" else run_frames
-            for out in runner(backend, _rgb_frames(rgb, run.batch_size), run.batch_size, size):
-                empty += bool(out.get("empty", False))
-                yield out
-
-        config = {**settings.fingerprint_config(), "resolution": run.resolution}
-        result = write_stage(layout, stage, clip_id, backend=settings.backend, config=config,
-                             code_version=CODE_VERSION, frames=outputs, upstream=[rgb_path], force=run.force,
-                             upstream_ids=_import_hashes(settings, clip_id))
-        if result.skipped:
-            empty = _count_empty(result.path)
-        return StageOutcome(clip_id=clip_id, stage=stage, backend=settings.backend,
-                            status="skipped" if result.skipped else "written", frames=result.n_frames, empty=empty,
-                            seconds=time.perf_counter() - start)
-    except BAD_INPUT as exc:
-        if settings.backend != "dataset":
-            layout.shard_path(stage, clip_id).unlink(missing_ok=True)  # never leave a stale shard behind
-        return StageOutcome(clip_id=clip_id, stage=stage, backend=settings.backend, status="quarantined",
-                            error=f"{stage}: {exc}", seconds=time.perf_counter() - start)
-
-
-def _import_hashes(settings: BackendSettings, clip_id: str) -> list[str]:
-    """Imported files are inputs too: a changed import file must rebuild the shard."""
-    if not settings.import_dir:
-        return []
-    base = Path(settings.import_dir)
-    files = [base / f"{clip_id}.json"] if settings.backend == "coco_rle" else \
-        sorted((base / clip_id).glob("*_keypoints.json"))
-    return [sha256_file(f) for f in files if f.is_file()]
-
-
-def _count_empty(path: Path) -> int:
-    reader = ShardReader(path)
-    if "empty" not in reader.columns:
-        return 0
-    return sum(bool(f["empty"]) for f in reader.read(0, len(reader), columns=["empty"], decode=False))
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -161,16 +31,5 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
       retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def preprocess_clip_task(root: str, dataset: str, clip_id: str, stage: str, settings: BackendSettings,
                          run: RunSettings, expected_size: tuple[int, int] | None = None) -> StageOutcome:
-    _limit_threads(run.threads)
+    limit_threads(run.threads)
     return preprocess_clip(DatasetLayout(Path(root), dataset), clip_id, stage, settings, run, expected_size)
-
-
-def _limit_threads(threads: int) -> None:
-    """One Dask worker process = ``threads`` cores: keeps 2 workers from fighting over 2 cores."""
-    import cv2
-    import torch
-
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    cv2.setNumThreads(threads)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)

@@ -15,10 +15,10 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from models.metrics.lossless import LosslessWriter
-from models.synthesis import source_picture, source_stages, synthesize_frames, with_extra
-from models.vid2vid.checkpoint import load_generator, load_multimodal
-from models.vid2vid.multimodal import InstanceFeatureSampler
+from models.synthesis import clip_stages, feature_sampler, source_picture, synthesize_frames
+from models.vid2vid.checkpoint import load_generator
 from storage.clip_reader import iter_clip_frames
+from storage.dataset import require_stage_shards
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
 from storage.video import VideoWriter
@@ -55,15 +55,11 @@ def render_clip(
     single = load_generator(single_checkpoint)[0] if single_checkpoint else None
     if first_frame == "single" and single is None:
         raise ValueError("--first-frame single needs a frame-by-frame model (--single-checkpoint)")
-    sampler = None
-    if generator.feat_nc:
-        _, gmm = load_multimodal(model_path)
-        if gmm is None:
-            raise ValueError(f"{model_path} is multimodal but holds no fitted feature mixtures")
-        sampler = InstanceFeatureSampler(gmm, seed=seed)
+    sampler = feature_sampler(model_path, generator, seed)
     fps = next((r.fps for r in read_manifest(layout) if r.clip_id == clip_id), 0.0) or 17.0
     size = (config.input.width, config.input.height)
-    stages, extra = source_stages(config, lambda s: layout.shard_path(s, clip_id).is_file())
+    stages = clip_stages(config)
+    require_stage_shards(layout, stages, None, f"model {model_path} reads", [clip_id])
     current: list[dict[str, np.ndarray]] = []
 
     def remember(frames):  # noqa: ANN001, ANN202 - keeps only the current frame for the side-by-side
@@ -75,16 +71,16 @@ def render_clip(
     count = 0
     with VideoWriter(out, fps) as video, (VideoWriter(side_by_side, fps) if side_by_side else nullcontext()) as review, \
             (LosslessWriter(lossless, fps) if lossless else nullcontext()) as exact:
-        frames = remember(with_extra(iter_clip_frames(layout, clip_id, stages, size, limit), extra))
+        frames = remember(iter_clip_frames(layout, clip_id, stages, size, limit))
         mode = "model" if first_frame == "single" else first_frame
         for fake in synthesize_frames(generator, frames, first_frame=mode, label_map=label_map,
-                                      feature_sampler=sampler, single_frame_generator=single):
+                                      sampler=sampler, single_frame_generator=single):
             video.write(fake)
             if exact is not None:
                 exact.write(fake)
             if review is not None:
                 frame = current[0]
-                review.write(np.concatenate([source_picture(frame, extra), fake, frame["rgb"]], axis=1))
+                review.write(np.concatenate([source_picture(config, frame), fake, frame["rgb"]], axis=1))
             count += 1
     seconds = time.perf_counter() - started
     return SynthesizedClip(clip_id=clip_id, video=str(out), side_by_side=str(side_by_side) if side_by_side else None,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.artifacts import artifact_key, publish_markdown, publish_table
+from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
 from models.training import TrainJob, TrainOutcome, run_training
 from models.training.launch import read_metrics
 from models.training.review import loss_curve_png, png_bytes, review_clip, sample_grid
@@ -25,9 +24,8 @@ def train_task(job: TrainJob) -> TrainOutcome:
 
 
 def _image_markdown(title: str, png: bytes, caption: str) -> str:
-    # The Prefect UI renders data-URI images inside markdown artifacts (ENVIRONMENT.md), so the picture
-    # travels with the artifact instead of needing a file server.
-    return f"### {title}\n\n![{title}](data:image/png;base64,{base64.b64encode(png).decode()})\n\n{caption}\n"
+    # the picture travels with the artifact instead of needing a file server
+    return f"### {title}\n\n![{title}]({data_uri(png)})\n\n{caption}\n"
 
 
 @task(name="publish-training-artifacts", cache_policy=NO_CACHE)

@@ -49,9 +49,11 @@ class FeatureExtractor:
     """A feature network in eval mode with its preprocessing; call it on preprocessed batches."""
 
     def __init__(self, name: str, module: nn.Module, preprocessing: Preprocessing, *,
-                 weights_sha256: str | None, weights_file: str | None, weights_origin: str = "") -> None:
+                 weights_sha256: str | None, weights_file: str | None, verification: str = registry.UNVERIFIED,
+                 weights_origin: str = "") -> None:
         self.name = name
-        self.weights_origin = weights_origin
+        self.verification = verification  # models.weights: how the file was recognised, or "unverified"
+        self.weights_origin = weights_origin  # where the weights come from, as reports show it
         self.module = module.eval().requires_grad_(False)
         self.preprocessing = preprocessing
         self.weights_sha256 = weights_sha256
@@ -103,8 +105,7 @@ def choose_weights(name: str, weights_dir: str | os.PathLike[str] | None = None,
             source = f" (source sha256 {record['source_sha256']})" if record.get("source_sha256") else ""
             return WeightsChoice(registry.get_spec(door.SPEC_NAME), lambda: FIDInceptionV3(num_classes=None),
                                  door.ORIGIN + source)
-    verified = "registered sha256 checked" if chosen.sha256_prefix else "no registered checksum: any file with the right keys loads"
-    return WeightsChoice(chosen, entry.build, f"{chosen.filename} ({verified})")
+    return WeightsChoice(chosen, entry.build, f"{chosen.filename} (registered fingerprint: {chosen.fingerprint})")
 
 
 def load_feature_network(name: str, weights_dir: str | os.PathLike[str] | None = None, *,
@@ -118,8 +119,21 @@ def load_feature_network(name: str, weights_dir: str | os.PathLike[str] | None =
     choice = choose_weights(name, weights_dir, spec=spec)
     path = registry.resolve(choice.spec, weights_dir)
     module = registry.load_into(choice.build(), choice.spec, weights_dir, key_map=entry.key_map)
-    return FeatureExtractor(name, module, PREPROCESSING[name], weights_sha256=registry.file_sha256(path),
-                            weights_file=str(path), weights_origin=choice.origin)
+    extractor = FeatureExtractor(name, module, PREPROCESSING[name], weights_sha256=registry.file_sha256(path),
+                                 weights_file=str(path), verification=choice.spec.verification,
+                                 weights_origin=choice.origin)
+    if choice.spec.verification == registry.UNVERIFIED:  # no checksum vouches for the file: its features must
+        registry.check_features(choice.spec, path, extractor(probe_batch(PREPROCESSING[name])))
+    return extractor
+
+
+def probe_batch(prep: Preprocessing, side: int = 64) -> torch.Tensor:
+    """Two clearly different videos (noise, a moving colour ramp), preprocessed as real input would be."""
+    noise = np.random.default_rng(0).integers(0, 256, (prep.clip_len, side, side, 3), dtype=np.uint8)
+    ramp = np.linspace(0, 255, side, dtype=np.float32)[None, :, None, None] * np.ones((prep.clip_len, 1, side, 3))
+    ramp = (ramp + np.arange(prep.clip_len)[:, None, None, None] * 4) % 256
+    samples = [next(iter_clips(video, prep)) for video in (noise, ramp.astype(np.uint8))]
+    return torch.stack(samples)
 
 
 def random_feature_network(name: str, *, seed: int = 0) -> FeatureExtractor:

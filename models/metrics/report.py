@@ -5,6 +5,9 @@ feature network is loaded through the weights registry before any video is read,
 weights are missing, corrupt or of the wrong layout is reported as text, e.g.
 ``"not computed: weights missing (file weights/rgb_imagenet.pt)"``. The other metrics still run.
 
+A number from weights with no registered checksum carries that label in its value,
+e.g. ``"12.3456 (unverified weights)"``, so it can never be shown bare.
+
 A number alone is not readable either, so the report also carries reference values computed the same
 way on real data: the real clips' own warp error (what a perfectly stable video scores under the same
 flows), and the FID of the real validation frames against the real training frames (the floor a model
@@ -30,6 +33,7 @@ from models import weights as registry
 from models.metrics.features import (NETWORKS, FeatureExtractor, Video, choose_weights, iter_feature_batches,
                                      load_feature_network)
 from models.metrics.fidelity import fidelity
+from models.metrics.frechet import FrechetResult
 from models.metrics.stats import FeatureStats, RunningStats
 from models.metrics.stats_cache import StatsCache, stats_key
 from models.metrics.warp_error import warping_error
@@ -126,12 +130,12 @@ def _real_stats(extractors: Mapping[str, FeatureExtractor], videos: Iterable[Vid
     return stats
 
 
-def _fid(fake: FeatureStats | None, real: FeatureStats | None, what: str) -> float | str:
+def _fid(fake: FeatureStats | None, real: FeatureStats | None, what: str) -> FrechetResult | str:
     n_fake = fake.count if fake else 0
     n_real = real.count if real else 0
     if fake is None or real is None or n_fake < 2 or n_real < 2:
         return f"not computed: need >= 2 samples per side, got {n_fake} {what} and {n_real} real"
-    return fake.frechet_distance(real).value
+    return fake.frechet_distance(real)
 
 
 def evaluate(metrics: Sequence[str], weights_dir: str | os.PathLike[str] | None, *,
@@ -188,21 +192,30 @@ def evaluate(metrics: Sequence[str], weights_dir: str | os.PathLike[str] | None,
             continue
         extractor = extractors[network]
         real, fake = real_stats.get(network), fake_stats.get(network)
-        values[metric] = _fid(fake, real, "synthesized")
+        result = _fid(fake, real, "synthesized")
+        values[metric] = _labelled(result, extractor.verification)
         floor = floor_stats.get(network)
-        references[metric] = (_fid(real, floor, "real validation") if reference_videos is not None
-                              else "not computed: no reference (training) frames given")
-        details[metric] = {"n_fake": fake.count if fake else 0, "n_real": real.count if real else 0,
+        references[metric] = (_labelled(_fid(real, floor, "real validation"), extractor.verification)
+                              if reference_videos is not None else "not computed: no reference (training) frames given")
+        details[metric] = {**(dataclasses.asdict(result) if not isinstance(result, str) else {}),
+                           "n_fake": fake.count if fake else 0, "n_real": real.count if real else 0,
                            "n_reference": floor.count if floor else 0,
                            "feature_dim": NETWORKS[network].feature_dim,
                            "weights_file": extractor.weights_file, "weights_sha256": extractor.weights_sha256,
-                           "weights_origin": extractor.weights_origin}
+                           "weights_verification": extractor.verification, "weights_origin": extractor.weights_origin}
     if {"psnr", "ssim"} & set(metrics):
         fid_values = _fidelity(pairs)
         for metric in ("psnr", "ssim"):
             if metric in metrics:
                 values[metric], details[metric] = fid_values[metric]
     return EvaluationReport(values={m: values[m] for m in metrics}, details=details, references=references)
+
+
+def _labelled(result: FrechetResult | str, verification: str) -> float | str:
+    """The FID value; from weights with no registered checksum, the value with that label (never bare)."""
+    if isinstance(result, str):
+        return result
+    return result.value if verification != registry.UNVERIFIED else f"{result.value:.4f} ({registry.UNVERIFIED} weights)"
 
 
 def _warp(warp_clips: Iterable[WarpClip] | None) -> tuple[float | str, dict, float | str]:

@@ -8,6 +8,7 @@ protocol — goes into the notes printed under the table and used as its descrip
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 
 from models.metrics.report import FIRST_FRAME, METRICS, SCORED_FROM
@@ -44,9 +45,13 @@ def too_few_samples(details: Mapping) -> bool:
 
 
 def cell(metric: str, value: float | str, details: Mapping | None = None) -> str:
+    suffix = ""
     if isinstance(value, str):
-        return next((short for key, short in _SHORT if key in value), "n/a")
-    text = FORMATS.get(metric, "{:.4f}").format(value)
+        labelled = re.fullmatch(r"(-?[0-9.]+(?:e-?[0-9]+)?) \(unverified weights\)", value)
+        if not labelled:
+            return next((short for key, short in _SHORT if key in value), "n/a")
+        value, suffix = float(labelled.group(1)), " (unverified)"
+    text = FORMATS.get(metric, "{:.4f}").format(value) + suffix
     return text + " ⚠" if details and too_few_samples(details) else text
 
 
@@ -85,7 +90,7 @@ def notes(runs: Sequence[ScoredRun], metrics: Sequence[str], references: Mapping
         detail = next((r.details[metric] for r in runs if metric in r.details), None)
         if detail:
             lines.append(f"`{metric}` weights: {detail['weights_file']} sha256 {detail['weights_sha256']} — "
-                         f"{detail.get('weights_origin', '')}.")
+                         f"{detail.get('weights_origin', '')}; verification: {detail.get('weights_verification', '?')}.")
             n_fake = sorted({r.details[metric]['n_fake'] for r in runs if metric in r.details})
             lines.append(f"`{metric}` samples: {'/'.join(map(str, n_fake))} synthesized vs {detail['n_real']} real; "
                          f"floor (reference row) = real validation vs {detail['n_reference']} real training samples.")

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Stage = Literal["semantic", "instance", "flow", "sketch", "pose"]
 STAGES: tuple[str, ...] = ("semantic", "instance", "flow", "sketch", "pose")
@@ -20,12 +20,21 @@ BACKENDS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_BACKENDS: dict[str, str] = {"semantic": "torchvision", "instance": "torchvision", "flow": "dis",
                                     "sketch": "mediapipe", "pose": "mediapipe"}
+# The options each backend declares: anything else given for it is refused (a misspelt or misplaced option
+# would otherwise be silently ignored). All but import_dir go into the shard fingerprint.
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "torchvision": ("arch", "score_threshold"), "dis": ("preset",), "raft": ("raft_iterations",),
+    "mmseg": ("model",), "mmdet": ("model", "score_threshold"), "coco_rle": ("import_dir", "score_threshold"),
+    "openpose": ("import_dir",),
+}
 # bumped when a backend's output for the same input and settings changes (part of the fingerprint)
 CODE_VERSION = "preprocess/1"
 
 
 class BackendSettings(BaseModel):
-    """One stage's backend and its knobs; everything here goes into the shard fingerprint."""
+    """One stage's backend and its knobs; unknown backends and options it does not declare are refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     backend: str
     arch: Literal["resnet50", "resnet101"] = Field("resnet50", description="torchvision DeepLabV3 backbone")
@@ -35,10 +44,22 @@ class BackendSettings(BaseModel):
     score_threshold: float = Field(0.5, ge=0, le=1)
     raft_iterations: int = Field(12, ge=1)
 
+    @model_validator(mode="after")
+    def _declared_options(self) -> "BackendSettings":
+        known = sorted({b for names in BACKENDS.values() for b in names})
+        if self.backend not in known:
+            raise ValueError(f"unknown backend {self.backend!r}; backends: {', '.join(known)}")
+        declared = OPTIONS.get(self.backend, ())
+        # a field left at its default is not an option given (forms and JSON round trips carry every field)
+        stray = sorted(k for k in self.model_fields_set - {"backend", *declared}
+                       if getattr(self, k) != type(self).model_fields[k].default)
+        if stray:
+            raise ValueError(f"backend {self.backend!r} has no option {', '.join(map(repr, stray))}; its options: "
+                             f"{', '.join(declared) or 'none'}")
+        return self
+
     def fingerprint_config(self) -> dict[str, Any]:
-        relevant = {"torchvision": ("arch", "score_threshold"), "dis": ("preset",), "raft": ("raft_iterations",),
-                    "mmseg": ("model",), "mmdet": ("model", "score_threshold"), "coco_rle": ("score_threshold",)}
-        keys = relevant.get(self.backend, ())
+        keys = [k for k in OPTIONS.get(self.backend, ()) if k != "import_dir"]
         return {"backend": self.backend, **{k: getattr(self, k) for k in keys}}
 
 

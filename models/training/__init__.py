@@ -3,7 +3,7 @@
 No Prefect here: ``tasks/train.py`` wraps ``run_training`` in a Prefect task; a notebook can call it too.
 """
 
-from .job import TrainJob, TrainOutcome, input_stages
+from .job import FaultInjection, TrainJob, TrainOutcome, TrainSettings, input_stages
 from .launch import run_training
 
-__all__ = ["TrainJob", "TrainOutcome", "input_stages", "run_training"]
+__all__ = ["FaultInjection", "TrainJob", "TrainOutcome", "TrainSettings", "input_stages", "run_training"]

@@ -4,44 +4,59 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typing import Literal
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, Field
-
-
-ExtraStage = Literal["sketch", "pose"]
+from models.vid2vid.config import ModelConfig
 
 
-def input_stages(model: dict, extra_stage: ExtraStage = "sketch") -> tuple[str, ...]:
-    """The stage shards a model config trains on: its source stages, then the reference flow."""
-    inputs = model["input"]
-    stages = (["semantic"] if inputs["num_classes"] > 0 else []) + (["instance"] if inputs["use_instance"] else [])
-    if inputs["extra_channels"] > 0:
-        stages.append(extra_stage)
-    return (*stages, "flow")
+def input_stages(model: dict) -> tuple[str, ...]:
+    """The stage shards a model config trains on: the stages its declared inputs name (and a multimodal
+    model's instance stage), then the reference flow. Read from the config; nothing is guessed."""
+    return (*ModelConfig.model_validate(model).data_stages, "flow")
 
 
-class TrainJob(BaseModel):
-    dataset: str
-    data_root: str
-    model: dict = Field(description="a ModelConfig as plain data (models.vid2vid.config)")
-    run_dir: str = Field(description="<runs_root>/<run_name>: checkpoints, TensorBoard events, exported model")
-    stages: tuple[str, ...] = ("semantic", "instance", "flow")
+class TrainSettings(BaseModel):
+    """The knobs of a training run a user chooses; the train flow's parameters and the rebuild's hold them."""
+
+    model_config = ConfigDict(extra="forbid")
+
     window_frames: int | None = Field(default=None, ge=2, description="frames per training window; default: max_seq_len")
     epochs: int | None = Field(default=None, ge=1, description="default: the model config's train.epochs")
     max_steps: int | None = Field(default=None, ge=1)
-    workers: int = Field(default=2, ge=1)
+    workers: int = Field(default=2, ge=1, description="Ray Train workers")
     gpus_per_worker: float = Field(default=0.0, ge=0.0)
     bf16: bool = Field(default=True, description="bf16 autocast on GPU workers (ignored on CPU)")
     report_every: int = Field(default=1, ge=1)
     checkpoint_every: int = Field(default=10, ge=1, description="steps between checkpoints (and at the end)")
     keep_checkpoints: int = Field(default=2, ge=1)
     max_failures: int = Field(default=2, ge=0, description="worker-group restarts from the last checkpoint")
+    ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
+
+
+class FaultInjection(BaseModel):
+    """Test-only faults, never in a user-facing form: set by tests, or by ``$VID2VID_FAULT_INJECTION`` (JSON)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failure_at_step: int | None = Field(default=None, description="the last worker dies once at this step")
+    nan_at_step: int | None = Field(default=None, description="a NaN loss appears at this step")
+
+
+class TrainJob(TrainSettings):
+    """One run as the driver hands it to every Ray worker: the settings plus what the flow resolved."""
+
+    dataset: str
+    data_root: str
+    model: dict = Field(description="a ModelConfig as plain data (models.vid2vid.config)")
+    run_dir: str = Field(description="<runs_root>/<run_name>: checkpoints, TensorBoard events, exported model")
     resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run")
     weights_dir: str | None = None
-    ray_address: str | None = None
-    inject_failure_at_step: int | None = Field(default=None, description="test only: the last worker dies once here")
-    inject_nan_at_step: int | None = Field(default=None, description="test only: a NaN loss appears here")
+    faults: FaultInjection = Field(default_factory=FaultInjection)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stage shards this run reads besides rgb, from the model config's declared inputs."""
+        return input_stages(self.model)
 
     @property
     def run_path(self) -> Path:

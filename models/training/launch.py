@@ -16,8 +16,10 @@ import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from models.training.job import TrainJob, TrainOutcome
+from models.training.job import FaultInjection, TrainJob, TrainOutcome
+from models.vid2vid.checkpoint import validate_checkpoint
 from models.training.loop import CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, train_loop_per_worker
+from storage import locations
 from storage.dataset import ClipWindowDataset
 from storage.fingerprint import canonical_hash
 from storage.layout import DatasetLayout
@@ -25,6 +27,15 @@ from storage.shards import read_meta
 
 MODEL_FILE = "model.pt"
 SUMMARY_FILE = "summary.json"
+FAULTS_ENV = "VID2VID_FAULT_INJECTION"  # test hook: JSON of FaultInjection, read by the driver only
+
+
+def with_env_faults(job: TrainJob) -> TrainJob:
+    """The job with ``$VID2VID_FAULT_INJECTION``'s faults when it names none itself (tests of whole flows)."""
+    text = os.environ.get(FAULTS_ENV)
+    if not text or job.faults != FaultInjection():
+        return job
+    return job.model_copy(update={"faults": FaultInjection.model_validate_json(text)})
 
 
 def dataset_fingerprint(layout: DatasetLayout, stages: tuple[str, ...]) -> str:
@@ -39,15 +50,19 @@ def dataset_fingerprint(layout: DatasetLayout, stages: tuple[str, ...]) -> str:
 
 
 def _start_ray(job: TrainJob) -> bool:
-    """Connect to ``job.ray_address`` or start a local instance; True when this call started Ray."""
+    """Connect to the job's Ray address (else ``$VID2VID_RAY_ADDRESS``) or start a local instance; True when this
+    call started Ray."""
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if job.ray_address:
-        ray.init(address=job.ray_address, log_to_driver=True)
+    address = locations.ray_address(job.ray_address)
+    if address:
+        ray.init(address=address, log_to_driver=True)
         return True
     cpus = max(job.workers + 1, os.cpu_count() or 1)
-    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 1024**2, log_to_driver=True)
+    # address="local": a new instance, never a cluster some other `ray start` left on this machine
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 1024**2,
+             log_to_driver=True)
     return True
 
 
@@ -65,7 +80,9 @@ def read_metrics(run: Path) -> list[dict]:
 def run_training(job: TrainJob) -> TrainOutcome:
     run = job.run_path.resolve()
     run.mkdir(parents=True, exist_ok=True)
-    job = job.model_copy(update={"run_dir": str(run)})
+    job = with_env_faults(job.model_copy(update={"run_dir": str(run)}))
+    if job.resume_from:  # relative paths and bad files are settled here, never inside (retried) Ray workers
+        job = job.model_copy(update={"resume_from": str(validate_checkpoint(job.resume_from, job.model))})
     layout = DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
     # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.

@@ -113,14 +113,14 @@ def train_loop_per_worker(job_data: dict) -> None:
         for batch_index, batch in enumerate(loader):
             if batch_index < skip_batches:  # trained before the restart: same shuffle, same order
                 continue
-            if (job.inject_failure_at_step is not None and trainer.step == job.inject_failure_at_step
+            if (job.faults.failure_at_step is not None and trainer.step == job.faults.failure_at_step
                     and rank == world - 1 and not (run / FAILURE_MARKER).exists()):
                 (run / FAILURE_MARKER).write_text(f"worker {rank} killed at step {trainer.step}\n")
                 os._exit(1)  # a worker dies without warning; Ray restarts the group from the last checkpoint
             started = time.perf_counter()
             with autocast:
                 losses = trainer.train_step(batch)
-            if job.inject_nan_at_step is not None and trainer.step == job.inject_nan_at_step:
+            if job.faults.nan_at_step is not None and trainer.step == job.faults.nan_at_step:
                 losses["G_total"] = float("nan")
             seconds = time.perf_counter() - started
             step = trainer.step

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from models.synthesis import source_picture, source_stages, synthesize_frames, with_extra
+from models.synthesis import clip_stages, feature_sampler, source_picture, synthesize_frames
 from models.vid2vid.checkpoint import load_generator
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
@@ -53,12 +54,31 @@ def sample_grid(model_path: str | Path, layout: DatasetLayout, clip_id: str | No
     """Rows of (source | synthesized | real) for the first ``n_frames`` frames of a clip, RGB uint8."""
     generator, config = load_generator(model_path)
     clip_id = clip_id or review_clip(layout)
-    stages, extra = source_stages(config, lambda s: layout.shard_path(s, clip_id).is_file())
-    frames = list(with_extra(iter_clip_frames(layout, clip_id, stages, (config.input.width, config.input.height),
-                                              n_frames), extra))
-    rows = [np.concatenate([source_picture(frame, extra), fake, frame["rgb"]], axis=1)
-            for frame, fake in zip(frames, synthesize_frames(generator, frames, first_frame="zeros"))]
-    grid = np.concatenate(rows, axis=0)
+    frames = list(iter_clip_frames(layout, clip_id, clip_stages(config), (config.input.width, config.input.height),
+                                   n_frames))
+    rows = [np.concatenate([source_picture(config, frame), fake, frame["rgb"]], axis=1)
+            for frame, fake in zip(frames, synthesize_frames(generator, frames, first_frame="zeros",
+                                                             sampler=feature_sampler(model_path, generator)))]
+    return frame_grid([(None, rows)], scale)
+
+
+def frame_grid(blocks: Sequence[tuple[str | None, Sequence[np.ndarray]]], scale: int = 2) -> np.ndarray:
+    """The one grid renderer: blocks of frames stacked top to bottom, each under an optional caption strip,
+    padded to the widest block and scaled up (nearest) so small frames stay readable. RGB uint8."""
+    parts = []
+    for caption, frames in blocks:
+        if not len(frames):
+            continue
+        block = np.concatenate(list(frames), axis=0)
+        if caption:
+            strip = np.full((14, block.shape[1], 3), 255, np.uint8)
+            cv2.putText(strip, caption, (2, 11), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0))
+            block = np.concatenate([strip, block], axis=0)
+        parts.append(block)
+    if not parts:
+        raise ValueError("no frames to draw a grid of")
+    width = max(p.shape[1] for p in parts)
+    grid = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in parts], axis=0)
     return cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale > 1 else grid
 
 

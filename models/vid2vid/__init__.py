@@ -11,7 +11,7 @@ from .encoder import FeatureEncoder, instance_average
 from .generator import Vid2VidGenerator
 from .inference import optimize_for_inference, synthesize
 from .losses import VGGLoss
-from .multimodal import ClassFeatureGMM, InstanceFeatureSampler, collect_instance_features
+from .multimodal import ClassFeatureGMM, InstanceFeatureSampler, collect_instance_features, fit_class_mixtures
 from .schedule import ProgressiveSchedule, Stage
 from .trainer import GeneratorSide, Vid2VidTrainer
 from .warp import compose_backward_flows, forward_to_backward_flow, warp
@@ -33,6 +33,7 @@ __all__ = [
     "collect_instance_features",
     "compose_backward_flows",
     "encode_source",
+    "fit_class_mixtures",
     "forward_to_backward_flow",
     "instance_average",
     "load_checkpoint",

@@ -1,17 +1,18 @@
-"""The training batch contract, and the encoders that turn its label maps into network inputs.
+"""The training batch contract, and the encoders that turn its stage frames into network inputs.
 
 A batch is a ``dict[str, Tensor]``; T frames of one clip window per sample (the storage-side dataset
-produces it, the trainer consumes it). Shapes, with B samples, T frames, H x W pixels:
+produces it, the trainer consumes it). Besides the real frames and the reference flow it holds one key per
+stage the model config declares (``ModelConfig.data_stages``): the stages feeding ``input.sources`` and,
+for a multimodal model, its instance stage. Shapes, with B samples, T frames, H x W pixels:
 
 =================== ======================== ===============================================================
 key                 shape / dtype            meaning
 =================== ======================== ===============================================================
-``semantic``        (B, T, H, W) int64       Cityscapes *train ids* 0..num_classes-1; 255 = ignore (encoded
-                                             as an all-zero one-hot row). Needed when num_classes > 0.
-``instance``        (B, T, H, W) int32/64    instance ids (any integers; only equality matters). Needed
-                                             when ``input.use_instance`` or multimodal synthesis is on.
-``extra``           (B, T, C, H, W) float    optional RGB-like sources (sketch, edges, pose) in [-1, 1];
-                                             C = ``input.extra_channels``.
+``<label stage>``   (B, T, H, W) integer     a stage read as ids: the ``one_hot`` input's class ids (e.g.
+                                             Cityscapes train ids; the ignore label is an all-zero row),
+                                             an ``instance_edges`` input's or the multimodal instance ids.
+``<render stage>``  (B, T, C, H, W) float    a ``rendering`` input's picture (sketch, pose) in [-1, 1];
+                                             C = the input's declared ``channels``.
 ``image``           (B, T, 3, H, W) float    real frames in [-1, 1].
 ``flow``            (B, T-1, 2, H, W) float  optional reference *forward* flow t -> t+1 on frame t's grid,
                                              in pixels: x_t(p) ~ x_{t+1}(p + flow[t](p)); [:,:,0] = dx.
@@ -22,6 +23,8 @@ key                 shape / dtype            meaning
 ``occlusion``       (B, T-1, 1, H, W) float  optional, 1 = occluded; used as ``1 - occlusion`` when no
                                              confidence is given.
 =================== ======================== ===============================================================
+
+Integer tensors are label maps everywhere (resized by nearest neighbour); floating ones are pictures.
 
 Flow conventions. The generator's W predicts, for frame t, the flow that backward-warps output t-1 onto
 frame t (on frame t's grid), i.e. the paper's w~_{t-1} of Eq. 4. Eq. 8 compares it with the reference
@@ -38,10 +41,16 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import Input, InstanceEdges, ModelConfig, OneHotLabels, Rendering
 from .warp import forward_to_backward_flow, warp
 
 Batch = dict[str, torch.Tensor]
+
+
+def stage_shape(config: ModelConfig, stage: str, lead: tuple[int, ...], h: int, w: int) -> tuple[int, ...]:
+    """The shape a declared stage has in a batch: ids (lead, H, W), or a rendering (lead, C, H, W)."""
+    rendering = [s for s in config.input.sources if s.stage == stage and isinstance(s, Rendering)]
+    return (*lead, rendering[0].channels, h, w) if rendering else (*lead, h, w)
 
 
 def validate_batch(batch: Mapping[str, torch.Tensor], config: ModelConfig) -> None:
@@ -52,27 +61,31 @@ def validate_batch(batch: Mapping[str, torch.Tensor], config: ModelConfig) -> No
     if image.dim() != 5 or image.shape[2] != 3:
         raise ValueError(f"'image' must be (B, T, 3, H, W), got {tuple(image.shape)}")
     b, t, _, h, w = image.shape
-    need = {"semantic": config.input.num_classes > 0}
-    need["instance"] = config.input.use_instance or config.multimodal.enabled
-    need["extra"] = config.input.extra_channels > 0
-    expected = {
-        "semantic": (b, t, h, w),
-        "instance": (b, t, h, w),
-        "extra": (b, t, config.input.extra_channels, h, w),
-        "flow": (b, t - 1, 2, h, w),
-        "flow_backward": (b, t - 1, 2, h, w),
-        "flow_confidence": (b, t - 1, 1, h, w),
-        "occlusion": (b, t - 1, 1, h, w),
-    }
-    for key, shape in expected.items():
-        if key not in batch:
-            if need.get(key, False):
-                raise ValueError(f"batch needs {key!r} {shape} for this model config")
-            continue
-        if tuple(batch[key].shape) != shape:
-            raise ValueError(f"batch[{key!r}] must have shape {shape}, got {tuple(batch[key].shape)}")
-    if "semantic" in batch and batch["semantic"].is_floating_point():
-        raise ValueError("'semantic' must hold integer train ids")
+    for stage in config.data_stages:
+        shape = stage_shape(config, stage, (b, t), h, w)
+        if stage not in batch:
+            raise ValueError(f"batch needs {stage!r} {shape}: the model config declares an input fed by that stage")
+        if tuple(batch[stage].shape) != shape:
+            raise ValueError(f"batch[{stage!r}] must have shape {shape}, got {tuple(batch[stage].shape)}")
+        if (len(shape) == 4) == batch[stage].is_floating_point():
+            kind = "integer ids" if len(shape) == 4 else "a float rendering in [-1, 1]"
+            raise ValueError(f"batch[{stage!r}] must hold {kind}")
+    for key in ("flow", "flow_backward", "flow_confidence", "occlusion"):
+        channels = 2 if key.startswith("flow") and key != "flow_confidence" else 1
+        if key in batch and tuple(batch[key].shape) != (b, t - 1, channels, h, w):
+            raise ValueError(f"batch[{key!r}] must have shape {(b, t - 1, channels, h, w)}, "
+                             f"got {tuple(batch[key].shape)}")
+
+
+def class_labels(config: ModelConfig, frames: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    """The class ids of the declared ``one_hot`` input (fg/bg prior, remaps, multimodal classes), if any."""
+    labels = config.input.labels
+    return None if labels is None else frames.get(labels.stage)
+
+
+def instance_ids(config: ModelConfig, frames: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    """The instance ids encoder E pools over (multimodal models only)."""
+    return frames.get(config.multimodal.instance_stage) if config.multimodal.enabled else None
 
 
 def remap_labels(semantic: torch.Tensor, mapping: Mapping[int, int] | None) -> torch.Tensor:
@@ -113,33 +126,34 @@ def background_mask(semantic: torch.Tensor, foreground_classes: Sequence[int]) -
     return (~fg).unsqueeze(1).float()
 
 
-def encode_source(
-    config: ModelConfig,
-    semantic: torch.Tensor | None = None,
-    instance: torch.Tensor | None = None,
-    extra: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Per-frame source s_t: [one-hot labels, instance boundary, extra channels], (..., C, H, W).
+def encode_input(spec: Input, value: torch.Tensor) -> torch.Tensor:
+    """One declared input's frames -> (N, channels, H, W): ids (N, H, W) or a rendering (N, C, H, W)."""
+    if isinstance(spec, OneHotLabels):
+        return one_hot_labels(value, spec.num_classes, spec.ignore_label)
+    if isinstance(spec, InstanceEdges):
+        return instance_boundaries(value)
+    if isinstance(spec, Rendering):
+        if value.shape[1] != spec.channels:
+            raise ValueError(f"input {spec.name!r} declares {spec.channels} channels; stage {spec.stage!r} "
+                             f"gave {value.shape[1]}")
+        return value.float()
+    raise TypeError(f"no encoder for input {spec.name!r} ({type(spec).__name__})")
 
-    Leading dimensions (e.g. B, T) are kept; inputs are (..., H, W) for label maps and (..., C, H, W)
-    for ``extra``.
+
+def encode_source(config: ModelConfig, frames: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Per-frame source s_t: the declared inputs, encoded and concatenated in order, (..., C, H, W).
+
+    ``frames`` maps each stage to ids (..., H, W) or a rendering (..., C, H, W); leading dimensions
+    (e.g. B, T) are kept.
     """
-    parts = []
-    ref = next(x for x in (semantic, instance) if x is not None) if (semantic is not None or instance is not None) else None
-    lead = ref.shape[:-2] if ref is not None else extra.shape[:-3]  # type: ignore[union-attr]
-    cfg = config.input
-    if cfg.num_classes > 0:
-        if semantic is None:
-            raise ValueError("this config needs semantic labels")
-        parts.append(one_hot_labels(semantic.reshape(-1, *semantic.shape[-2:]), cfg.num_classes, cfg.ignore_label))
-    if cfg.use_instance:
-        if instance is None:
-            raise ValueError("this config needs instance maps")
-        parts.append(instance_boundaries(instance.reshape(-1, *instance.shape[-2:])))
-    if cfg.extra_channels > 0:
-        if extra is None:
-            raise ValueError(f"this config needs {cfg.extra_channels} extra source channels")
-        parts.append(extra.reshape(-1, *extra.shape[-3:]).float())
+    parts, lead = [], None
+    for spec in config.input.sources:
+        value = frames.get(spec.stage)
+        if value is None:
+            raise ValueError(f"input {spec.name!r} needs frames of the {spec.stage!r} stage")
+        dims = 3 if isinstance(spec, Rendering) else 2
+        lead = value.shape[:-dims]
+        parts.append(encode_input(spec, value.reshape(-1, *value.shape[-dims:])))
     source = torch.cat(parts, dim=1)
     return source.reshape(*lead, *source.shape[1:])
 

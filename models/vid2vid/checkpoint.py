@@ -1,9 +1,11 @@
 """Checkpoint files: one ``torch.save``d dict of tensors, numbers, strings and the config as plain JSON-able
-data, so ``torch.load(weights_only=True)`` reads it (no pickled classes).
+data, so ``torch.load(weights_only=True)`` reads it (no pickled classes). Every problem with a file is a
+``CheckpointError`` that names the file and says what is wrong.
 
 Layout (``Vid2VidTrainer.state_dict()`` plus optional ``gmm``)::
 
-    format "vid2vid-trainer/1", config {...}, epoch, step, generator {...}, encoder {...}|None,
+    format "vid2vid-trainer/1", config {... input.sources: the declared inputs ...}, epoch, step,
+    generator {...}, encoder {...}|None,
     discriminators {...}, optimizer_G {...}, optimizer_D {...}, rng ByteTensor, gmm {...}|absent
 """
 
@@ -15,12 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
+
+from models.safe_load import torch_load_safely
 
 from .config import ModelConfig
 from .encoder import FeatureEncoder
 from .generator import Vid2VidGenerator
 from .multimodal import ClassFeatureGMM
-from .trainer import Vid2VidTrainer
+from .trainer import CHECKPOINT_FORMAT, Vid2VidTrainer
+
+REQUIRED_KEYS = ("format", "config", "generator")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+class MissingCheckpointError(CheckpointError, FileNotFoundError):
+    pass
 
 
 def save_checkpoint(
@@ -46,14 +61,66 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """The checkpoint's dict, checked to be a vid2vid checkpoint; otherwise a ``CheckpointError``."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingCheckpointError(f"checkpoint {path} does not exist")
+    state = torch_load_safely(path, CheckpointError, "checkpoint", map_location)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a vid2vid checkpoint dict")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a vid2vid checkpoint: it lacks {missing} "
+                              f"(has {sorted(state)[:8]})")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {state['format']!r}; expected {CHECKPOINT_FORMAT!r}")
+    return state
+
+
+def _config(path: str | os.PathLike[str], state: dict[str, Any]) -> ModelConfig:
+    try:
+        return ModelConfig.model_validate(state["config"])
+    except ValidationError as exc:
+        raise CheckpointError(f"checkpoint {path} has an invalid model config: {exc.errors()[0]['msg']} "
+                              f"at {'.'.join(str(p) for p in exc.errors()[0]['loc'])}") from None
+
+
+def _load_module(path: str | os.PathLike[str], module: torch.nn.Module, state: Any, part: str) -> None:
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError, AttributeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path}: its {part} weights do not fit its own config ({first[:300]})") from None
+
+
+def validate_checkpoint(path: str | os.PathLike[str], model: dict[str, Any] | None = None) -> Path:
+    """The absolute path of a usable checkpoint, checked on the driver (before Ray or any worker sees it).
+
+    With ``model`` (a ModelConfig as plain data), the checkpoint must have been written for that config.
+    """
+    absolute = Path(path).expanduser().resolve()
+    config = model_config(load_checkpoint(absolute), absolute)
+    if model is not None and config != ModelConfig.model_validate(model):
+        raise CheckpointError(f"checkpoint {absolute} was written for model config {config.name!r}, which differs "
+                              f"from this run's config: resume only with the config it was trained with")
+    return absolute
+
+
+def model_config(state: dict[str, Any], path: str | os.PathLike[str]) -> ModelConfig:
+    """The checkpoint's own config, declared inputs included; a file from before inputs were declared
+    (``input.num_classes/use_instance/extra_channels``) is refused by name, never guessed."""
+    inputs = (state.get("config") or {}).get("input") or {}
+    if "sources" not in inputs and {"num_classes", "use_instance", "extra_channels"} & set(inputs):
+        raise CheckpointError(f"checkpoint {path} was written before model inputs were declared (input.num_classes/"
+                              "use_instance/extra_channels, no input.sources): retrain it with a current preset")
+    return _config(path, state)
 
 
 def load_trainer(path: str | os.PathLike[str], **trainer_kwargs: Any) -> Vid2VidTrainer:
     """A trainer rebuilt from the checkpoint's own config, with every state restored (resume)."""
     state = load_checkpoint(path)
-    trainer = Vid2VidTrainer(ModelConfig.model_validate(state["config"]), **trainer_kwargs)
-    trainer.load_state_dict(state)
+    trainer = Vid2VidTrainer(model_config(state, path), **trainer_kwargs)
+    _load_module(path, trainer, state, "trainer")
     return trainer
 
 
@@ -62,20 +129,23 @@ def load_generator(
 ) -> tuple[Vid2VidGenerator, ModelConfig]:
     """The generator alone (eval mode) for synthesis, and its config."""
     state = load_checkpoint(path)
-    config = ModelConfig.model_validate(state["config"])
+    config = model_config(state, path)
     generator = Vid2VidGenerator(config)
-    generator.load_state_dict(state["generator"])
+    _load_module(path, generator, state["generator"], "generator")
     return generator.to(device).eval(), config
 
 
 def load_multimodal(path: str | os.PathLike[str]) -> tuple[FeatureEncoder | None, ClassFeatureGMM | None]:
     """The feature encoder E and the fitted per-class mixtures, where the checkpoint has them."""
     state = load_checkpoint(path)
-    config = ModelConfig.model_validate(state["config"])
+    config = model_config(state, path)
     encoder = None
     if state.get("encoder") is not None:
         encoder = FeatureEncoder(config)
-        encoder.load_state_dict(state["encoder"])
+        _load_module(path, encoder, state["encoder"], "encoder")
         encoder.eval()
-    gmm = ClassFeatureGMM.from_state_dict(state["gmm"]) if state.get("gmm") is not None else None
+    try:
+        gmm = ClassFeatureGMM.from_state_dict(state["gmm"]) if state.get("gmm") is not None else None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its feature mixtures are unreadable ({exc})") from None
     return encoder, gmm

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,19 +24,110 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+STAGE_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class _Input(_Strict):
+    """One generator input: which preprocessing stage's shards feed it and how its frames are encoded.
+
+    In the spirit of imaginaire's ``input_types``: every input names itself, its stage, its channel count
+    and its encoding, so training, synthesis and evaluation read the same declaration and nothing guesses.
+    A new encoding (e.g. the official face's edge + distance-transform maps) is one more class in ``Input``.
+    """
+
+    name: str = Field(pattern=STAGE_NAME, description="the input's name (artifacts, error messages)")
+    stage: str = Field(pattern=STAGE_NAME, description="the preprocessing stage whose shards feed it")
+    channels: int = Field(ge=1, description="channels this input adds to the generator's source s_t")
+
+    @model_validator(mode="after")
+    def _not_flow(self) -> "_Input":
+        if self.stage == "flow":
+            raise ValueError("the flow stage is the training reference, not a generator input")
+        return self
+
+
+class OneHotLabels(_Input):
+    """Class ids (a single-channel label map) as one channel per class; the ignore label, and any id >=
+    ``num_classes``, is an all-zero row. These ids also drive the foreground prior and multimodal classes."""
+
+    encoding: Literal["one_hot"]
+    num_classes: int = Field(ge=1)
+    ignore_label: int = IGNORE_LABEL
+    channels: int = Field(ge=1, description="num_classes (filled in when left out)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_channels(cls, data: object) -> object:
+        if isinstance(data, dict) and "channels" not in data and "num_classes" in data:
+            return {**data, "channels": data["num_classes"]}
+        return data
+
+    @model_validator(mode="after")
+    def _channels(self) -> "OneHotLabels":
+        if self.channels != self.num_classes:
+            raise ValueError(f"input {self.name!r}: one_hot has num_classes={self.num_classes} channels, "
+                             f"not {self.channels}")
+        return self
+
+
+class InstanceEdges(_Input):
+    """Instance ids as a one-channel boundary map (1 on both sides of every edge between two ids)."""
+
+    encoding: Literal["instance_edges"]
+    channels: int = Field(default=1, ge=1, le=1)
+
+
+class Rendering(_Input):
+    """An RGB-like picture the stage renders (sketch, pose limbs, DensePose IUV, an image): uint8 payload
+    channels scaled to [-1, 1], ``channels`` of them."""
+
+    encoding: Literal["rendering"]
+    channels: int = Field(default=3, ge=1)
+
+
+#: Every encoding an input may declare, told apart by its ``encoding`` key.
+Input = Annotated[Union[OneHotLabels, InstanceEdges, Rendering], Field(discriminator="encoding")]
+
+
 class InputConfig(_Strict):
-    """What the source frames hold and the full training resolution."""
+    """The full training resolution and the declared generator inputs, in source-channel order."""
 
     width: int = Field(2048, ge=8)
     height: int = Field(1024, ge=8)
-    num_classes: int = Field(19, ge=0)  # 0: no semantic labels (sketch / pose inputs)
-    ignore_label: int = IGNORE_LABEL  # one-hot row of zeros
-    use_instance: bool = True  # instance map enters as a boundary map (1 channel)
-    extra_channels: int = Field(0, ge=0)  # RGB-like extra inputs: edges, sketches, pose renderings
+    sources: tuple[Input, ...] = (
+        OneHotLabels(name="labels", stage="semantic", encoding="one_hot", num_classes=19),
+        InstanceEdges(name="instance", stage="instance", encoding="instance_edges"),
+    )
+
+    @model_validator(mode="after")
+    def _declared(self) -> "InputConfig":
+        if not self.sources:
+            raise ValueError("input.sources is empty: declare at least one generator input")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"input.sources names must be unique, got {names}")
+        kinds: dict[str, set[bool]] = {}
+        for spec in self.sources:
+            kinds.setdefault(spec.stage, set()).add(isinstance(spec, Rendering))
+        if mixed := [stage for stage, kind in kinds.items() if len(kind) > 1]:
+            raise ValueError(f"stage(s) {mixed} declared both as ids and as a rendering: a stage's payload is one kind")
+        if sum(isinstance(s, OneHotLabels) for s in self.sources) > 1:
+            raise ValueError("at most one one_hot input: its ids are the classes of the fg prior and multimodal")
+        return self
 
     @property
     def source_channels(self) -> int:
-        return self.num_classes + int(self.use_instance) + self.extra_channels
+        return sum(s.channels for s in self.sources)
+
+    @property
+    def labels(self) -> OneHotLabels | None:
+        """The class-label input (fg/bg prior, label remaps, multimodal classes), if declared."""
+        return next((s for s in self.sources if isinstance(s, OneHotLabels)), None)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages feeding the declared inputs, each once, in declaration order."""
+        return tuple(dict.fromkeys(s.stage for s in self.sources))
 
 
 class GeneratorConfig(_Strict):
@@ -75,6 +166,7 @@ class LossConfig(_Strict):
 
 class MultimodalConfig(_Strict):
     enabled: bool = False
+    instance_stage: str = Field("instance", pattern=STAGE_NAME, description="the stage whose instance ids E pools over")
     feat_nc: int = Field(3, ge=1)  # d
     nef: int = Field(16, ge=1)
     n_downsampling: int = Field(4, ge=1)
@@ -119,13 +211,18 @@ class ModelConfig(_Strict):
             raise ValueError("frame_by_frame needs generator.n_prev=0, use_flow_warping=false, use_video_discriminator=false")
         if self.generator.n_prev == 0 and self.generator.use_flow_warping:
             raise ValueError("flow warping needs at least one previous frame (generator.n_prev >= 1)")
-        if self.generator.use_fg_prior and self.input.num_classes == 0:
-            raise ValueError("the foreground-background prior needs semantic labels (input.num_classes > 0)")
+        if self.generator.use_fg_prior and self.input.labels is None:
+            raise ValueError("the foreground-background prior needs a one_hot label input in input.sources")
         if self.train.frames_per_step < 1 or self.train.initial_seq_len <= self.generator.n_prev:
             raise ValueError("train.initial_seq_len must exceed generator.n_prev")
-        if self.input.source_channels == 0:
-            raise ValueError("the source has no channels")
         return self
+
+    @property
+    def data_stages(self) -> tuple[str, ...]:
+        """Every stage whose shards training and synthesis read besides rgb (flow excluded): the declared
+        inputs' stages, and the instance stage of a multimodal model."""
+        extra = (self.multimodal.instance_stage,) if self.multimodal.enabled else ()
+        return tuple(dict.fromkeys((*self.input.stages, *extra)))
 
     @property
     def uses_video_discriminator(self) -> bool:

@@ -13,7 +13,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .batch import encode_source, frame_background_mask, remap_labels
+from .batch import class_labels, encode_source, frame_background_mask, instance_ids, remap_labels, stage_shape
+from .config import ModelConfig
 from .generator import Vid2VidGenerator
 
 FirstFrame = Literal["zeros", "real", "model"]
@@ -36,6 +37,11 @@ def _batched(x: torch.Tensor | None, dims: int) -> torch.Tensor | None:
     return x if x.dim() > dims else x.unsqueeze(0)
 
 
+def stage_dims(config: ModelConfig, stage: str) -> int:
+    """Dimensions of one unbatched frame of a declared stage: 2 for ids, 3 for a rendering."""
+    return len(stage_shape(config, stage, (), 1, 1))
+
+
 @torch.inference_mode()
 def synthesize(
     generator: Vid2VidGenerator,
@@ -52,30 +58,33 @@ def synthesize(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield ``{key: tensor}`` (``keep`` keys of the generator's output dict) for each source frame.
 
-    ``frames`` yields dicts with ``semantic`` (B, H, W) train ids, ``instance`` (B, H, W), ``extra``
-    (B, C, H, W) as the config needs (the batch dim may be left out). The first frame is
-    ``first_image`` itself ("real"), generated from zero previous frames ("zeros"), or made by a
-    frame-by-frame ``single_frame_generator`` ("model"). ``label_map`` remaps labels (e.g. {8: 2}:
-    trees become buildings); ``feature_sampler(semantic, instance)`` gives the multimodal features.
+    ``frames`` yields ``{stage: tensor}`` for every stage the config declares (``config.data_stages``):
+    ids (B, H, W) or renderings (B, C, H, W) in [-1, 1] (the batch dim may be left out). The first frame
+    is ``first_image`` itself ("real"), generated from zero previous frames ("zeros"), or made by a
+    frame-by-frame ``single_frame_generator`` ("model"). ``label_map`` remaps the class ids of the
+    one_hot input (e.g. {8: 2}: trees become buildings); ``feature_sampler(labels, instance)`` gives the
+    multimodal features.
     """
     config = generator.config
     L = generator.n_prev
     device = torch.device(device) if device is not None else next(generator.parameters()).device
+    labels = config.input.labels
     sources: deque[torch.Tensor] = deque(maxlen=L + 1)
     outputs: deque[torch.Tensor] = deque(maxlen=max(L, 1))
     for index, frame in enumerate(frames):
-        semantic = _batched(frame.get("semantic"), 2)
-        instance = _batched(frame.get("instance"), 2)
-        extra = _batched(frame.get("extra"), 3)
-        semantic = None if semantic is None else remap_labels(semantic.to(device), label_map)
-        instance = None if instance is None else instance.to(device)
-        extra = None if extra is None else extra.to(device)
-        source = encode_source(config, semantic, instance, extra)
+        batched = {stage: _batched(frame[stage], stage_dims(config, stage)).to(device)  # type: ignore[union-attr]
+                   for stage in config.data_stages if stage in frame}
+        if labels is not None and labels.stage in batched:
+            batched[labels.stage] = remap_labels(batched[labels.stage], label_map)
+        source = encode_source(config, batched)
+        semantic = class_labels(config, batched)
         bg = frame_background_mask(config, semantic, source)
         features = None
         if generator.feat_nc:
+            instance = instance_ids(config, batched)
             if feature_sampler is None or instance is None:
-                raise ValueError("a multimodal generator needs a feature_sampler and instance maps")
+                raise ValueError("a multimodal generator needs a feature_sampler and instance maps "
+                                 f"(stage {config.multimodal.instance_stage!r})")
             features = feature_sampler(semantic if semantic is not None else instance * 0, instance)
         while len(sources) < L:  # pad the start by repeating the first source frame
             sources.append(source)

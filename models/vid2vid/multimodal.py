@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import torch
 
+from .config import ModelConfig
 from .encoder import FeatureEncoder, instance_keys
 
 
@@ -73,6 +74,33 @@ class ClassFeatureGMM:
     @classmethod
     def from_state_dict(cls, state: Mapping) -> "ClassFeatureGMM":
         return cls(int(state["feat_nc"]), {int(c): dict(v) for c, v in state["classes"].items()})
+
+
+def fit_class_mixtures(
+    encoder: FeatureEncoder, config: ModelConfig, batches: Iterable[Mapping[str, torch.Tensor]], seed: int = 0
+) -> ClassFeatureGMM:
+    """The post-training step of Sec. 3: encode the training frames with E, pool per instance, and fit one
+    Gaussian mixture per class (``config.multimodal.n_components`` components).
+
+    ``batches`` hold ``image`` (N, 3, H, W) in [-1, 1], the instance stage's ids and, when the model
+    declares a one_hot input, its class ids (N, H, W); without class labels every object is class 0.
+    """
+    labels, instance_stage = config.input.labels, config.multimodal.instance_stage
+    classes, features = [], []
+    encoder.eval()
+    for batch in batches:
+        if instance_stage not in batch:
+            raise ValueError(f"fitting the feature mixtures needs the {instance_stage!r} stage's instance ids")
+        instance = batch[instance_stage]
+        semantic = batch[labels.stage] if labels is not None else torch.zeros_like(instance)
+        c, f = collect_instance_features(encoder, batch["image"], semantic, instance)
+        classes.append(c)
+        features.append(f)
+    if not classes:
+        raise ValueError("no training frames to fit the feature mixtures on")
+    ignore = (labels.ignore_label,) if labels is not None else ()
+    return ClassFeatureGMM.fit(np.concatenate(classes), np.concatenate(features),
+                               n_components=config.multimodal.n_components, seed=seed, ignore=ignore)
 
 
 class InstanceFeatureSampler:

@@ -20,7 +20,8 @@ from torch import nn
 
 from models.weights import WeightSpec
 
-from .batch import Batch, encode_source, frame_background_mask, reference_backward_flows, validate_batch
+from .batch import (Batch, class_labels, encode_source, frame_background_mask, instance_ids, reference_backward_flows,
+                    validate_batch)
 from .config import ModelConfig
 from .discriminators import Discriminators
 from .encoder import FeatureEncoder
@@ -139,7 +140,7 @@ class Vid2VidTrainer:
             value = value.to(self.device)
             if factor > 1:
                 lead = value.shape[:2]
-                if key in ("semantic", "instance"):
+                if not value.is_floating_point():  # label maps: nearest, never averaged
                     off = factor // 2
                     value = value[..., off::factor, off::factor]
                 else:
@@ -162,8 +163,8 @@ class Vid2VidTrainer:
         L = cfg.generator.n_prev
         if T <= L:
             raise ValueError(f"sequences need more than L={L} frames, got {T}")
-        semantic, instance = batch.get("semantic"), batch.get("instance")
-        source = encode_source(cfg, semantic, instance, batch.get("extra"))
+        semantic, instance = class_labels(cfg, batch), instance_ids(cfg, batch)
+        source = encode_source(cfg, batch)
         bg = frame_background_mask(cfg, semantic, real)
         ref_flow, ref_conf = reference_backward_flows(batch)
         history: list[torch.Tensor] = [real[:, t] for t in range(L)]  # the first L frames are given

@@ -68,6 +68,11 @@ def test_two_runs_give_videos_and_an_honest_table(setup):
             assert video[0].shape == (32, 64, 3) and review[0].shape == (32, 192, 3)
     saved = json.loads((runs / "evaluations" / "street" / "comparison.json").read_text())
     assert saved["table"] == result.table
+    from review.catalog import Catalog  # the review app reads what the flow wrote
+
+    reviewed = Catalog(runs).evaluation("street", "latest")
+    assert set(reviewed.runs) == {"full", "noflow"}
+    assert reviewed.runs["noflow"].clips["v1"].side_by_side == "evaluations/street/noflow/v1.side_by_side.mp4"
 
     async def read():
         async with get_client() as client:
@@ -78,6 +83,8 @@ def test_two_runs_give_videos_and_an_honest_table(setup):
     assert "checksum mismatch (file" in str(artifacts["evaluate-street"].description)
     assert "data:image/png;base64," in artifacts["evaluate-street-videos"].data
     assert "data:image/gif;base64," in artifacts["evaluate-street-videos"].data
+    assert "/d/street/e/latest)" in artifacts["evaluate-street-videos"].data  # links to the review app
+    assert "/media/evaluations/street/full/v0.mp4)" in artifacts["evaluate-street-videos"].data
 
 
 def test_later_evaluation_shows_earlier_numbers_and_cli_prints_the_table(setup):

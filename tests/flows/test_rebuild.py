@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ from storage.manifest import read_manifest
 from storage.synthetic import StreetScene
 from storage.video import encode
 from tests.conftest import ROOT, VENV_BIN, run_cli
+from tests.services import free_port, stop_process_groups
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -35,8 +35,8 @@ def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everyth
         encode(videos / f"drive{k}.mp4", (f["rgb"] for f in StreetScene(64, 64, 10, seed=40 + k).frames()), fps=10)
     (videos / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(2048))
     params = RebuildParams(src=str(videos), dataset="drives", data_root=str(tmp_path / "data"),
-                           runs_root=str(tmp_path / "runs"), config="tiny_face", max_steps=3, train_workers=1,
-                           workers=1, metrics=["warp"])
+                           runs_root=str(tmp_path / "runs"), config="tiny_face", preprocess={"workers": 1},
+                           train={"max_steps": 3, "workers": 1}, evaluate={"metrics": ["warp"]})
     first = rebuild_flow(params)
     assert first.clips_ok == 3 and list(first.quarantined) == ["broken"]
     assert "broken" in first.quarantined["broken"] and first.train_status == "completed"
@@ -58,10 +58,26 @@ def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everyth
     assert _stage_mtimes(layout) == before
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.mark.parametrize("option, reason", [
+    (("--backend", "flow=dis:prest=fast"), "preprocess.backends.flow.prest: Extra inputs are not permitted"),
+    (("--backend", "flow=dis:arch=resnet101"), "backend 'dis' has no option 'arch'"),
+    (("--metrics", "warp,fid-bogus"), "unknown metrics ['fid-bogus']"),
+])
+def test_rebuild_refuses_unknown_options_and_metrics_before_ingesting(tmp_path, option, reason):
+    done = run_cli("--data-root", str(tmp_path / "data"), "rebuild", "--runs-root", str(tmp_path / "runs"), *option)
+    assert done.returncode == 2 and reason in done.stderr, done.stderr
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_rebuild_with_nothing_to_ingest_fails_in_one_line(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "broken.mp4").write_bytes(b"garbage" * 50)
+    done = run_cli("--data-root", str(tmp_path / "data"), "rebuild", str(videos), "--dataset", "empty",
+                   "--runs-root", str(tmp_path / "runs"))
+    assert done.returncode == 1 and f"error: no clip of {videos} was ingested into 'empty'" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
 
 
 def _wait_for(check, what: str, timeout: float = 120) -> None:
@@ -81,7 +97,7 @@ def _port_open(port: int) -> bool:
 def cluster_services(tmp_path):
     """What docker-compose.yml starts, as plain processes on loopback: Dask scheduler + workers, a Ray head,
     and a Prefect process worker on the deployments of prefect.yaml (the Prefect server is the session's)."""
-    dask_port, ray_port = _free_port(), _free_port()
+    dask_port, ray_port = free_port(), free_port()
     env = {**os.environ, "VID2VID_PROJECT_DIR": str(ROOT), "VID2VID_DATA_ROOT": str(tmp_path / "data"),
            "VID2VID_RUNS_ROOT": str(tmp_path / "runs"), "VID2VID_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
            "VID2VID_RAY_ADDRESS": f"127.0.0.1:{ray_port}", "RAY_AUTH_MODE": "disabled"}
@@ -107,14 +123,7 @@ def cluster_services(tmp_path):
         spawn("prefect", "worker", "start", "--pool", "vid2vid-process", "--type", "process")
         yield env
     finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):  # already gone
-                os.killpg(process.pid, signal.SIGTERM)  # start_new_session: its pid is its group id
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(started)
         subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], env=env, stdout=logs, stderr=subprocess.STDOUT,
                        timeout=120)
         logs.close()
@@ -123,8 +132,8 @@ def cluster_services(tmp_path):
 def test_rebuild_deployment_runs_on_the_cluster_services(cluster_services, tmp_path):
     from prefect.deployments import run_deployment
 
-    parameters = {"params": {"dataset": "street", "synth_clips": 3, "synth_frames": 10, "synth_size": [64, 32],
-                             "max_steps": 2, "train_workers": 2, "metrics": ["warp"]}}
+    parameters = {"params": {"dataset": "street", "synth": {"clips": 3, "frames": 10, "size": [64, 32]},
+                             "train": {"max_steps": 2, "workers": 2}, "evaluate": {"metrics": ["warp"]}}}
     flow_run = run_deployment("full-rebuild/full-rebuild", parameters=parameters, timeout=900)
     log = (tmp_path / "services.log").read_text(errors="replace")
     assert flow_run.state.is_completed(), f"{flow_run.state}\n{log[-4000:]}"
@@ -138,6 +147,9 @@ def test_rebuild_deployment_runs_on_the_cluster_services(cluster_services, tmp_p
     assert "0 3 * * *" in str(deployed["scheduled-retraining"].schedules[0].schedule)
     runs = Path(cluster_services["VID2VID_RUNS_ROOT"])
     assert list(runs.glob("street-tiny-*/model.pt")) and (runs / "evaluations" / "street" / "comparison.json").is_file()
-    assert "Connecting to existing Ray cluster" in log or "127.0.0.1:" in log
+    ray_address = cluster_services["VID2VID_RAY_ADDRESS"]
+    assert f"Connecting to existing Ray cluster at address: {ray_address}" in log  # the head the env names
+    [summary] = runs.glob("street-tiny-*/summary.json")
+    assert json.loads(summary.read_text())["job"]["ray_address"] == ray_address
     layout = DatasetLayout(Path(cluster_services["VID2VID_DATA_ROOT"]), "street")
     assert layout.stages() == ["flow", "instance", "rgb", "semantic"]

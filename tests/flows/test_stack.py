@@ -24,12 +24,16 @@ def test_compose_file_is_valid_with_an_env_file_and_refuses_to_run_without_secre
     assert done.returncode == 0, done.stderr
     services = yaml.safe_load(done.stdout)["services"]
     assert {"postgres", "prefect-server", "prefect-worker", "dask-scheduler", "dask-worker", "ray-head",
-            "ray-worker"} <= set(services)
+            "ray-worker", "review"} <= set(services)
     gpu = services["ray-worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"] and services["ray-worker"]["shm_size"]
     server = services["prefect-server"]["environment"]
     assert server["PREFECT_SERVER_API_AUTH_STRING"] == "admin:change-me"
     assert server["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://prefect:change-me@postgres")
+    review = services["review"]["environment"]  # votes in the stack's Postgres, results published to its Prefect
+    assert review["VID2VID_REVIEW_DB_URL"].startswith("postgresql+asyncpg://prefect:change-me@postgres")
+    assert review["PREFECT_API_URL"] == "http://prefect-server:4200/api" and services["review"]["ports"]
+    assert services["prefect-worker"]["environment"]["VID2VID_REVIEW_URL"] == review["VID2VID_REVIEW_URL"]
     volumes = {v["target"] for s in services.values() for v in s.get("volumes", []) if isinstance(v, dict)}
     assert "/data" in volumes
     assert "password" not in (ROOT / "docker-compose.yml").read_text().lower().replace("postgres_password", "")

@@ -21,7 +21,7 @@ def weights_dir(tmp_path_factory):
         "resnext101": standins.save_resnext(directory),
     }
     models["inception"], inception_spec = standins.save_inception(directory)
-    return directory, models, {"inception": inception_spec}
+    return directory, models, {"inception": inception_spec, "i3d": standins.registered("i3d_rgb_imagenet", directory)}
 
 
 def _same_features(extractor, reference, x):
@@ -33,8 +33,10 @@ def _same_features(extractor, reference, x):
 
 
 def test_i3d_standin_loads_and_gives_1024_features(weights_dir):
-    directory, models, _ = weights_dir
-    extractor = load_feature_network("i3d", directory)
+    directory, models, specs = weights_dir
+    with pytest.raises(registry.ChecksumMismatchError, match="git blob id"):  # not the official file
+        load_feature_network("i3d", directory)
+    extractor = load_feature_network("i3d", directory, spec=specs["i3d"])
     assert extractor.pretrained and extractor.weights_file.endswith("rgb_imagenet.pt")
     x = torch.randn(1, 3, 8, 64, 64)
     assert _same_features(extractor, models["i3d"], x).shape == (1, 1024)
@@ -43,7 +45,8 @@ def test_i3d_standin_loads_and_gives_1024_features(weights_dir):
 
 def test_resnext_standin_with_module_prefix_loads_and_gives_2048_features(weights_dir):
     directory, models, _ = weights_dir
-    extractor = load_feature_network("resnext101", directory)
+    extractor = load_feature_network("resnext101", directory)  # unverified: loads after passing the probe
+    assert extractor.verification == "unverified"
     x = torch.randn(1, 3, 16, 112, 112)
     assert _same_features(extractor, models["resnext101"], x).shape == (1, 2048)
 
@@ -72,14 +75,14 @@ def test_wrong_keys_and_missing_file_are_refused(tmp_path):
     del i3d_state["Mixed_4b.b0.conv3d.weight"]  # required keys present, but not every key
     torch.save(i3d_state, tmp_path / "rgb_imagenet.pt")
     with pytest.raises(registry.KeyLayoutError, match="Mixed_4b.b0.conv3d.weight"):
-        load_feature_network("i3d", tmp_path)
+        load_feature_network("i3d", tmp_path, spec=standins.registered("i3d_rgb_imagenet", tmp_path))
     with pytest.raises(registry.MissingWeightsError, match="pt_inception-2015-12-05"):
         load_feature_network("inception", tmp_path / "empty")
 
 
 def test_extractor_stays_in_eval_mode(weights_dir):
-    directory, _, _ = weights_dir
-    extractor = load_feature_network("i3d", directory)
+    directory, _, specs = weights_dir
+    extractor = load_feature_network("i3d", directory, spec=specs["i3d"])
     x = torch.randn(2, 3, 4, 32, 32)
     before = extractor(x)
     extractor.module.train()

@@ -80,3 +80,4 @@ def test_table_is_table1_layout_with_short_cells_and_long_notes():
     assert "w/rgb_imagenet.pt" in text and "ab" * 32 in text and "origin X" in text
     assert "fewer samples than its 2048 feature dimensions" in text and "30 synthesized vs 30 real" in text
     assert cell("fid_inception", 12.0, {"n_fake": 4000, "n_real": 4000, "feature_dim": 2048}) == "12.00"
+    assert cell("fid_inception", "12.3456 (unverified weights)") == "12.35 (unverified)"

@@ -35,11 +35,15 @@ def test_missing_weights_are_reported_as_text_with_the_file(tmp_path):
 
 def test_corrupt_or_wrong_layout_weights_are_reported_not_used(tmp_path):
     standins.save_inception(tmp_path)  # the file name carries the official sha prefix; the stand-in differs
-    (tmp_path / "rgb_imagenet.pt").write_bytes(b"not a checkpoint")
-    report = evaluate(["fid_inception", "fid_i3d"], tmp_path, fake_videos=_videos(0), real_videos=_videos(1))
+    (tmp_path / "rgb_imagenet.pt").write_bytes(b"not a checkpoint")  # fails its registered git blob id
+    (tmp_path / "resnext-101-kinetics.pth").write_bytes(b"not a checkpoint")  # unverified: fails to load
+    report = evaluate(["fid_inception", "fid_i3d", "fid_resnext101"], tmp_path, fake_videos=_videos(0),
+                      real_videos=_videos(1))
     assert report.values["fid_inception"].startswith("not computed: weights checksum mismatch (file ")
-    assert report.values["fid_i3d"].startswith("not computed: weights unusable (file ")
-    assert weights_problem("resnext101", tmp_path).startswith("not computed: weights missing")
+    assert report.values["fid_i3d"].startswith("not computed: weights checksum mismatch (file ")
+    assert report.values["fid_resnext101"].startswith("not computed: weights unusable (file ")
+    assert "truncated or corrupt" in report.values["fid_resnext101"]
+    assert weights_problem("resnext101", tmp_path / "none").startswith("not computed: weights missing")
 
 
 def test_fid_computed_with_registered_weights_and_real_stats_cached(tmp_path):

@@ -124,7 +124,7 @@ def test_source_encoding_one_hot_ignore_boundaries_and_background() -> None:
     assert instance_boundaries(torch.zeros(1, 3, 3, dtype=torch.long)).sum() == 0
     bg = background_mask(sem, config.generator.foreground_classes)
     assert bg[0, 0].tolist() == [[1, 0, 1], [1, 1, 0]]
-    src = encode_source(config, sem[None], inst[None])
+    src = encode_source(config, {"semantic": sem[None], "instance": inst[None]})
     assert src.shape == (1, 1, 20, 2, 3)
     assert remap_labels(sem, {8: 2})[0, 1].tolist() == [2, 2, 18]
 

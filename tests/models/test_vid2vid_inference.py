@@ -76,7 +76,7 @@ def test_first_frame_modes_and_label_remap(generator) -> None:
     with torch.no_grad():
         from models.vid2vid.batch import encode_source, frame_background_mask
 
-        src = encode_source(generator.config, clip["semantic"][:, 0], clip["instance"][:, 0])
+        src = encode_source(generator.config, {"semantic": clip["semantic"][:, 0], "instance": clip["instance"][:, 0]})
         expected = single(src.unsqueeze(1), None, frame_background_mask(generator.config, clip["semantic"][:, 0], src))["image"]
     assert torch.allclose(model[0]["image"], expected)
     # semantic manipulation: vegetation (8) -> building (2) changes frames containing vegetation only

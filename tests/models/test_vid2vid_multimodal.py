@@ -1,11 +1,12 @@
 import numpy as np
+import pytest
 import torch
 
 from models.vid2vid.checkpoint import load_multimodal, save_checkpoint
 from models.vid2vid.encoder import FeatureEncoder, instance_average
 from models.vid2vid.generator import Vid2VidGenerator
 from models.vid2vid.inference import synthesize
-from models.vid2vid.multimodal import ClassFeatureGMM, InstanceFeatureSampler, collect_instance_features
+from models.vid2vid.multimodal import ClassFeatureGMM, InstanceFeatureSampler, collect_instance_features, fit_class_mixtures
 from models.vid2vid.trainer import Vid2VidTrainer
 
 from .helpers_vid2vid import moving_clip, tiny_config
@@ -74,3 +75,22 @@ def test_multimodal_training_fit_and_sampled_synthesis(tmp_path) -> None:
     assert torch.equal(run(3), run(3))
     assert not torch.allclose(run(3), run(4))
     assert isinstance(gen, Vid2VidGenerator) and gen.feat_nc == 3
+
+
+def test_mixtures_are_fitted_per_class_on_encoder_features_of_batches() -> None:
+
+    config = tiny_config(multimodal={"enabled": True, "n_components": 2})
+    encoder = FeatureEncoder(config)
+    clip = moving_clip(T=4, H=32, W=64)
+    batches = [{"image": clip["image"][0, :2], "semantic": clip["semantic"][0, :2], "instance": clip["instance"][0, :2]},
+               {"image": clip["image"][0, 2:], "semantic": clip["semantic"][0, 2:], "instance": clip["instance"][0, 2:]}]
+    gmm = fit_class_mixtures(encoder, config, batches, seed=0)
+    assert set(gmm.params) == {0, 10, 13} and gmm.feat_nc == config.multimodal.feat_nc
+    classes, feats = collect_instance_features(encoder, clip["image"][0], clip["semantic"][0], clip["instance"][0])
+    for cls in (0, 13):  # each class's mixture is centred on that class's pooled features
+        mean = (gmm.params[cls]["weights"][:, None] * gmm.params[cls]["means"]).sum(0).numpy()
+        assert np.allclose(mean, feats[classes == cls].mean(0), atol=1e-4)
+    again = fit_class_mixtures(encoder, config, batches, seed=0)
+    assert all(torch.equal(gmm.params[c]["means"], again.params[c]["means"]) for c in gmm.params)
+    with pytest.raises(ValueError, match="'instance' stage"):
+        fit_class_mixtures(encoder, config, [{"image": clip["image"][0], "semantic": clip["semantic"][0]}])

@@ -85,7 +85,7 @@ def test_bad_input_is_quarantined_and_missing_weights_fail_the_stage(data_root, 
                                        "backends": {"semantic": BackendSettings(backend="torchvision")}})
     with pytest.raises(PreprocessFailed) as failure:
         preprocess_flow(params)
-    assert "deeplabv3_resnet50_coco-cd0a2569.pth" in failure.value.summary.failed["semantic/s0"]
+    assert "deeplabv3_resnet50_coco-cd0a2569.pth" in failure.value.detail.failed["semantic/s0"]
     assert str(weights) in str(failure.value)
 
 
@@ -95,5 +95,9 @@ def test_cli_preprocess(data_root):
                    "--backend", "flow=dis:preset=fast", "--backend", "semantic=dataset", "--workers", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "preprocess-street" in done.stdout and "dis" in done.stdout
-    bad = run_cli("--data-root", str(data_root), "preprocess", "--dataset", "street", "--backend", "flow=nope")
-    assert bad.returncode == 2 and "unknown flow backend 'nope'" in bad.stderr
+    for backend, reason in (("flow=nope", "unknown backend 'nope'"), ("flow=dis:prest=fast", "backends.flow.prest"),
+                            ("flow=dis:arch=resnet101", "backend 'dis' has no option 'arch'"),
+                            ("pose=dis", "unknown pose backend 'dis'")):
+        bad = run_cli("--data-root", str(data_root), "preprocess", "--dataset", "street", "--backend", backend)
+        assert bad.returncode == 2 and reason in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr

@@ -45,9 +45,28 @@ def test_workers_split_the_windows_without_overlap(street):
 
 
 def test_missing_stage_and_short_clips_are_clear_errors(street):
-    with pytest.raises(StorageError, match="no 'sketch' shard"):
+    with pytest.raises(StorageError, match="stage 'sketch' has none for 2 clip"):
         ClipWindowDataset(street, n_frames=4, stages=("sketch",))
     with pytest.raises(StorageError, match="no 20-frame training window"):
         ClipWindowDataset(street, n_frames=20)
     with pytest.raises(StorageError, match="no usable val-split clips"):
         ClipWindowDataset(street, n_frames=4, split="val")
+
+
+def test_declared_stages_become_batch_keys_by_payload_kind(street):
+    """Any stage is read under its own name: 2-D payloads stay integer ids, pictures become [-1, 1] floats."""
+    from storage.dataset import clip_batches, frames_tensor
+    from storage.stages import write_stage
+
+    for clip in ("c0", "c1"):
+        rgb = ShardReader(street.shard_path("rgb", clip)).read(0, 9)
+        write_stage(street, "sketch", clip, backend="test", config={}, code_version="t",
+                    frames=lambda rgb=rgb: ({"payload": 255 - f["payload"]} for f in rgb))
+    sample = ClipWindowDataset(street, n_frames=4, stages=("semantic", "sketch"))[0]
+    assert set(sample) == {"image", "semantic", "sketch"}
+    assert sample["semantic"].dtype == torch.int64 and sample["sketch"].shape == (4, 3, 32, 64)
+    assert torch.allclose(sample["sketch"], -sample["image"], atol=1e-5)  # 255 - x is the negated picture
+    chunks = list(clip_batches(street, "c0", ("semantic", "sketch"), (32, 16), chunk=4))
+    assert [c["image"].shape[0] for c in chunks] == [4, 4, 1] and chunks[0]["semantic"].shape == (4, 16, 32)
+    with pytest.raises(StorageError, match="pictures"):
+        frames_tensor(np.zeros((2,)))

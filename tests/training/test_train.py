@@ -1,9 +1,14 @@
-"""Ray Train training end to end on two CPU workers: checkpoints, resume, worker failure, NaN stop, artifacts."""
+"""Ray Train training end to end on two CPU workers: checkpoints, resume, worker failure, NaN stop, artifacts.
+
+Tests share one trained run (``first_run``) and one dataset; none of them changes the shared dataset, so
+they pass in any order and alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,8 +16,9 @@ import ray
 import torch
 from prefect.client.orchestration import get_client
 
+from flows.failures import TrainingFailed
 from flows.train import TrainParams, train_flow
-from models.training import TrainJob, run_training
+from models.training import FaultInjection, TrainJob, run_training
 from models.training.launch import read_metrics
 from models.vid2vid import load_generator, load_model_config
 from models.vid2vid.checkpoint import load_checkpoint
@@ -28,7 +34,7 @@ STEPS = 4
 @pytest.fixture(scope="module")
 def shared_ray():
     """One local Ray instance for the module: each fit() then costs only the worker group's start."""
-    ray.init(num_cpus=3, include_dashboard=False, object_store_memory=256 * 1024**2)
+    ray.init(address="local", num_cpus=3, include_dashboard=False, object_store_memory=256 * 1024**2)
     yield
     ray.shutdown()
 
@@ -89,7 +95,7 @@ def test_train_flow_publishes_its_artifacts(first_run):
 
 
 def test_worker_failure_restarts_from_the_checkpoint_and_ends_like_an_unbroken_run(first_run, street, runs):
-    outcome = run_training(_job(street, runs / "failure", inject_failure_at_step=3))
+    outcome = run_training(_job(street, runs / "failure", faults=FaultInjection(failure_at_step=3)))
     assert outcome.status == "completed" and outcome.steps == STEPS
     assert (runs / "failure" / ".failure_injected").is_file()
     attempts = _attempts(runs / "failure")
@@ -112,26 +118,57 @@ def test_resume_from_an_earlier_run_continues_the_step_count(first_run, street, 
     assert resumed[0]["G_total"] < 10 * first_losses["G_total"]  # continues from trained weights, not a blow-up
 
 
-def test_nan_loss_stops_cleanly_with_the_last_good_checkpoint(street, runs, shared_ray):
-    outcome = run_training(_job(street, runs / "nan", inject_nan_at_step=3))
+def _train_flow_run(run_name: str):
+    """The flow run of the train flow that trained ``run_name``, as the Prefect API reports it."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async def read():
+        async with get_client() as client:
+            found = await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])),
+                                                sort=FlowRunSort.START_TIME_DESC, limit=20)
+            return [r for r in found if r.parameters["params"].get("run_name") == run_name]
+    return asyncio.run(read())
+
+
+def test_nan_loss_fails_the_flow_run_and_keeps_the_last_good_checkpoint(street, runs, shared_ray, monkeypatch):
+    monkeypatch.setenv("VID2VID_FAULT_INJECTION", json.dumps({"nan_at_step": 3}))  # not a form field
+    assert "faults" not in TrainParams.model_fields and "inject_nan_at_step" not in TrainParams.model_fields
+    with pytest.raises(TrainingFailed) as failure:
+        train_flow(TrainParams(dataset="street", data_root=str(street.root), runs_root=str(runs), run_name="nan",
+                               workers=2, max_steps=STEPS, checkpoint_every=2))
+    outcome = failure.value.detail
     assert outcome.status == "stopped_nan" and outcome.model_path is None
-    assert "non-finite loss" in outcome.message and "step 2" in outcome.message
+    assert "non-finite loss" in str(failure.value) and "step 2" in str(failure.value)
+    assert outcome.checkpoint_path in str(failure.value)  # the message names the checkpoint it kept
     assert load_checkpoint(outcome.checkpoint_path)["step"] == 2  # intact, and from before the NaN
     assert not (runs / "nan" / "model.pt").exists()
+    assert not (runs / "latest-street.json").is_file() or \
+        json.loads((runs / "latest-street.json").read_text())["run_dir"] != str(runs / "nan")
+
+    [flow_run] = _train_flow_run("nan")
+    assert flow_run.state.is_failed(), flow_run.state
+    assert "non-finite loss" in flow_run.state.message and outcome.checkpoint_path in flow_run.state.message
 
 
-def test_scheduled_retraining_skips_unchanged_data_and_fine_tunes_changed(first_run, street, runs):
+def test_scheduled_retraining_skips_unchanged_data_and_fine_tunes_changed(first_run, street, runs, tmp_path):
     unchanged = run_cli("--data-root", str(street.root), "train", "--dataset", "street", "--mode", "retrain",
                         "--runs-root", str(runs))
     assert unchanged.returncode == 0, unchanged.stderr
     assert "training unchanged" in unchanged.stdout and "nothing to retrain" in unchanged.stdout
 
-    merge_records(street, [write_synthetic_clip(street, "c9", 9, 64, 32, 10, split="train")])
-    result = train_flow(TrainParams(dataset="street", data_root=str(street.root), runs_root=str(runs),
+    # a copy of the dataset and of the runs' pointer changes; the shared dataset stays as the other tests expect
+    data, own_runs = tmp_path / "data", tmp_path / "runs"
+    shutil.copytree(street.base, data / "street")
+    own_runs.mkdir()
+    shutil.copy(runs / "latest-street.json", own_runs / "latest-street.json")
+    copy = DatasetLayout(data, "street")
+    merge_records(copy, [write_synthetic_clip(copy, "c9", 9, 64, 32, 10, split="train")])
+    result = train_flow(TrainParams(dataset="street", data_root=str(data), runs_root=str(own_runs),
                                     run_name="retrained", mode="retrain", max_steps=STEPS + 1, checkpoint_every=2))
     assert result.status == "completed" and result.steps == STEPS + 1
-    assert _attempts(runs / "retrained")[0]["origin"] == f"resume-from:{first_run.model_path}"
-    assert json.loads((runs / "latest-street.json").read_text())["run_dir"] == str(runs / "retrained")
+    assert _attempts(own_runs / "retrained")[0]["origin"] == f"resume-from:{first_run.model_path}"
+    assert json.loads((own_runs / "latest-street.json").read_text())["run_dir"] == str(own_runs / "retrained")
 
 
 def test_synthesize_cli_writes_videos_of_the_whole_clip_and_remaps_labels(first_run, street, tmp_path):

@@ -1,0 +1,45 @@
+"""Study videos: snapshots of the evaluation's videos (a later evaluation overwrites those), cut to the
+short-sequence length when asked, and attention-check pairs whose better side is known."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from storage.video import VideoSource, decode, encode, probe
+
+
+def _source(path: Path) -> VideoSource:
+    return VideoSource(path.stem, path)
+
+
+def snapshot(src: Path, dst: Path, max_frames: int | None) -> Path:
+    """``src`` copied to ``dst``, or its first ``max_frames`` frames re-encoded (H.264) when it is longer."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    info = probe(_source(src))
+    if max_frames is None or (info.n_frames is not None and info.n_frames <= max_frames):
+        shutil.copyfile(src, dst)
+        return dst
+    frames = (f for i, f in zip(range(max_frames), decode(_source(src))))
+    return encode(dst, frames, info.fps)
+
+
+def attention_pair(side_by_side: Path, real_dst: Path, broken_dst: Path, max_frames: int | None,
+                   seed: int = 0) -> tuple[Path, Path]:
+    """From a side-by-side video (source | synthesized | real): the real clip, and the same clip visibly broken
+    (coarse blocks, heavy noise, frames shuffled). A rater who watches prefers the real one."""
+    info = probe(_source(side_by_side))
+    frames = [f for _, f in zip(range(max_frames or 10**9), decode(_source(side_by_side)))]
+    width = frames[0].shape[1] // 3
+    real = [np.ascontiguousarray(f[:, 2 * width: 3 * width]) for f in frames]
+    rng = np.random.default_rng(seed)
+    broken = []
+    for index in rng.permutation(len(real)):
+        frame = real[index]
+        h, w = frame.shape[:2]
+        blocks = frame[:: 8, :: 8].repeat(8, axis=0).repeat(8, axis=1)[:h, :w].astype(np.int16)
+        noisy = blocks + rng.integers(-90, 90, blocks.shape, dtype=np.int16)
+        broken.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    return encode(real_dst, real, info.fps), encode(broken_dst, broken, info.fps)

@@ -1,0 +1,45 @@
+"""Where the review app is, where its votes are kept, and where the Prefect UI is: one setting each."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REVIEW_URL_ENV = "VID2VID_REVIEW_URL"
+DEFAULT_REVIEW_URL = "http://127.0.0.1:4300"  # what `make ui` serves
+DB_URL_ENV = "VID2VID_REVIEW_DB_URL"
+PREFECT_UI_ENV = "VID2VID_PREFECT_UI_URL"
+DEFAULT_PREFECT_UI_URL = "http://127.0.0.1:4200"  # what `make ui` serves
+
+
+def review_url() -> str:
+    """The review app's public address, for links from the Prefect artifacts."""
+    return (os.environ.get(REVIEW_URL_ENV) or DEFAULT_REVIEW_URL).rstrip("/")
+
+
+def prefect_ui_url() -> str:
+    """The Prefect UI's address, for links from the review app to the artifacts."""
+    return (os.environ.get(PREFECT_UI_ENV) or DEFAULT_PREFECT_UI_URL).rstrip("/")
+
+
+def database_url(runs_root: Path, override: str | None = None) -> str:
+    """The votes database: argument, then $VID2VID_REVIEW_DB_URL, then SQLite at <runs_root>/review/review.db.
+
+    URLs use SQLAlchemy's async drivers that ship with Prefect: ``sqlite+aiosqlite`` and ``postgresql+asyncpg``.
+    """
+    url = override or os.environ.get(DB_URL_ENV)
+    if url:
+        return url
+    path = Path(runs_root).resolve() / "review" / "review.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def artifact_url(key: str) -> str:
+    """The Prefect UI page of an artifact key (its latest version)."""
+    return f"{prefect_ui_url()}/artifacts/key/{key}"
+
+
+def review_page(*parts: str) -> str:
+    """A review-app address for links in artifacts, e.g. review_page("d", dataset)."""
+    return "/".join([review_url(), *parts])

@@ -1,0 +1,97 @@
+"""Parameter models, the one resolver for roots and services, and the CLI's one failure line: units, no server."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from flows.cli import EXIT_FAILED, EXIT_USAGE, describe_failure, size_arg
+from flows.failures import TrainingFailed
+from flows.params import compose, settings_of
+from flows.preprocess import PreprocessParams
+from flows.rebuild import RebuildParams
+from flows.train import TrainParams
+from models.training import TrainJob, TrainSettings
+from storage import layout, locations
+from storage.errors import InvalidNameError
+
+ENV = {"data_root": "VID2VID_DATA_ROOT", "runs_root": "VID2VID_RUNS_ROOT", "weights_dir": "VID2VID_WEIGHTS_DIR",
+       "dask_address": "VID2VID_DASK_ADDRESS", "ray_address": "VID2VID_RAY_ADDRESS"}
+DEFAULTS = {"data_root": Path("data"), "runs_root": Path("runs"), "weights_dir": Path("weights"),
+            "dask_address": None, "ray_address": None}
+
+
+@pytest.mark.parametrize("name", sorted(ENV))
+def test_each_location_resolves_argument_then_environment_then_default(name, monkeypatch):
+    resolve = getattr(locations, name)
+    monkeypatch.delenv(ENV[name], raising=False)
+    assert resolve(None) == DEFAULTS[name]
+    monkeypatch.setenv(ENV[name], "from-env")
+    assert str(resolve(None)) == "from-env"
+    assert str(resolve("from-arg")) == "from-arg"
+
+
+def test_the_layout_data_root_is_the_same_resolver(monkeypatch):
+    monkeypatch.setenv("VID2VID_DATA_ROOT", "/somewhere/data")
+    assert layout.data_root() == locations.data_root() == Path("/somewhere/data")
+
+
+def test_parameter_models_refuse_unknown_keys_at_every_level():
+    with pytest.raises(ValidationError, match="max_step"):
+        RebuildParams(max_step=3)  # a typo is refused, not ignored
+    with pytest.raises(ValidationError, match="train.max_step"):
+        RebuildParams.model_validate({"train": {"max_step": 3}})
+    with pytest.raises(ValidationError, match="no option 'arch'"):
+        RebuildParams.model_validate({"preprocess": {"backends": {"flow": {"backend": "dis", "arch": "resnet101"}}}})
+    with pytest.raises(ValidationError, match="unknown metrics"):
+        RebuildParams.model_validate({"evaluate": {"metrics": ["warp", "psnr"]}})
+    with pytest.raises(ValidationError):
+        TrainParams(dataset="street", inject_nan_at_step=3)  # test switches are not in the form
+    assert not {"faults", "inject_nan_at_step", "inject_failure_at_step"} & set(TrainParams.model_fields)
+
+
+def test_settings_pass_through_composition_untouched():
+    """A training knob set on the rebuild's form arrives in the job the workers get, with no copy code."""
+    chosen = {"window_frames": 3, "epochs": 2, "max_steps": 7, "workers": 3, "gpus_per_worker": 0.5, "bf16": False,
+              "report_every": 2, "checkpoint_every": 4, "keep_checkpoints": 3, "max_failures": 1,
+              "ray_address": "ray://head:10001"}
+    assert set(chosen) == set(TrainSettings.model_fields)  # every knob is covered by this test
+    rebuild = RebuildParams.model_validate({"train": chosen})
+    train = compose(TrainParams, rebuild.train, dataset="street", config="tiny", mode="rebuild")
+    job = TrainJob(**settings_of(train, TrainSettings), dataset="street", data_root="/d", model={}, run_dir="/r")
+    assert settings_of(job, TrainSettings) == chosen
+
+    pre = compose(PreprocessParams, RebuildParams.model_validate({"preprocess": {"resolution": [320, 160],
+                                                                              "workers": 3}}).preprocess,
+                  dataset="street")
+    assert pre.resolution == (320, 160) and pre.workers == 3 and pre.stage_list  # (width, height) as given
+
+
+def test_sizes_are_width_by_height():
+    assert size_arg("--size")("256x128") == (256, 128)
+    for bad in ("256", "0x32", "-64x32", "100000x100000"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--size"):
+            size_arg("--size")(bad)
+    assert RebuildParams().synth.size == (128, 64)
+
+
+@pytest.mark.parametrize("exc, code, text", [
+    (TrainingFailed("training of 'street' failed: stopped at step 3;\nthe last good checkpoint is at /x"), EXIT_FAILED,
+     "training of 'street' failed: stopped at step 3; the last good checkpoint is at /x"),
+    (InvalidNameError("invalid dataset name '../x'"), EXIT_USAGE, "invalid dataset name '../x'"),
+    (FileNotFoundError("no manifest at /d"), EXIT_USAGE, "no manifest at /d"),
+    (RuntimeError("boom"), EXIT_FAILED, "RuntimeError: boom (--debug shows the traceback)"),
+])
+def test_every_failure_becomes_one_line_and_an_exit_code(exc, code, text):
+    assert describe_failure(exc) == (code, text)
+
+
+def test_a_validation_error_names_the_field_in_one_line():
+    with pytest.raises(ValidationError) as failure:
+        RebuildParams.model_validate({"preprocess": {"backends": {"flow": {"backend": "dis", "prest": "fast"}}}})
+    code, line = describe_failure(failure.value)
+    assert code == EXIT_USAGE and "\n" not in line
+    assert line == "invalid RebuildParams parameters: preprocess.backends.flow.prest: Extra inputs are not permitted ('fast')"
