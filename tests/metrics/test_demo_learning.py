@@ -39,8 +39,8 @@ def _held_out_psnr(trainer: Vid2VidTrainer, layout: DatasetLayout, clips: list[s
 
 def test_demo_preset_psnr_rises_on_held_out_clips(tmp_path):
     torch.manual_seed(0)
-    config = load_model_config("demo_street", input={"width": 64, "height": 32, "num_classes": 19,
-                                                     "use_instance": True, "extra_channels": 0})
+    preset = load_model_config("demo_street")
+    config = preset.model_validate({**preset.to_dict(), "input": {**preset.to_dict()["input"], "width": 64, "height": 32}})
     layout = DatasetLayout(tmp_path, "street")
     splits = ["train"] * 4 + ["val"]
     write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", 300 + k, 64, 32, 12, split=s)
