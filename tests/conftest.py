@@ -36,6 +36,8 @@ os.environ.update({
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "RAY_AUTH_MODE": "disabled",
+    # tests choose their frame-FID weights; only tests/metrics/test_fid_inception_import.py converts the real file
+    "VID2VID_FID_AUTO_IMPORT": "0",
 })
 
 
