@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from models.vid2vid.checkpoint import load_checkpoint, save_checkpoint
+from models.safe_load import torch_load_safely
+from models.vid2vid.checkpoint import save_checkpoint
 from models.vid2vid.trainer import CHECKPOINT_FORMAT as VID2VID_FORMAT
 
 from .config import PredictorConfig
@@ -29,10 +30,8 @@ def _state(path: str | os.PathLike[str], role: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{role} checkpoint {path} does not exist")
-    try:
-        state = load_checkpoint(path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ValueError(f"{role} checkpoint {path} is not a readable checkpoint: {exc}") from exc
+    # the kind-neutral safe loader: which kind of checkpoint it is gets decided by _expect, by name
+    state = torch_load_safely(path, ValueError, f"{role} checkpoint")
     if not isinstance(state, dict):
         raise ValueError(f"{role} checkpoint {path} is not a checkpoint dict")
     return state
