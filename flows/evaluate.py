@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.metrics.names import DEFAULT_METRICS, metric_names
 from storage import locations
@@ -73,7 +74,15 @@ def _fmt(value: float | str) -> str:
     return f"{value:.4f}" if isinstance(value, float) else value
 
 
-@flow(name="evaluate", log_prints=True)
+def _describe(params: EvaluateParams) -> str:
+    return f"{params.dataset} {len(params.runs)} run{'' if len(params.runs) == 1 else 's'}"
+
+
+def _tags(params: EvaluateParams) -> list[str]:
+    return [*dataset_tag(params), *(f"run:{Path(run).name}" for run in params.runs)]
+
+
+@flow(name="evaluate", log_prints=True, flow_run_name=run_name("evaluate", EvaluateParams, _describe, _tags))
 def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     logger = get_run_logger()
     if not params.runs:  # the deployment's default form: refuse rather than publish an empty table over the last one

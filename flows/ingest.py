@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
 from flows.failures import NothingIngested
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from tasks.artifacts import artifact_key, publish_table
 from storage.errors import BadInputError
@@ -81,7 +82,8 @@ def _publish(layout: DatasetLayout, records: list[ClipRecord], kind: str, source
     return summary
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, flow_run_name=run_name(
+    "ingest", IngestParams, lambda p: f"{p.dataset} from {Path(p.src).name or p.src}", dataset_tag))
 def ingest_flow(params: IngestParams) -> IngestSummary:
     """Decode every clip under ``src`` into rgb shards; bad clips are quarantined with a reason, the rest go on."""
     logger = get_run_logger()
@@ -105,7 +107,8 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     return _publish(layout, records, "ingest", params.src)
 
 
-@flow(name="synthesize-street-dataset", log_prints=True)
+@flow(name="synthesize-street-dataset", log_prints=True, flow_run_name=run_name(
+    "synth", SynthParams, lambda p: f"{p.dataset} {p.clips} clips", dataset_tag))
 def synth_flow(params: SynthParams) -> IngestSummary:
     """The embedded default dataset: seeded synthetic street clips with exact labels, instances and flow."""
     layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))

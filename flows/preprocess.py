@@ -29,6 +29,7 @@ from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
 from flows.failures import PreprocessFailed
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.preprocess.clip import RunSettings, StageOutcome
 from models.preprocess.registry import DEFAULT_BACKENDS, STAGES, BackendSettings, Stage, check_backend
@@ -182,14 +183,19 @@ def workers_share_api(params: PreprocessParams) -> Iterator[None]:
         yield
 
 
-@flow(name="preprocess", log_prints=True)
+def _describe(params: PreprocessParams) -> str:
+    return f"{params.dataset} {','.join(params.stage_list)}"
+
+
+@flow(name="preprocess", log_prints=True, flow_run_name=run_name("preprocess", PreprocessParams, _describe, dataset_tag))
 def preprocess_flow(params: PreprocessParams) -> PreprocessSummary:
     """Entry point (CLI, deployments, the full rebuild): runs the stages on the Dask runner the params ask for."""
     with workers_share_api(params):
         return preprocess_on_dask.with_options(task_runner=task_runner(params))(params)
 
 
-@flow(name="preprocess-on-dask", log_prints=True)
+@flow(name="preprocess-on-dask", log_prints=True,
+      flow_run_name=run_name("preprocess", PreprocessParams, lambda p: f"{_describe(p)} on dask", dataset_tag))
 def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
     logger = get_run_logger()
     started = time.perf_counter()

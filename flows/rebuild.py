@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
 from flows.ingest import IngestParams, SynthParams, SynthSettings, ingest_flow, synth_flow
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, compose
 from flows.preprocess import PreprocessParams, PreprocessSettings, preprocess_flow
 from flows.train import TrainParams, train_flow
@@ -70,7 +71,9 @@ def _earlier_evaluation(out: Path, run: str) -> list[dict[str, str]] | None:
     return rows or None
 
 
-@flow(name="full-rebuild", log_prints=True)
+@flow(name="full-rebuild", log_prints=True, flow_run_name=run_name(
+    "rebuild", RebuildParams, lambda p: f"{p.dataset} {Path(p.config).stem}",
+    lambda p: [*dataset_tag(p), f"config:{Path(p.config).stem}"]))
 def rebuild_flow(params: RebuildParams) -> RebuildResult:
     logger = get_run_logger()
     root = locations.data_root(params.data_root).resolve()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import Field
 
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.synthesis import parse_remap
 from storage.layout import DatasetLayout, check_name, check_output_path
@@ -26,7 +27,8 @@ class SynthesizeParams(FlowParams):
     side_by_side: bool = Field(default=True, description="also write OUT.side_by_side.mp4 (source | synthesized | real)")
 
 
-@flow(name="synthesize", log_prints=True)
+@flow(name="synthesize", log_prints=True, flow_run_name=run_name(
+    "synthesize", SynthesizeParams, lambda p: f"{p.dataset} {p.clip}", dataset_tag))
 def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     check_name(params.clip, "clip")
