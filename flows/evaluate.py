@@ -24,6 +24,7 @@ from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
 from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
+from tasks.progress import collect
 from tasks.evaluate import RunEvaluation, evaluate_run_task, frame_grid_png, gif_preview
 
 
@@ -99,7 +100,7 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     models = [resolve_model(run, root) for run in params.runs]
     futures = [evaluate_run_task.submit(name, model, str(layout.root), layout.dataset, clips, str(out), metrics,
                                         params.weights_dir, str(out / "stats-cache")) for name, model in models]
-    evaluations = [f.result() for f in futures]
+    evaluations = collect(futures, f"evaluate {layout.dataset}", "runs")
 
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     history_path = out / "history.jsonl"

@@ -18,6 +18,7 @@ from storage.manifest import ClipRecord, merge_records, quarantine
 from storage.synthetic import clip_seed, synthetic_splits
 from storage.video import discover, size_problem
 from tasks.ingest import ingest_clip_task, synth_clip_task
+from tasks.progress import collect
 
 
 class IngestParams(FlowParams):
@@ -69,7 +70,7 @@ def _publish(layout: DatasetLayout, records: list[ClipRecord], kind: str, source
     key = publish_table(
         artifact_key(kind, layout.dataset),
         [{"clip": r.clip_id, "status": r.status, "split": r.split, "frames": r.n_frames, "fps": round(r.fps, 2),
-          "size": f"{r.width}x{r.height}", "error": r.error} for r in records],
+          "size": f"{r.width}x{r.height}", "error": r.error or "none"} for r in records],
         f"**{kind}** into `{layout.base}`: {len(ok)} clip(s) ok, {sum(r.n_frames for r in ok)} frames, "
         f"{len(bad)} quarantined.",
     )
@@ -99,7 +100,7 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     ids = clip_ids(sources)
     futures = [ingest_clip_task.submit(layout.root, layout.dataset, source, cid, params.config)
                for source, cid in zip(sources, ids)]
-    records = [future.result() for future in futures]
+    records = collect(futures, f"ingest {layout.dataset}")
     for record in records:
         if record.status != "ok":
             logger.warning("quarantined %s: %s", record.clip_id, record.error)
@@ -117,6 +118,6 @@ def synth_flow(params: SynthParams) -> IngestSummary:
     futures = [synth_clip_task.submit(layout.root, layout.dataset, f"street_{params.seed:04d}_{k:03d}",
                                       clip_seed(params.seed, k), width, height, params.frames, split)
                for k, split in enumerate(splits)]
-    records = [future.result() for future in futures]
+    records = collect(futures, f"synthesize {layout.dataset}")
     merge_records(layout, records)
     return _publish(layout, records, "synth", "the synthetic street")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 PLAIN_EVERY_ENV = "VID2VID_PROGRESS_EVERY"  # seconds between plain lines (default 10; 0: every update)
 
@@ -67,6 +67,16 @@ def track(label: str, total: float | None, unit: str = "items") -> Tracker:
     return Tracker(label, total, unit)
 
 
+def collect(futures: Sequence[Any], label: str, unit: str = "clips") -> list[Any]:
+    """Every future's result, in order, counting each one done (a failed one raises, as ``result()`` does)."""
+    results = []
+    with track(label, len(futures), unit) as tracker:
+        for future in futures:
+            results.append(future.result())
+            tracker.advance()
+    return results
+
+
 @contextmanager
 def rendering(renderer: Renderer) -> Iterator[Renderer]:
     """Send every tracker's updates to ``renderer`` while the block runs."""
@@ -93,7 +103,10 @@ class PlainLines:
         self.state: dict[int, dict] = {}
 
     def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        # written to the stream itself: print() inside a flow run is a log record (log_prints), which a
+        # deployment or test may not show on the console
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
     def start(self, key: int, label: str, total: float | None, unit: str) -> None:
         self.state[key] = {"label": label, "total": total, "unit": unit, "started": time.monotonic(), "printed": 0.0,
