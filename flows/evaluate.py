@@ -22,7 +22,9 @@ from storage import locations
 from review.settings import review_page
 from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
+from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
+from storage.shards import read_meta
 from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
 from tasks.progress import collect
 from tasks.evaluate import RunEvaluation, evaluate_run_task, frame_grid_png, gif_preview
@@ -43,7 +45,7 @@ class EvaluateSettings(FlowParams):
 
 
 class EvaluateParams(EvaluateSettings):
-    dataset: str
+    dataset: str = Field(description="the dataset's name under the data root")
     runs: list[str] = Field(description="run names under the runs root, run folders, or model files")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
@@ -69,6 +71,17 @@ def resolve_model(run: str, root: Path) -> tuple[str, str]:
             name = candidate.parent.name if candidate.name == "model.pt" else candidate.stem
             return name, str(candidate.resolve())
     raise FileNotFoundError(f"run {run!r} has no exported model (looked for {', '.join(map(str, candidates))})")
+
+
+def evaluation_data_fingerprint(layout: DatasetLayout, clips: list[str]) -> str:
+    """What the numbers were computed on: the evaluated clips' rgb shards (the real frames every metric
+    compares against) and their manifest entries. Rows with another fingerprint are not comparable."""
+    records = {r.clip_id: r for r in read_manifest(layout)}
+    parts = []
+    for clip in sorted(clips):
+        meta = read_meta(layout.shard_path("rgb", clip))
+        parts.append(f"{clip}:{records[clip].n_frames}:{meta.fingerprint if meta else 'unreadable'}")
+    return canonical_hash(parts)[:12]
 
 
 def _fmt(value: float | str) -> str:
@@ -105,25 +118,34 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     history_path = out / "history.jsonl"
     earlier = [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.is_file() else []
+    data = evaluation_data_fingerprint(layout, clips)
     table = [{"run": e.run, "variant": e.variant, **{m: _fmt(e.values[m]) for m in metrics},
-              "clips": str(len(e.clips)), "config": e.config, "evaluated": stamp} for e in evaluations]
+              "clips": str(len(e.clips)), "config": e.config, "data": data, "evaluated": stamp} for e in evaluations]
     shown = {e.run for e in evaluations}
+    stale: list[dict[str, str]] = []
     for row in reversed(earlier):  # the latest earlier numbers of runs not evaluated now
         if row["run"] not in shown:
             shown.add(row["run"])
-            table.append({**{k: str(v) for k, v in row.items()}, "evaluated": f"{row['evaluated']} (earlier)"})
+            if row.get("data") == data:  # side by side only when computed on the same clips and frames
+                table.append({**{k: str(v) for k, v in row.items()}, "evaluated": f"{row['evaluated']} (earlier)"})
+            else:
+                stale.append({**{k: str(v) for k, v in row.items()}, "stale": "computed on other data"})
     with open(history_path, "a") as handle:
         for row in table[: len(evaluations)]:
             handle.write(json.dumps(row) + "\n")
     json_path = out / "comparison.json"
-    atomic_write_bytes(json_path, json.dumps({"dataset": layout.dataset, "metrics": metrics, "table": table,
+    atomic_write_bytes(json_path, json.dumps({"dataset": layout.dataset, "metrics": metrics, "data": data,
+                                              "table": table, "stale": stale,
                                               "evaluations": [e.model_dump() for e in evaluations]}, indent=2).encode())
 
     review = review_page("d", layout.dataset, "e", "latest" if out == root / "evaluations" / layout.dataset else out.name)
     keys = [publish_table(artifact_key("evaluate", layout.dataset), table,
                           f"Evaluation of {len(evaluations)} run(s) on `{layout.dataset}` ({len(clips)} clip(s), "
                           f"split `{params.split}`). Text instead of a number means the metric was not computed "
-                          f"and says why. Table as JSON: `{json_path}`. Videos and runs side by side: {review}")]
+                          f"and says why. Every row was computed on data `{data}`"
+                          + (f"; {len(stale)} earlier row(s) computed on other data are left out (stale: "
+                             f"{', '.join(r['run'] for r in stale)})" if stale else "")
+                          + f". Table as JSON: `{json_path}`. Videos and runs side by side: {review}")]
     grid = frame_grid_png(evaluations)
     lines = [f"### Synthesized videos ({layout.dataset})", "",
              f"[Play them in the review app]({review}): every clip, two runs side by side, preference studies.", ""]

@@ -23,19 +23,19 @@ from tasks.progress import collect
 
 class IngestParams(FlowParams):
     src: str = Field(description="a video file, a folder of videos, or frame-sequence folders")
-    dataset: str
+    dataset: str = Field(description="the dataset to ingest into (created if new)")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
-    config: IngestConfig = Field(default_factory=IngestConfig)
+    config: IngestConfig = Field(default_factory=IngestConfig, description="frame policy, codec, split")
 
 
 class SynthSettings(FlowParams):
     """How the synthetic street is drawn (the full rebuild holds these as they are)."""
 
-    clips: int = Field(default=4, ge=1)
-    frames: int = Field(default=30, ge=2)
+    clips: int = Field(default=4, ge=1, description="how many clips to draw")
+    frames: int = Field(default=30, ge=2, description="frames per clip")
     size: tuple[int, int] = Field(default=(256, 128), description="(width, height) of the clips")
-    seed: int = 0
-    val_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
+    seed: int = Field(default=0, description="clip k is drawn from seed*1000+k: the same seed, the same clips")
+    val_fraction: float = Field(default=0.25, ge=0.0, le=1.0, description="share of clips held out for evaluation")
 
     @field_validator("size")
     @classmethod
@@ -49,7 +49,7 @@ class SynthSettings(FlowParams):
 
 
 class SynthParams(SynthSettings):
-    dataset: str = "street"
+    dataset: str = Field(default="street", description="the dataset to write the clips into")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
 
 

@@ -54,8 +54,8 @@ class PreprocessSettings(FlowParams):
     dask_address: str | None = Field(None, description="an existing Dask scheduler; default: "
                                                        "$VID2VID_DASK_ADDRESS, else a local cluster")
     workers: int = Field(2, ge=1, description="local cluster worker processes")
-    threads_per_worker: int = Field(1, ge=1)
-    batch_size: int = Field(4, ge=1)
+    threads_per_worker: int = Field(1, ge=1, description="threads per local worker (and per network's torch)")
+    batch_size: int = Field(4, ge=1, description="frames per network batch")
     force: bool = Field(False, description="rebuild even when the fingerprint is unchanged")
 
     @field_validator("backends")
@@ -69,7 +69,7 @@ class PreprocessSettings(FlowParams):
 class PreprocessParams(PreprocessSettings):
     """The form the Prefect UI shows for a preprocessing run."""
 
-    dataset: str
+    dataset: str = Field(description="the dataset's name under the data root")
     data_root: str | None = Field(None, description="default: $VID2VID_DATA_ROOT or ./data")
     weights_dir: str | None = Field(None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
     clips: list[str] | None = Field(None, description="only these clips (default: every ok clip)")

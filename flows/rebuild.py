@@ -33,7 +33,7 @@ class RebuildParams(FlowParams):
     own settings, held as the step's flow takes them."""
 
     src: str | None = Field(default=None, description="videos / frame folders to ingest; empty: the synthetic street")
-    dataset: str = "street"
+    dataset: str = Field(default="street", description="the dataset to build (the synthetic street by default)")
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny, tiny_face) or YAML path")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
@@ -44,8 +44,9 @@ class RebuildParams(FlowParams):
     preprocess: PreprocessSettings = Field(
         default_factory=PreprocessSettings, description="stages default to what the model trains on, plus flow; "
                                                         "the synthetic street's exact labels and flow are validated")
-    train: TrainSettings = Field(default_factory=lambda: TrainSettings(max_steps=30))
-    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings(max_steps=30),
+                                 description="training settings; the rebuild trains 30 steps unless told otherwise")
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings, description="what the evaluation scores")
 
 
 class RebuildResult(BaseModel):

@@ -35,7 +35,7 @@ from tasks.train import publish_training_task, train_task
 class TrainParams(TrainSettings, FlowParams):
     """The form of a training run: its target and mode, plus the training settings handed on as they are."""
 
-    dataset: str = "street"
+    dataset: str = Field(default="street", description="the dataset's name under the data root")
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny) or a YAML path")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
