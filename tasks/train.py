@@ -25,6 +25,9 @@ from storage.layout import DatasetLayout
 # would start the run over, so none here.
 
 
+HEADLINE_LOSSES = ("G_total", "D_total", "L1", "G_flow_warp")
+
+
 class TrainingProgress:
     """Where a run is, read from its metrics.jsonl while Ray trains it, told three ways: the run's progress
     artifact, a log line every tenth of the run (losses, samples/s, ETA), and the CLI's progress bar.
@@ -34,7 +37,7 @@ class TrainingProgress:
         self.job, self.logger, self.started = job, get_run_logger(), time.monotonic()
         self.total = float(job.max_steps) if job.max_steps else float(job.epochs or int(job.model["train"]["epochs"]))
         self.unit = "steps" if job.max_steps else "epochs"
-        self.active = active_losses(job.model, [])
+        self.active = [k for k in HEADLINE_LOSSES if k in active_losses(job.model, [])]  # a line stays readable
         self.artifact = create_progress_artifact(progress=0.0, key=artifact_key("train-progress", job.dataset),
                                                  description=description)
         self.tracker = progress.track(f"train {job.dataset} {job.run_path.name}", self.total, self.unit)
@@ -156,7 +159,7 @@ def publish_training_task(outcome: TrainOutcome, dataset: str, data_root: str) -
     if metrics:
         model = json.loads((run / SUMMARY_FILE).read_text())["job"]["model"]
         active = active_losses(model, metrics)
-        curve = loss_curve_png(metrics, [k for k in ("G_total", "D_total", "L1", "G_flow_warp") if k in active])
+        curve = loss_curve_png(metrics, [k for k in HEADLINE_LOSSES if k in active])
         (run / "loss_curve.png").write_bytes(curve)
         keys["loss_curve"] = publish_markdown(artifact_key("train", dataset, "loss-curve"), _image_markdown(
             "Loss curves", curve, f"run `{run.name}`, {len(metrics)} steps (log scale); faint: each step, bold: "
