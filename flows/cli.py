@@ -22,6 +22,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 EXIT_FAILED = 1  # the work failed (a flow ended Failed, a stage could not run)
 EXIT_USAGE = 2  # the request is wrong: nothing was started
+#: subcommands that show progress: bars on a terminal, plain periodic lines otherwise (tasks/progress.py)
+LONG_WORK = {"ingest", "synth", "preprocess", "face-demo", "train", "evaluate", "rebuild", "demo"}
 
 
 # --- shared helpers --------------------------------------------------------------------------------------
@@ -585,9 +587,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         _hide_tracebacks()
     from flows.server import cli_session  # the temporary Prefect server dies with this process
+    from tasks import progress
 
+    long_work = args.command in LONG_WORK
     try:
-        with cli_session() if args.command not in ("info", "weights", "review") else contextlib.nullcontext():
+        with cli_session() if args.command not in ("info", "weights", "review") else contextlib.nullcontext(), \
+                progress.rendering(progress.for_terminal()) if long_work else contextlib.nullcontext():
             return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become exit codes
         if args.debug:

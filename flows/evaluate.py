@@ -15,15 +15,19 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.metrics.names import DEFAULT_METRICS, metric_names
 from storage import locations
 from review.settings import review_page
 from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
+from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
 from models.metrics.table import ScoredRun, comparison_rows, notes
+from storage.shards import read_meta
 from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
+from tasks.progress import collect
 from tasks.evaluate import RunEvaluation, evaluate_run_task, frame_grid_png, gif_preview
 
 
@@ -42,7 +46,7 @@ class EvaluateSettings(FlowParams):
 
 
 class EvaluateParams(EvaluateSettings):
-    dataset: str
+    dataset: str = Field(description="the dataset's name under the data root")
     runs: list[str] = Field(description="run names under the runs root, run folders, or model files")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
@@ -71,7 +75,26 @@ def resolve_model(run: str, root: Path) -> tuple[str, str]:
     raise FileNotFoundError(f"run {run!r} has no exported model (looked for {', '.join(map(str, candidates))})")
 
 
-@flow(name="evaluate", log_prints=True)
+def evaluation_data_fingerprint(layout: DatasetLayout, clips: list[str]) -> str:
+    """What the numbers were computed on: the evaluated clips' rgb shards (the real frames every metric
+    compares against) and their manifest entries. Rows with another fingerprint are not comparable."""
+    records = {r.clip_id: r for r in read_manifest(layout)}
+    parts = []
+    for clip in sorted(clips):
+        meta = read_meta(layout.shard_path("rgb", clip))
+        parts.append(f"{clip}:{records[clip].n_frames}:{meta.fingerprint if meta else 'unreadable'}")
+    return canonical_hash(parts)[:12]
+
+
+def _describe(params: EvaluateParams) -> str:
+    return f"{params.dataset} {len(params.runs)} run{'' if len(params.runs) == 1 else 's'}"
+
+
+def _tags(params: EvaluateParams) -> list[str]:
+    return [*dataset_tag(params), *(f"run:{Path(run).name}" for run in params.runs)]
+
+
+@flow(name="evaluate", log_prints=True, flow_run_name=run_name("evaluate", EvaluateParams, _describe, _tags))
 def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     logger = get_run_logger()
     if not params.runs:  # the deployment's default form: refuse rather than publish an empty table over the last one
@@ -91,33 +114,42 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     futures = [evaluate_run_task.submit(name, model, str(layout.root), layout.dataset, clips, str(out), metrics,
                                         params.weights_dir, str(out / "stats-cache"), reference_clips)
                for name, model in models]
-    evaluations = [f.result() for f in futures]
+    evaluations = collect(futures, f"evaluate {layout.dataset}", "runs")
 
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     history_path = out / "history.jsonl"
     earlier = [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.is_file() else []
+    data = evaluation_data_fingerprint(layout, clips)
     scored_runs = [ScoredRun(e.run, e.variant, e.values, e.details, len(e.clips), e.config) for e in evaluations]
-    table = comparison_rows(scored_runs, metrics, evaluations[0].references if evaluations else {}, stamp)
+    table = [{**row, "data": data}
+             for row in comparison_rows(scored_runs, metrics, evaluations[0].references if evaluations else {}, stamp)]
     description = notes(scored_runs, metrics, evaluations[0].references if evaluations else {})
     current = [row for row in table if row["run"] != "—"]
     shown = {e.run for e in evaluations}
+    stale: list[dict[str, str]] = []
     for row in reversed(earlier):  # the latest earlier numbers of runs not evaluated now
         if row.get("run") not in shown and "method" in row:
             shown.add(row["run"])
-            table.append({**{k: str(row.get(k, "")) for k in table[0]}, "evaluated": f"{row['evaluated']} (earlier)"})
+            row = {**{k: str(row.get(k, "")) for k in table[0]}, "evaluated": f"{row['evaluated']} (earlier)"}
+            if row.get("data") == data:  # side by side only when computed on the same clips and frames
+                table.append(row)
+            else:
+                stale.append({**row, "stale": "computed on other data"})
     with open(history_path, "a") as handle:
         for row in current:
             handle.write(json.dumps(row) + "\n")
     json_path = out / "comparison.json"
-    atomic_write_bytes(json_path, json.dumps({"dataset": layout.dataset, "metrics": metrics, "table": table,
-                                              "notes": description,
+    atomic_write_bytes(json_path, json.dumps({"dataset": layout.dataset, "metrics": metrics, "data": data,
+                                              "table": table, "stale": stale, "notes": description,
                                               "evaluations": [e.model_dump() for e in evaluations]}, indent=2).encode())
 
     review = review_page("d", layout.dataset, "e", "latest" if out == root / "evaluations" / layout.dataset else out.name)
     keys = [publish_table(artifact_key("evaluate", layout.dataset), table,
                           f"Evaluation of {len(evaluations)} run(s) on `{layout.dataset}` ({len(clips)} clip(s), "
-                          f"split `{params.split}`). " + " ".join(description) + f" Table as JSON: `{json_path}`. "
-                          f"Videos and runs side by side: {review}")]
+                          f"split `{params.split}`, data `{data}`). " + " ".join(description)
+                          + (f" {len(stale)} earlier row(s) computed on other data are left out (stale: "
+                             f"{', '.join(r['run'] for r in stale)})." if stale else "")
+                          + f" Table as JSON: `{json_path}`. Videos and runs side by side: {review}")]
     grid = frame_grid_png(evaluations)
     lines = [f"### Synthesized videos ({layout.dataset})", "",
              f"[Play them in the review app]({review}): every clip, two runs side by side, preference studies.", ""]

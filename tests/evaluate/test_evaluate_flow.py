@@ -89,13 +89,21 @@ def test_two_runs_give_videos_and_an_honest_table(setup):
 
 def test_later_evaluation_shows_earlier_numbers_and_cli_prints_the_table(setup):
     layout, runs, weights = setup
+    history = runs / "evaluations" / "street" / "history.jsonl"
+    with open(history, "a") as handle:  # a run scored on other clips/frames: not comparable
+        handle.write(json.dumps({"run": "elsewhere", "method": "vid2vid", "warp_error": "0.1", "data": "000000000000",
+                                 "evaluated": "2020-01-01 00:00:00"}) + "\n")
     done = run_cli("--data-root", str(layout.root), "evaluate", "--dataset", "street", "--runs", "full",
                    "--metrics", "warp", "--runs-root", str(runs), "--weights-dir", str(weights))
     assert done.returncode == 0, done.stderr
     assert "comparison.json" in done.stdout and "warp_error" in done.stdout
-    table = json.loads((runs / "evaluations" / "street" / "comparison.json").read_text())["table"]
-    assert [row["run"] for row in table] == ["full", "—", "noflow"]
+    assert "[evaluate street] done: 1 runs" in done.stdout  # not a terminal: plain progress lines
+    saved = json.loads((runs / "evaluations" / "street" / "comparison.json").read_text())
+    table = saved["table"]
+    assert [row["run"] for row in table] == ["full", "—", "noflow"]  # the stale row is not mixed in
     assert table[2]["evaluated"].endswith("(earlier)")
+    assert {row["data"] for row in table} == {saved["data"]} and len(saved["data"]) == 12
+    assert [row["run"] for row in saved["stale"]] == ["elsewhere"]
 
 
 def test_warp_error_separates_a_static_model_from_real_motion(setup):
