@@ -63,7 +63,7 @@ def test_fid_computed_with_registered_weights_and_real_stats_cached(tmp_path):
     # Other shards: a cache miss, and without real videos the metric says why it has no number.
     other = evaluate(["fid_inception"], tmp_path, fake_videos=real, real_videos=(),
                      specs={"inception": spec}, cache=cache, real_fingerprints=["shard-c"])
-    assert other.values["fid_inception"].startswith("not computed: need >= 2 clips per side")
+    assert other.values["fid_inception"].startswith("not computed: need >= 2 samples per side")
 
 
 def test_warp_error_needs_flows_and_unknown_metrics_raise(tmp_path):
