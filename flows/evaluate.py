@@ -15,14 +15,19 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.metrics.names import DEFAULT_METRICS, metric_names
 from storage import locations
 from review.settings import review_page
 from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
+from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
+from models.metrics.table import ScoredRun, comparison_rows, notes
+from storage.shards import read_meta
 from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
+from tasks.progress import collect
 from tasks.evaluate import RunEvaluation, evaluate_run_task, frame_grid_png, gif_preview
 
 
@@ -41,7 +46,7 @@ class EvaluateSettings(FlowParams):
 
 
 class EvaluateParams(EvaluateSettings):
-    dataset: str
+    dataset: str = Field(description="the dataset's name under the data root")
     runs: list[str] = Field(description="run names under the runs root, run folders, or model files")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
@@ -56,6 +61,7 @@ class EvaluationResult(BaseModel):
     evaluations: list[RunEvaluation]
     json_path: str
     artifact_keys: list[str]
+    notes: list[str] = []
 
 
 def resolve_model(run: str, root: Path) -> tuple[str, str]:
@@ -69,11 +75,26 @@ def resolve_model(run: str, root: Path) -> tuple[str, str]:
     raise FileNotFoundError(f"run {run!r} has no exported model (looked for {', '.join(map(str, candidates))})")
 
 
-def _fmt(value: float | str) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else value
+def evaluation_data_fingerprint(layout: DatasetLayout, clips: list[str]) -> str:
+    """What the numbers were computed on: the evaluated clips' rgb shards (the real frames every metric
+    compares against) and their manifest entries. Rows with another fingerprint are not comparable."""
+    records = {r.clip_id: r for r in read_manifest(layout)}
+    parts = []
+    for clip in sorted(clips):
+        meta = read_meta(layout.shard_path("rgb", clip))
+        parts.append(f"{clip}:{records[clip].n_frames}:{meta.fingerprint if meta else 'unreadable'}")
+    return canonical_hash(parts)[:12]
 
 
-@flow(name="evaluate", log_prints=True)
+def _describe(params: EvaluateParams) -> str:
+    return f"{params.dataset} {len(params.runs)} run{'' if len(params.runs) == 1 else 's'}"
+
+
+def _tags(params: EvaluateParams) -> list[str]:
+    return [*dataset_tag(params), *(f"run:{Path(run).name}" for run in params.runs)]
+
+
+@flow(name="evaluate", log_prints=True, flow_run_name=run_name("evaluate", EvaluateParams, _describe, _tags))
 def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     logger = get_run_logger()
     if not params.runs:  # the deployment's default form: refuse rather than publish an empty table over the last one
@@ -82,6 +103,8 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     records = [r for r in read_manifest(layout) if r.status == "ok"]
     clips = [r.clip_id for r in records if r.split == params.split] or [r.clip_id for r in records]
+    # each FID's floor: real frames of as many other (training) clips, so both sides rest on similar sample counts
+    reference_clips = [r.clip_id for r in records if r.clip_id not in clips][: len(clips)]
     if not clips:
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no usable clips to evaluate")
     root = locations.runs_root(params.runs_root).resolve()
@@ -89,31 +112,44 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     out.mkdir(parents=True, exist_ok=True)
     models = [resolve_model(run, root) for run in params.runs]
     futures = [evaluate_run_task.submit(name, model, str(layout.root), layout.dataset, clips, str(out), metrics,
-                                        params.weights_dir, str(out / "stats-cache")) for name, model in models]
-    evaluations = [f.result() for f in futures]
+                                        params.weights_dir, str(out / "stats-cache"), reference_clips)
+               for name, model in models]
+    evaluations = collect(futures, f"evaluate {layout.dataset}", "runs")
 
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     history_path = out / "history.jsonl"
     earlier = [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.is_file() else []
-    table = [{"run": e.run, "variant": e.variant, **{m: _fmt(e.values[m]) for m in metrics},
-              "clips": str(len(e.clips)), "config": e.config, "evaluated": stamp} for e in evaluations]
+    data = evaluation_data_fingerprint(layout, clips)
+    scored_runs = [ScoredRun(e.run, e.variant, e.values, e.details, len(e.clips), e.config) for e in evaluations]
+    table = [{**row, "data": data}
+             for row in comparison_rows(scored_runs, metrics, evaluations[0].references if evaluations else {}, stamp)]
+    description = notes(scored_runs, metrics, evaluations[0].references if evaluations else {})
+    current = [row for row in table if row["run"] != "—"]
     shown = {e.run for e in evaluations}
+    stale: list[dict[str, str]] = []
     for row in reversed(earlier):  # the latest earlier numbers of runs not evaluated now
-        if row["run"] not in shown:
+        if row.get("run") not in shown and "method" in row:
             shown.add(row["run"])
-            table.append({**{k: str(v) for k, v in row.items()}, "evaluated": f"{row['evaluated']} (earlier)"})
+            row = {**{k: str(row.get(k, "")) for k in table[0]}, "evaluated": f"{row['evaluated']} (earlier)"}
+            if row.get("data") == data:  # side by side only when computed on the same clips and frames
+                table.append(row)
+            else:
+                stale.append({**row, "stale": "computed on other data"})
     with open(history_path, "a") as handle:
-        for row in table[: len(evaluations)]:
+        for row in current:
             handle.write(json.dumps(row) + "\n")
     json_path = out / "comparison.json"
-    atomic_write_bytes(json_path, json.dumps({"dataset": layout.dataset, "metrics": metrics, "table": table,
+    atomic_write_bytes(json_path, json.dumps({"dataset": layout.dataset, "metrics": metrics, "data": data,
+                                              "table": table, "stale": stale, "notes": description,
                                               "evaluations": [e.model_dump() for e in evaluations]}, indent=2).encode())
 
     review = review_page("d", layout.dataset, "e", "latest" if out == root / "evaluations" / layout.dataset else out.name)
     keys = [publish_table(artifact_key("evaluate", layout.dataset), table,
                           f"Evaluation of {len(evaluations)} run(s) on `{layout.dataset}` ({len(clips)} clip(s), "
-                          f"split `{params.split}`). Text instead of a number means the metric was not computed "
-                          f"and says why. Table as JSON: `{json_path}`. Videos and runs side by side: {review}")]
+                          f"split `{params.split}`, data `{data}`). " + " ".join(description)
+                          + (f" {len(stale)} earlier row(s) computed on other data are left out (stale: "
+                             f"{', '.join(r['run'] for r in stale)})." if stale else "")
+                          + f" Table as JSON: `{json_path}`. Videos and runs side by side: {review}")]
     grid = frame_grid_png(evaluations)
     lines = [f"### Synthesized videos ({layout.dataset})", "",
              f"[Play them in the review app]({review}): every clip, two runs side by side, preference studies.", ""]
@@ -133,7 +169,9 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
                 lines.append(f"- [{evaluation.run} / {Path(video).name}]({target})")
     keys.append(publish_markdown(artifact_key("evaluate", layout.dataset, "videos"), "\n".join(lines),
                                  "synthesized videos and frame grid"))
-    for row in table[: len(evaluations)]:
+    for row in table:
         logger.info("%s", row)
+    for line in description:
+        logger.info("%s", line)
     return EvaluationResult(dataset=layout.dataset, out_dir=str(out), table=table, evaluations=evaluations,
-                            json_path=str(json_path), artifact_keys=keys)
+                            json_path=str(json_path), artifact_keys=keys, notes=description)

@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
 from flows.failures import NothingIngested
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from tasks.artifacts import artifact_key, publish_table
 from storage.errors import BadInputError
@@ -17,23 +18,24 @@ from storage.manifest import ClipRecord, merge_records, quarantine
 from storage.synthetic import clip_seed, synthetic_splits
 from storage.video import discover, size_problem
 from tasks.ingest import ingest_clip_task, synth_clip_task
+from tasks.progress import collect
 
 
 class IngestParams(FlowParams):
     src: str = Field(description="a video file, a folder of videos, or frame-sequence folders")
-    dataset: str
+    dataset: str = Field(description="the dataset to ingest into (created if new)")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
-    config: IngestConfig = Field(default_factory=IngestConfig)
+    config: IngestConfig = Field(default_factory=IngestConfig, description="frame policy, codec, split")
 
 
 class SynthSettings(FlowParams):
     """How the synthetic street is drawn (the full rebuild holds these as they are)."""
 
-    clips: int = Field(default=4, ge=1)
-    frames: int = Field(default=30, ge=2)
+    clips: int = Field(default=4, ge=1, description="how many clips to draw")
+    frames: int = Field(default=30, ge=2, description="frames per clip")
     size: tuple[int, int] = Field(default=(256, 128), description="(width, height) of the clips")
-    seed: int = 0
-    val_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
+    seed: int = Field(default=0, description="clip k is drawn from seed*1000+k: the same seed, the same clips")
+    val_fraction: float = Field(default=0.25, ge=0.0, le=1.0, description="share of clips held out for evaluation")
 
     @field_validator("size")
     @classmethod
@@ -47,7 +49,7 @@ class SynthSettings(FlowParams):
 
 
 class SynthParams(SynthSettings):
-    dataset: str = "street"
+    dataset: str = Field(default="street", description="the dataset to write the clips into")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
 
 
@@ -68,7 +70,7 @@ def _publish(layout: DatasetLayout, records: list[ClipRecord], kind: str, source
     key = publish_table(
         artifact_key(kind, layout.dataset),
         [{"clip": r.clip_id, "status": r.status, "split": r.split, "frames": r.n_frames, "fps": round(r.fps, 2),
-          "size": f"{r.width}x{r.height}", "error": r.error} for r in records],
+          "size": f"{r.width}x{r.height}", "error": r.error or "none"} for r in records],
         f"**{kind}** into `{layout.base}`: {len(ok)} clip(s) ok, {sum(r.n_frames for r in ok)} frames, "
         f"{len(bad)} quarantined.",
     )
@@ -81,7 +83,8 @@ def _publish(layout: DatasetLayout, records: list[ClipRecord], kind: str, source
     return summary
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, flow_run_name=run_name(
+    "ingest", IngestParams, lambda p: f"{p.dataset} from {Path(p.src).name or p.src}", dataset_tag))
 def ingest_flow(params: IngestParams) -> IngestSummary:
     """Decode every clip under ``src`` into rgb shards; bad clips are quarantined with a reason, the rest go on."""
     logger = get_run_logger()
@@ -97,7 +100,7 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     ids = clip_ids(sources)
     futures = [ingest_clip_task.submit(layout.root, layout.dataset, source, cid, params.config)
                for source, cid in zip(sources, ids)]
-    records = [future.result() for future in futures]
+    records = collect(futures, f"ingest {layout.dataset}")
     for record in records:
         if record.status != "ok":
             logger.warning("quarantined %s: %s", record.clip_id, record.error)
@@ -105,7 +108,8 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     return _publish(layout, records, "ingest", params.src)
 
 
-@flow(name="synthesize-street-dataset", log_prints=True)
+@flow(name="synthesize-street-dataset", log_prints=True, flow_run_name=run_name(
+    "synth", SynthParams, lambda p: f"{p.dataset} {p.clips} clips", dataset_tag))
 def synth_flow(params: SynthParams) -> IngestSummary:
     """The embedded default dataset: seeded synthetic street clips with exact labels, instances and flow."""
     layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))
@@ -114,6 +118,6 @@ def synth_flow(params: SynthParams) -> IngestSummary:
     futures = [synth_clip_task.submit(layout.root, layout.dataset, f"street_{params.seed:04d}_{k:03d}",
                                       clip_seed(params.seed, k), width, height, params.frames, split)
                for k, split in enumerate(splits)]
-    records = [future.result() for future in futures]
+    records = collect(futures, f"synthesize {layout.dataset}")
     merge_records(layout, records)
     return _publish(layout, records, "synth", "the synthetic street")

@@ -29,14 +29,17 @@ from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
 from flows.failures import PreprocessFailed
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.preprocess.clip import RunSettings, StageOutcome
 from models.preprocess.registry import DEFAULT_BACKENDS, STAGES, BackendSettings, Stage, check_backend
 from storage import locations
+from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout, check_name
 from storage.manifest import ClipRecord, merge_records, quarantine, read_manifest
-from tasks.artifacts import artifact_key, publish_table
+from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
 from tasks.preprocess import preprocess_clip_task
+from tasks.progress import track
 
 
 class PreprocessSettings(FlowParams):
@@ -51,8 +54,8 @@ class PreprocessSettings(FlowParams):
     dask_address: str | None = Field(None, description="an existing Dask scheduler; default: "
                                                        "$VID2VID_DASK_ADDRESS, else a local cluster")
     workers: int = Field(2, ge=1, description="local cluster worker processes")
-    threads_per_worker: int = Field(1, ge=1)
-    batch_size: int = Field(4, ge=1)
+    threads_per_worker: int = Field(1, ge=1, description="threads per local worker (and per network's torch)")
+    batch_size: int = Field(4, ge=1, description="frames per network batch")
     force: bool = Field(False, description="rebuild even when the fingerprint is unchanged")
 
     @field_validator("backends")
@@ -66,7 +69,7 @@ class PreprocessSettings(FlowParams):
 class PreprocessParams(PreprocessSettings):
     """The form the Prefect UI shows for a preprocessing run."""
 
-    dataset: str
+    dataset: str = Field(description="the dataset's name under the data root")
     data_root: str | None = Field(None, description="default: $VID2VID_DATA_ROOT or ./data")
     weights_dir: str | None = Field(None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
     clips: list[str] | None = Field(None, description="only these clips (default: every ok clip)")
@@ -91,10 +94,21 @@ class StageSummary(BaseModel):
     frames: int = 0
     empty_frames: int = 0
     seconds: float = 0.0
+    computed_frames: int = 0  # frames this run computed (written), not skipped or only validated
+    computed_seconds: float = 0.0
 
     @property
     def frames_per_second(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Real throughput: frames computed per task-second; 0 when nothing was computed."""
+        return self.computed_frames / self.computed_seconds if self.computed_seconds > 0 else 0.0
+
+    @property
+    def throughput(self) -> str:
+        if self.computed_frames:
+            return f"{self.frames_per_second:.2f}"
+        if self.validated:
+            return "n/a (validated, not computed)"
+        return "n/a (unchanged, skipped)" if self.skipped else "n/a"
 
 
 class PreprocessSummary(BaseModel):
@@ -182,14 +196,19 @@ def workers_share_api(params: PreprocessParams) -> Iterator[None]:
         yield
 
 
-@flow(name="preprocess", log_prints=True)
+def _describe(params: PreprocessParams) -> str:
+    return f"{params.dataset} {','.join(params.stage_list)}"
+
+
+@flow(name="preprocess", log_prints=True, flow_run_name=run_name("preprocess", PreprocessParams, _describe, dataset_tag))
 def preprocess_flow(params: PreprocessParams) -> PreprocessSummary:
     """Entry point (CLI, deployments, the full rebuild): runs the stages on the Dask runner the params ask for."""
     with workers_share_api(params):
         return preprocess_on_dask.with_options(task_runner=task_runner(params))(params)
 
 
-@flow(name="preprocess-on-dask", log_prints=True)
+@flow(name="preprocess-on-dask", log_prints=True,
+      flow_run_name=run_name("preprocess", PreprocessParams, lambda p: f"{_describe(p)} on dask", dataset_tag))
 def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
     logger = get_run_logger()
     started = time.perf_counter()
@@ -217,14 +236,18 @@ def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
                                         description=f"preprocessing {len(records)} clip(s) × {len(stages)} stage(s)")
     outcomes: list[StageOutcome] = []
     failed: dict[str, str] = {}
-    for done, future in enumerate(as_completed(list(jobs)), 1):
-        stage, clip_id, backend = jobs[future]
-        try:
-            outcomes.append(future.result())
-        except Exception as exc:  # noqa: BLE001 - a failed task: recorded, reported, then the flow fails
-            failed[f"{stage}/{clip_id}"] = f"{type(exc).__name__}: {exc}"
-            logger.error("%s/%s failed: %s", stage, clip_id, exc)
-        update_progress_artifact(progress, progress=100.0 * done / total)
+    with track(f"preprocess {layout.dataset}", len(jobs), "tasks") as tracker:
+        for done, future in enumerate(as_completed(list(jobs)), 1):
+            stage, clip_id, backend = jobs[future]
+            try:
+                outcomes.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - a failed task: recorded, reported, then the flow fails
+                failed[f"{stage}/{clip_id}"] = f"{type(exc).__name__}: {exc}"
+                logger.error("%s/%s failed: %s", stage, clip_id, exc)
+            update_progress_artifact(progress, progress=100.0 * done / total)
+            tracker.update(done, f"{stage}/{clip_id}")
+    if not jobs:  # nothing to do is done: no progress artifact is left at 0 %
+        update_progress_artifact(progress, progress=100.0)
     stage_summaries, reasons = _tally(params, outcomes, failed)
     quarantine_clips(layout, reasons)
     summary = _publish(layout, stage_summaries, outcomes, reasons, failed, time.perf_counter() - started)
@@ -250,6 +273,9 @@ def _tally(params: PreprocessParams, outcomes: list[StageOutcome],
             continue
         setattr(s, o.status, getattr(s, o.status) + 1)
         s.frames += o.frames
+        if o.status == "written":
+            s.computed_frames += o.frames
+            s.computed_seconds += o.seconds
         s.empty_frames += o.empty
     for key, error in failed.items():
         stage, clip = key.split("/", 1)
@@ -274,10 +300,10 @@ def quarantine_clips(layout: DatasetLayout, reasons: dict[str, list[str]]) -> li
 def _publish(layout: DatasetLayout, stages: dict[str, StageSummary], outcomes: list[StageOutcome],
              reasons: dict[str, list[str]], failed: dict[str, str], wall: float) -> PreprocessSummary:
     rows = [{"stage": s.stage, "backend": s.backend, "clips": s.clips, "written": s.written, "skipped": s.skipped,
-             "validated": s.validated, "frames": s.frames, "seconds": round(s.seconds, 2),
-             "frames/s": round(s.frames_per_second, 2), "empty frames": s.empty_frames,
-             "quarantined": "; ".join(f"{c}: {e}" for c, e in s.quarantined.items()) or "-",
-             "failed": "; ".join(f"{c}: {e}" for c, e in s.failed.items()) or "-"} for s in stages.values()]
+             "validated": s.validated, "frames": s.frames, "task seconds": round(s.seconds, 2),
+             "computed frames/s": s.throughput, "empty frames": s.empty_frames,
+             "quarantined": "; ".join(f"{c}: {e}" for c, e in s.quarantined.items()) or "none",
+             "failed": "; ".join(f"{c}: {e}" for c, e in s.failed.items()) or "none"} for s in stages.values()]
     key = publish_table(artifact_key("preprocess", layout.dataset), rows,
                         f"**preprocess** `{layout.base}`: {len(outcomes)} task(s) done, {len(reasons)} clip(s) "
                         f"quarantined, {len(failed)} failed, {wall:.1f} s wall")
@@ -298,9 +324,39 @@ def carphone_path() -> Path:
     return path
 
 
+@flow(name="face-demo", log_prints=True, flow_run_name="face demo {dataset}")
 def face_demo(root: str | None = None, dataset: str = "face", workers: int = 1) -> PreprocessSummary:
-    """Ingest the real carphone clip through the ingest flow and draw its face sketches with mediapipe."""
+    """Ingest the real carphone clip through the ingest flow and draw its face sketches with mediapipe; one
+    parent run in the UI, whose artifact shows the clip beside its sketches."""
     from flows.ingest import IngestParams, ingest_flow
 
-    ingest_flow(IngestParams(src=str(carphone_path()), dataset=dataset, data_root=root))  # fails if it cannot
-    return preprocess_flow(PreprocessParams(dataset=dataset, data_root=root, stages=["sketch"], workers=workers))
+    ingested = ingest_flow(IngestParams(src=str(carphone_path()), dataset=dataset, data_root=root))  # fails if it cannot
+    summary = preprocess_flow(PreprocessParams(dataset=dataset, data_root=root, stages=["sketch"], workers=workers))
+    layout = DatasetLayout(locations.data_root(root), dataset)
+    clip = ingested.records[0].clip_id
+    from models.training.review import png_bytes
+
+    picture = png_bytes(sketch_grid(layout, clip))
+    sketch = summary.stages["sketch"]
+    publish_markdown(artifact_key("face-demo", dataset), "\n".join([
+        f"### Face sketches of `{clip}` (real clip, mediapipe face mesh)", "",
+        f"![frames and sketches]({data_uri(picture)})", "",
+        f"{sketch.frames} frames sketched, {sketch.empty_frames} without a face; shards under `{layout.base}`. "
+        f"Left: the frame, right: the sketch the generator is conditioned on."]), "face demo: frames beside their sketches")
+    return summary
+
+
+def sketch_grid(layout: DatasetLayout, clip_id: str, n_frames: int = 4) -> Any:
+    """Rows of (frame | sketch) for ``n_frames`` frames spread over the clip, RGB uint8."""
+    import numpy as np
+
+    from models.training.review import frame_grid  # torch comes with it: only when the picture is drawn
+
+    frames = list(iter_clip_frames(layout, clip_id, ("rgb", "sketch")))
+    picks = frames[:: max(1, len(frames) // n_frames)][:n_frames]
+    rows = []
+    for frame in picks:
+        sketch = frame["sketch"]
+        sketch = np.repeat(sketch[..., None], 3, axis=2) if sketch.ndim == 2 else sketch[..., :3]
+        rows.append(np.concatenate([frame["rgb"], sketch.astype(np.uint8)], axis=1))
+    return frame_grid([(None, rows)], scale=1)

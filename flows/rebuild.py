@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
 from flows.ingest import IngestParams, SynthParams, SynthSettings, ingest_flow, synth_flow
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, compose
 from flows.preprocess import PreprocessParams, PreprocessSettings, preprocess_flow
 from flows.train import TrainParams, train_flow
@@ -23,6 +24,7 @@ from models.training import TrainSettings, input_stages
 from models.vid2vid.config import load_model_config
 from storage import locations
 from storage.ingest import IngestConfig
+from review.settings import artifact_url
 from tasks.artifacts import artifact_key, publish_markdown
 
 
@@ -31,7 +33,7 @@ class RebuildParams(FlowParams):
     own settings, held as the step's flow takes them."""
 
     src: str | None = Field(default=None, description="videos / frame folders to ingest; empty: the synthetic street")
-    dataset: str = "street"
+    dataset: str = Field(default="street", description="the dataset to build (the synthetic street by default)")
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny, tiny_face) or YAML path")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
@@ -42,8 +44,9 @@ class RebuildParams(FlowParams):
     preprocess: PreprocessSettings = Field(
         default_factory=PreprocessSettings, description="stages default to what the model trains on, plus flow; "
                                                         "the synthetic street's exact labels and flow are validated")
-    train: TrainSettings = Field(default_factory=lambda: TrainSettings(max_steps=30))
-    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings(max_steps=30),
+                                 description="training settings; the rebuild trains 30 steps unless told otherwise")
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings, description="what the evaluation scores")
 
 
 class RebuildResult(BaseModel):
@@ -70,7 +73,9 @@ def _earlier_evaluation(out: Path, run: str) -> list[dict[str, str]] | None:
     return rows or None
 
 
-@flow(name="full-rebuild", log_prints=True)
+@flow(name="full-rebuild", log_prints=True, flow_run_name=run_name(
+    "rebuild", RebuildParams, lambda p: f"{p.dataset} {Path(p.config).stem}",
+    lambda p: [*dataset_tag(p), f"config:{Path(p.config).stem}"]))
 def rebuild_flow(params: RebuildParams) -> RebuildResult:
     logger = get_run_logger()
     root = locations.data_root(params.data_root).resolve()
@@ -120,7 +125,7 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
         f"- **train**: {trained.status}: {trained.message}",
         f"- **evaluate**: {'kept the earlier evaluation' if earlier is not None else 'evaluated'}: "
         + ", ".join(f"{k} = {v}" for k, v in (table[0] if table else {}).items() if k not in ("run", "evaluated")),
-        "", "Artifacts: " + ", ".join(f"`{k}`" for k in keys),
+        "", "Artifacts of each step: " + ", ".join(f"[{k}]({artifact_url(k)})" for k in keys),
     ])
     keys.append(publish_markdown(artifact_key("rebuild", params.dataset), summary, "what the full rebuild did"))
     return RebuildResult(dataset=params.dataset, data_root=str(root), clips_ok=ingested.clips_ok,

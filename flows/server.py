@@ -24,11 +24,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from storage.atomic import pid_alive
+from storage.loopback import answers, free_port
 
 TAG_PREFIX = "vid2vid-pid:"
 _PR_SET_PDEATHSIG = 1
@@ -61,31 +61,17 @@ def tag_is_dead(tag: str) -> bool:
     return current == "" or (ticks != "" and current != ticks)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def start_server(timeout: float | None = None) -> tuple[subprocess.Popen, str]:
     """Start the loopback server child of this process; returns it and its API URL once healthy."""
     timeout = timeout or float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     env.pop("PREFECT_API_URL", None)
     child = subprocess.Popen([sys.executable, "-m", "flows.server", "--parent", str(os.getpid()), "--port", str(port)],
                              env=env, stdin=subprocess.DEVNULL, start_new_session=False)
     deadline = time.monotonic() + timeout
-    while not _healthy(url):
+    while not answers(f"{url}/health"):
         if child.poll() is not None or time.monotonic() > deadline:
             stop_server(child)
             raise RuntimeError(f"the temporary Prefect server did not start within {timeout:.0f} s "
@@ -145,7 +131,7 @@ def cli_session() -> Iterator[str | None]:
         from prefect import tags
 
         try:
-            if _healthy(os.environ["PREFECT_API_URL"].rstrip("/")):  # an unreachable API is the flow's error to report
+            if answers(os.environ["PREFECT_API_URL"].rstrip("/") + "/health"):  # an unreachable API is the flow's error to report
                 mark_dead_runs_crashed()
         except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the user's command
             print(f"warning: could not check for crashed runs: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import Field
 
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.synthesis import parse_remap
 from storage.layout import DatasetLayout, check_name, check_output_path
@@ -15,18 +16,19 @@ from tasks.synthesize import FirstFrameChoice, SynthesizedClip, synthesize_clip_
 
 class SynthesizeParams(FlowParams):
     checkpoint: str = Field(description="model.pt or checkpoint.pt of a training run")
-    dataset: str
-    clip: str
+    dataset: str = Field(description="the dataset's name under the data root")
+    clip: str = Field(description="the clip id whose source (labels, sketches, ...) drives the synthesis")
     out: str = Field(description="the mp4 to write")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     remap: str | None = Field(default=None, description='semantic manipulation, e.g. "tree=building"')
-    seed: int = 0
-    first_frame: FirstFrameChoice = "zeros"
+    seed: int = Field(default=0, description="feature-vector sampling seed (multimodal models)")
+    first_frame: FirstFrameChoice = Field(default="zeros", description="what stands before the first frame")
     single_checkpoint: str | None = Field(default=None, description="frame-by-frame model for --first-frame single")
     side_by_side: bool = Field(default=True, description="also write OUT.side_by_side.mp4 (source | synthesized | real)")
 
 
-@flow(name="synthesize", log_prints=True)
+@flow(name="synthesize", log_prints=True, flow_run_name=run_name(
+    "synthesize", SynthesizeParams, lambda p: f"{p.dataset} {p.clip}", dataset_tag))
 def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     check_name(params.clip, "clip")

@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from flows.failures import TrainingFailed
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
 from models.training import TrainJob, TrainSettings, input_stages
 from models.training.launch import dataset_fingerprint
@@ -35,7 +36,7 @@ from tasks.train import publish_training_task, train_task
 class TrainParams(TrainSettings, FlowParams):
     """The form of a training run: its target and mode, plus the training settings handed on as they are."""
 
-    dataset: str = "street"
+    dataset: str = Field(default="street", description="the dataset's name under the data root")
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny) or a YAML path")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
@@ -77,7 +78,31 @@ def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's ho
         stop_jobs_of_flow_run(address, str(run.id))
 
 
-@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs])
+def _run_folder_name(params: TrainParams) -> str:
+    """The run folder's name: the user's, else one derived from the flow run (see ``_default_run_name``)."""
+    if params.run_name:
+        return params.run_name
+    try:
+        model_name = load_model_config(params.config).name
+    except Exception:  # noqa: BLE001 - the body reports a bad config; the name only needs a label
+        model_name = Path(params.config).stem
+    return _default_run_name(params.dataset, model_name)
+
+
+def _describe(params: TrainParams) -> str:
+    """"street tiny-first": the dataset, then the config and the run folder's name (which starts with both
+    when it was derived)."""
+    run = _run_folder_name(params)
+    label = f"{Path(params.config).stem}-{run}" if params.run_name else run.removeprefix(params.dataset + "-")
+    return f"{params.dataset} {label}" + ("" if params.mode == "train" else f" ({params.mode})")
+
+
+def _tags(params: TrainParams) -> list[str]:
+    return [*dataset_tag(params), f"config:{Path(params.config).stem}", f"run:{_run_folder_name(params)}"]
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs],
+      flow_run_name=run_name("train", TrainParams, _describe, _tags))
 def train_flow(params: TrainParams) -> TrainFlowResult:
     logger = get_run_logger()
     dataset = check_name(params.dataset, "dataset")
@@ -103,7 +128,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
         if last and params.mode == "retrain":
             resume_from = resume_from or last["model_path"]
             logger.info("dataset %s changed since %s: fine-tuning %s", dataset, last["run_dir"], resume_from)
-    name = params.run_name or _default_run_name(dataset, model.name)
+    name = _run_folder_name(params)
     job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address)},
                    dataset=dataset, data_root=str(root), model=model.to_dict(),
                    run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)

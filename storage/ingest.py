@@ -28,10 +28,10 @@ INGEST_CODE_VERSION = "ingest/1"
 
 
 class IngestConfig(BaseModel):
-    policy: FramePolicy = Field(default_factory=FramePolicy)
-    codec: Literal["png_rgb", "jpeg_rgb"] = "png_rgb"
-    val_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
-    min_frames: int = Field(default=2, ge=1)
+    policy: FramePolicy = Field(default_factory=FramePolicy, description="frame rate, size and length of the shards")
+    codec: Literal["png_rgb", "jpeg_rgb"] = Field(default="png_rgb", description="how frames are stored: lossless PNG or JPEG")
+    val_fraction: float = Field(default=0.2, ge=0.0, le=1.0, description="share of clips held out (by a hash of the clip id)")
+    min_frames: int = Field(default=2, ge=1, description="clips with fewer frames are quarantined")
     replace: bool = Field(default=False, description="a different source may replace an existing clip of the same "
                                                      "name (its other stage shards are then invalidated)")
 

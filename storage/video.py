@@ -60,7 +60,7 @@ class FramePolicy(BaseModel):
     size: tuple[int, int] | None = Field(default=None, description="(width, height) after the policy; None keeps the source size")
     mode: Literal["resize", "crop", "fit"] = Field(default="crop", description="resize: stretch; crop: scale to cover, centre-crop; fit: scale to fit, pad black")
     min_size: tuple[int, int] = Field(default=(16, 16), description="(width, height) below which a source is rejected")
-    max_frames: int | None = Field(default=None, ge=1)
+    max_frames: int | None = Field(default=None, ge=1, description="keep at most this many frames; None: all")
     frame_fps: float = Field(default=17.0, gt=0, description="fps assumed for frame folders (Cityscapes sequences: 17)")
 
     @field_validator("size", "min_size")

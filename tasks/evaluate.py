@@ -16,6 +16,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from models.metrics import StatsCache, evaluate
+from models.metrics.lossless import lossless_path, read_lossless
+from models.metrics.report import FIRST_FRAME, scored
 from models.training.review import frame_grid, png_bytes
 from models.vid2vid.checkpoint import load_checkpoint, model_config
 from models.vid2vid.config import ModelConfig
@@ -37,6 +39,7 @@ class RunEvaluation(BaseModel):
     clips: list[SynthesizedClip]
     values: dict[str, float | str]
     details: dict[str, dict]
+    references: dict[str, float | str] = {}  # the same metrics on real data (models.metrics.report)
     second_sample: SynthesizedClip | None = Field(
         default=None, description="multimodal models: the first clip again from another seed (clips use seed 0)")
 
@@ -55,8 +58,13 @@ def _decoded(path: str) -> np.ndarray:
     return np.stack(list(decode(VideoSource(Path(path).stem, Path(path)))))
 
 
-def _real(layout: DatasetLayout, clip: str, size: tuple[int, int], frames: int) -> np.ndarray:
-    return np.stack([f["rgb"] for f in iter_clip_frames(layout, clip, ("rgb",), size, frames)])
+def _synthesized(clip: SynthesizedClip) -> np.ndarray:
+    """The scored frames of a synthesized clip, from its lossless copy."""
+    return scored(np.stack(list(read_lossless(clip.lossless))))
+
+
+def _real(layout: DatasetLayout, clip: str, size: tuple[int, int], frames: int | None) -> np.ndarray:
+    return scored(np.stack([f["rgb"] for f in iter_clip_frames(layout, clip, ("rgb",), size, frames)]))
 
 
 def _warp_clips(layout: DatasetLayout, clips: Sequence[SynthesizedClip], size: tuple[int, int]) -> Iterator[tuple]:
@@ -64,33 +72,45 @@ def _warp_clips(layout: DatasetLayout, clips: Sequence[SynthesizedClip], size: t
         if not layout.shard_path("flow", clip.clip_id).is_file():
             continue
         flows = list(iter_clip_frames(layout, clip.clip_id, ("flow",), size, clip.frames))[: clip.frames - 1]
-        flow = np.stack([f["flow"] for f in flows]).transpose(0, 2, 3, 1)
-        valid = np.stack([f.get("occlusion", np.zeros(f["flow"].shape[1:], np.uint8)) == 0 for f in flows])
-        yield _decoded(clip.video), flow, valid
+        flow = scored(np.stack([f["flow"] for f in flows]).transpose(0, 2, 3, 1))
+        valid = scored(np.stack([f.get("occlusion", np.zeros(f["flow"].shape[1:], np.uint8)) == 0 for f in flows]))
+        yield _synthesized(clip), flow, valid, _real(layout, clip.clip_id, size, clip.frames)
+
+
+def _fingerprints(layout: DatasetLayout, clips: Sequence[str], size: tuple[int, int]) -> list[str]:
+    return [f"{clip}:{read_meta(layout.shard_path('rgb', clip)).fingerprint}:{size}:scored" for clip in clips]
 
 
 @task(name="evaluate-run", task_run_name="evaluate {run}", cache_policy=NO_CACHE)
 def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, clips: list[str], out_dir: str,
-                      metrics: list[str], weights_dir: str | None, cache_dir: str) -> RunEvaluation:
+                      metrics: list[str], weights_dir: str | None, cache_dir: str,
+                      reference_clips: list[str] | None = None) -> RunEvaluation:
+    """``reference_clips``: real clips of another split (training) for each FID's real-vs-real floor."""
     layout = DatasetLayout(Path(data_root), dataset)
     config = model_config(load_checkpoint(model_path), model_path)
     size = (config.input.width, config.input.height)
     folder = Path(out_dir) / run
-    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4", seed=0,
-                            side_by_side=folder / f"{clip}.side_by_side.mp4") for clip in clips]
+    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4", seed=0, first_frame=FIRST_FRAME,
+                            side_by_side=folder / f"{clip}.side_by_side.mp4",
+                            lossless=lossless_path(folder / f"{clip}.mp4")) for clip in clips]
     second = None
     if config.multimodal.enabled and clips:  # the same clip sampled twice: different looks, same layout
-        second = render_clip(model_path, layout, clips[0], folder / f"{clips[0]}.seed1.mp4", seed=SECOND_SEED)
-    fingerprints = [f"{clip}:{read_meta(layout.shard_path('rgb', clip)).fingerprint}:{size}" for clip in clips]
+        second = render_clip(model_path, layout, clips[0], folder / f"{clips[0]}.seed1.mp4", seed=SECOND_SEED,
+                             first_frame=FIRST_FRAME)
+    references = list(reference_clips or [])
     report = evaluate(
         metrics, weights_dir,
-        fake_videos=(_decoded(c.video) for c in rendered),
+        fake_videos=(_synthesized(c) for c in rendered),
         real_videos=(_real(layout, c.clip_id, size, c.frames) for c in rendered),
+        reference_videos=(_real(layout, clip, size, None) for clip in references) if references else None,
         warp_clips=_warp_clips(layout, rendered, size) if "warp_error" in metrics else None,
-        cache=StatsCache(cache_dir), real_fingerprints=fingerprints,
+        pairs=((_synthesized(c), _real(layout, c.clip_id, size, c.frames)) for c in rendered),
+        cache=StatsCache(cache_dir), real_fingerprints=_fingerprints(layout, clips, size),
+        reference_fingerprints=_fingerprints(layout, references, size),
     )
     return RunEvaluation(run=run, model_path=model_path, config=config.name, variant=variant_of(config),
-                         clips=rendered, values=report.values, details=report.details, second_sample=second)
+                         clips=rendered, values=report.values, details=report.details, references=report.references,
+                         second_sample=second)
 
 
 def frame_grid_png(evaluations: Sequence[RunEvaluation], frames: int = 3) -> bytes:

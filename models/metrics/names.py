@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from models.metrics.report import METRICS
 
-DEFAULT_METRICS = ["fid-i3d", "fid-resnext", "fid-frame", "warp"]
+DEFAULT_METRICS = ["fid-i3d", "fid-resnext", "fid-frame", "warp", "psnr", "ssim"]
 METRIC_ALIASES = {"fid-i3d": "fid_i3d", "fid-resnext": "fid_resnext101", "fid-frame": "fid_inception",
-                  "warp": "warp_error"}
+                  "warp": "warp_error", "psnr": "psnr", "ssim": "ssim"}
 
 
 def metric_names(names: Sequence[str]) -> list[str]:

@@ -36,13 +36,13 @@ class BackendSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str
+    backend: str = Field(description="the stage's backend (see `vid2vid preprocess --help`)")
     arch: Literal["resnet50", "resnet101"] = Field("resnet50", description="torchvision DeepLabV3 backbone")
     preset: Literal["ultrafast", "fast", "medium"] = Field("medium", description="DIS preset")
     model: str | None = Field(None, description="mmseg/mmdet model name (default: the Cityscapes one)")
     import_dir: str | None = Field(None, description="coco_rle: <dir>/<clip>.json; openpose: <dir>/<clip>/*_keypoints.json")
-    score_threshold: float = Field(0.5, ge=0, le=1)
-    raft_iterations: int = Field(12, ge=1)
+    score_threshold: float = Field(0.5, ge=0, le=1, description="detection score below which instances are dropped")
+    raft_iterations: int = Field(12, ge=1, description="RAFT refinement iterations (flow backend raft)")
 
     @model_validator(mode="after")
     def _declared_options(self) -> "BackendSettings":

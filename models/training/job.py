@@ -22,13 +22,13 @@ class TrainSettings(BaseModel):
 
     window_frames: int | None = Field(default=None, ge=2, description="frames per training window; default: max_seq_len")
     epochs: int | None = Field(default=None, ge=1, description="default: the model config's train.epochs")
-    max_steps: int | None = Field(default=None, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps; default: train every epoch")
     workers: int = Field(default=2, ge=1, description="Ray Train workers")
-    gpus_per_worker: float = Field(default=0.0, ge=0.0)
+    gpus_per_worker: float = Field(default=0.0, ge=0.0, description="0: CPU workers")
     bf16: bool = Field(default=True, description="bf16 autocast on GPU workers (ignored on CPU)")
-    report_every: int = Field(default=1, ge=1)
+    report_every: int = Field(default=1, ge=1, description="steps between reports to Ray Train")
     checkpoint_every: int = Field(default=10, ge=1, description="steps between checkpoints (and at the end)")
-    keep_checkpoints: int = Field(default=2, ge=1)
+    keep_checkpoints: int = Field(default=2, ge=1, description="newest checkpoints kept on disk")
     max_failures: int = Field(default=2, ge=0, description="worker-group restarts from the last checkpoint")
     ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
 

@@ -7,21 +7,14 @@ instance on the machine, other users' included. Every port is chosen free, so he
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from storage.loopback import answers, free_port, stop_process_groups
 
 
 def _worker_port_range() -> tuple[int, int]:
@@ -35,7 +28,7 @@ def local_ray_head(log_path: Path, num_cpus: int = 3, env: dict[str, str] | None
                    timeout: float = 120.0) -> Iterator[str]:
     """Start ``ray start --head --block`` on 127.0.0.1; yields the job endpoint ``http://127.0.0.1:PORT``."""
     bin_dir = Path(sys.executable).parent
-    gcs, dashboard, client, agent, runtime_env = (_free_port() for _ in range(5))
+    gcs, dashboard, client, agent, runtime_env = (free_port() for _ in range(5))
     low, high = _worker_port_range()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled",
            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
@@ -51,31 +44,11 @@ def local_ray_head(log_path: Path, num_cpus: int = 3, env: dict[str, str] | None
     address = f"http://127.0.0.1:{dashboard}"
     try:
         deadline = time.monotonic() + timeout
-        while not _answers(address):
+        while not answers(f"{address}/api/version"):
             if head.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the Ray head did not start; its log: {log_path}\n"
                                    f"{log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(1)
         yield address
     finally:
-        _stop_group(head)
-
-
-def _answers(address: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{address}/api/version", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _stop_group(head: subprocess.Popen) -> None:
-    try:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(head.pid, signal.SIGKILL)  # whatever of the group outlived the head's own shutdown
-    except ProcessLookupError:
-        pass
+        stop_process_groups([head])

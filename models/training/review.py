@@ -11,12 +11,55 @@ import numpy as np
 
 from models.synthesis import clip_stages, feature_sampler, source_picture, synthesize_frames
 from models.vid2vid.checkpoint import load_generator
+from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
 
 
-def loss_curve_png(metrics: list[dict], keys: tuple[str, ...] = ("G_total", "D_total", "L1", "G_flow_warp")) -> bytes:
+LOSS_ORDER = ("G_total", "D_total", "L1", "G_GAN_I", "G_FM_I", "G_GAN_V", "G_FM_V", "G_VGG", "G_flow_warp",
+              "G_flow_epe", "G_mask", "D_real_I", "D_fake_I", "D_real_V", "D_fake_V")
+SCHEDULE_KEYS = ("seq_len", "n_scales")  # the progressive schedule (Sec. 3.3): each change makes the losses jump
+
+
+def active_losses(model: dict, metrics: list[dict]) -> list[str]:
+    """The loss terms this run optimised: not those its config weighs 0 or switches off, nor those that
+    were 0 at every logged step (never computed, e.g. no reference flow). Showing them as achieved lies."""
+    config = ModelConfig.model_validate(model)
+    lw = config.loss
+    video = config.uses_video_discriminator
+    off = {"G_VGG": not (lw.use_vgg and lw.lambda_vgg > 0), "G_mask": lw.lambda_mask == 0,
+           "G_flow_warp": lw.lambda_flow == 0 or config.frame_by_frame,
+           "G_flow_epe": lw.lambda_flow == 0 or config.frame_by_frame,
+           "G_FM_I": lw.lambda_feat == 0, "G_FM_V": lw.lambda_feat == 0 or not video,
+           "G_GAN_V": lw.lambda_temporal_gan == 0 or not video, "D_real_V": not video, "D_fake_V": not video}
+    never = {k for k in LOSS_ORDER if metrics and all(not m.get(k) for m in metrics)}
+    return [k for k in LOSS_ORDER if not off.get(k, False) and k not in never]
+
+
+def schedule_changes(metrics: list[dict]) -> list[tuple[float, str]]:
+    """(step, "seq_len 4→8") wherever the progressive schedule changed between logged steps."""
+    changes = []
+    for before, after in zip(metrics, metrics[1:]):
+        moved = [f"{k} {before[k]:g}→{after[k]:g}" for k in SCHEDULE_KEYS
+                 if k in before and k in after and before[k] != after[k]]
+        if moved:
+            changes.append((after["step"], ", ".join(moved)))
+    return changes
+
+
+def smoothed(values: Sequence[float], weight: float = 0.8) -> list[float]:
+    """TensorBoard's exponential moving average, debiased so the first points are not pulled to 0."""
+    out, average = [], 0.0
+    for n, value in enumerate(values, 1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight**n))
+    return out
+
+
+def loss_curve_png(metrics: list[dict], keys: Sequence[str] = ("G_total", "D_total", "L1", "G_flow_warp")) -> bytes:
+    """Each loss raw (faint) and smoothed, with the schedule's changes as dashed lines: a jump there is the
+    schedule (longer sequences, a finer scale), not divergence."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,9 +68,16 @@ def loss_curve_png(metrics: list[dict], keys: tuple[str, ...] = ("G_total", "D_t
     figure, axis = plt.subplots(figsize=(7, 3.5), dpi=100)
     steps = [m["step"] for m in metrics]
     for key in keys:
-        values = [m.get(key) for m in metrics]
-        if any(v is not None for v in values):
-            axis.plot(steps, values, label=key, marker="." if len(steps) < 30 else None)
+        points = [(m["step"], m[key]) for m in metrics if m.get(key) is not None and m[key] > 0]
+        if not points:
+            continue
+        xs, ys = zip(*points)
+        raw = axis.plot(xs, ys, alpha=0.3, linewidth=1, marker="." if len(steps) < 30 else None)[0]
+        axis.plot(xs, smoothed(ys), color=raw.get_color(), linewidth=1.8, label=f"{key} (smoothed)")
+    for step, label in schedule_changes(metrics):
+        axis.axvline(step, color="grey", linestyle="--", linewidth=1)
+        axis.annotate(label, (step, 1), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+                      va="top", ha="right", color="dimgrey")
     axis.set_xlabel("step")
     axis.set_ylabel("loss")
     axis.set_yscale("log")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     layout = DatasetLayout(root / "data", "street")
     write_manifest(layout, [write_synthetic_clip(layout, f"v{k}", 100 + k, 128, 64, FRAMES, split="val")
-                            for k in range(2)])
+                            for k in range(2)] + [write_synthetic_clip(layout, "t0", 200, 128, 64, FRAMES, split="train")])
     runs = root / "runs"
     for name, overrides in {"full": {}, "noflow": {"generator": {"use_flow_warping": False}}}.items():
         save_checkpoint(runs / name / "model.pt", Vid2VidTrainer(load_model_config("tiny", **overrides)))
@@ -40,13 +41,24 @@ def setup(tmp_path_factory):
 
 def test_two_runs_give_videos_and_an_honest_table(setup):
     layout, runs, weights = setup
-    result = evaluate_flow(EvaluateParams(dataset="street", runs=["full", "noflow"], metrics=["fid-frame", "warp"],
+    result = evaluate_flow(EvaluateParams(dataset="street", runs=["full", "noflow"],
+                                          metrics=["fid-frame", "warp", "psnr", "ssim"],
                                           data_root=str(layout.root), runs_root=str(runs), weights_dir=str(weights)))
     rows = {row["run"]: row for row in result.table}
-    assert rows["full"]["variant"] == "vid2vid" and rows["noflow"]["variant"] == "vid2vid without flow warping"
-    for row in rows.values():
-        assert row["fid_inception"].startswith("not computed: weights checksum mismatch")  # never a number
-        assert float(row["warp_error"]) >= 0.0
+    assert rows["full"]["method"] == "vid2vid" and rows["noflow"]["method"] == "vid2vid without flow warping"
+    assert [row["method"] for row in result.table] == ["vid2vid without flow warping", "vid2vid",
+                                                       "real frames (reference)"]
+    assert list(result.table[0])[:5] == ["method", "fid_inception", "warp_error", "psnr", "ssim"]
+    for row in result.table[:2]:
+        assert row["fid_inception"] == "n/a — checksum mismatch"  # never a number
+        assert float(row["warp_error"]) >= 0.0 and 0 < float(row["psnr"]) < 100 and float(row["ssim"]) <= 1
+    assert float(result.table[2]["warp_error"]) > 0  # the real clips' own warp error
+    assert any("checksum mismatch" in note and str(expected_path("inception_fid", weights)) in note
+               for note in result.notes)
+    for evaluation in result.evaluations:  # scored from the lossless copy, frame 0 (the real one) excluded
+        for clip in evaluation.clips:
+            assert clip.lossless.endswith(".lossless.mkv") and Path(clip.lossless).is_file()
+        assert evaluation.details["psnr"]["n_frames"] == 2 * (FRAMES - 1)
     for evaluation in result.evaluations:
         assert [c.clip_id for c in evaluation.clips] == ["v0", "v1"]
         for clip in evaluation.clips:
@@ -67,7 +79,8 @@ def test_two_runs_give_videos_and_an_honest_table(setup):
             return {a.key: a for a in await client.read_latest_artifacts() if a.key in result.artifact_keys}
 
     artifacts = asyncio.run(read())
-    assert "not computed" in str(artifacts["evaluate-street"].data)
+    assert json.loads(artifacts["evaluate-street"].data)[0]["fid_inception"] == "n/a — checksum mismatch"
+    assert "checksum mismatch (file" in str(artifacts["evaluate-street"].description)
     assert "data:image/png;base64," in artifacts["evaluate-street-videos"].data
     assert "data:image/gif;base64," in artifacts["evaluate-street-videos"].data
     assert "/d/street/e/latest)" in artifacts["evaluate-street-videos"].data  # links to the review app
@@ -76,13 +89,21 @@ def test_two_runs_give_videos_and_an_honest_table(setup):
 
 def test_later_evaluation_shows_earlier_numbers_and_cli_prints_the_table(setup):
     layout, runs, weights = setup
+    history = runs / "evaluations" / "street" / "history.jsonl"
+    with open(history, "a") as handle:  # a run scored on other clips/frames: not comparable
+        handle.write(json.dumps({"run": "elsewhere", "method": "vid2vid", "warp_error": "0.1", "data": "000000000000",
+                                 "evaluated": "2020-01-01 00:00:00"}) + "\n")
     done = run_cli("--data-root", str(layout.root), "evaluate", "--dataset", "street", "--runs", "full",
                    "--metrics", "warp", "--runs-root", str(runs), "--weights-dir", str(weights))
     assert done.returncode == 0, done.stderr
     assert "comparison.json" in done.stdout and "warp_error" in done.stdout
-    table = json.loads((runs / "evaluations" / "street" / "comparison.json").read_text())["table"]
-    assert [row["run"] for row in table] == ["full", "noflow"]
-    assert table[1]["evaluated"].endswith("(earlier)")
+    assert "[evaluate street] done: 1 runs" in done.stdout  # not a terminal: plain progress lines
+    saved = json.loads((runs / "evaluations" / "street" / "comparison.json").read_text())
+    table = saved["table"]
+    assert [row["run"] for row in table] == ["full", "—", "noflow"]  # the stale row is not mixed in
+    assert table[2]["evaluated"].endswith("(earlier)")
+    assert {row["data"] for row in table} == {saved["data"]} and len(saved["data"]) == 12
+    assert [row["run"] for row in saved["stale"]] == ["elsewhere"]
 
 
 def test_warp_error_separates_a_static_model_from_real_motion(setup):

@@ -22,7 +22,8 @@ def test_every_entry_has_a_fingerprint_or_says_unverified():
     assert registry.get_spec("inception_fid").sha256 == \
         "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
     assert registry.get_spec("i3d_rgb_imagenet").git_blob_sha1 == "73a4fd1d87eb3dbd97f33a9779fa1caa3d28111a"
-    assert {s.name for s in registry.REGISTRY.values() if s.unverified} == {"flownet2", "resnext101_kinetics"}
+    assert {s.name for s in registry.REGISTRY.values() if s.unverified} == {"flownet2", "resnext101_kinetics",
+                                                                         "inception_fid_converted"}
     with pytest.raises(ValueError, match="or unverified=True, not neither"):
         registry.WeightSpec(name="x", filename="x.pth", url="u", used_by="t")
 

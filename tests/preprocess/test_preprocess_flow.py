@@ -2,6 +2,7 @@
 skips all, bad input is quarantined with its reason, missing weights fail the stage by file name."""
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -62,6 +63,26 @@ def test_flow_on_two_dask_workers_builds_every_stage_then_skips_all(data_root):
     found = asyncio.run(artifacts())
     assert "preprocess-street" in found and "skipped" in str(found["preprocess-street"].data)
     assert found["preprocess-progress-street"].data == 100.0
+    rows = found["preprocess-street"].data
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert all(str(cell).strip() not in ("-", "", "*") for row in rows for cell in row.values())  # no bullet cells
+    by_stage = {row["stage"]: row for row in rows}
+    # the second run computed nothing: no throughput is claimed for skipped or validated stages
+    assert by_stage["flow"]["computed frames/s"] == "n/a (unchanged, skipped)"
+    assert by_stage["semantic"]["computed frames/s"].startswith("n/a (validated")
+    assert float(summary.stages["flow"].throughput) > 0  # the first run computed the flow stage
+
+
+def test_preprocess_runs_are_named_and_tagged(data_root):
+    _street(data_root, clips=1)
+    preprocess_flow(_params(data_root).model_copy(update={"stages": ["flow", "semantic"]}))
+
+    async def runs():
+        async with get_client() as client:
+            return await client.read_flow_runs(sort="START_TIME_DESC", limit=10)
+    names = {run.name: run for run in asyncio.run(runs())}
+    assert "preprocess street flow,semantic" in names and "preprocess street flow,semantic on dask" in names
+    assert "dataset:street" in names["preprocess street flow,semantic"].tags
 
 
 def test_bad_input_is_quarantined_and_missing_weights_fail_the_stage(data_root, tmp_path):
@@ -95,6 +116,8 @@ def test_cli_preprocess(data_root):
                    "--backend", "flow=dis:preset=fast", "--backend", "semantic=dataset", "--workers", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "preprocess-street" in done.stdout and "dis" in done.stdout
+    said = done.stdout + done.stderr  # not a terminal: plain lines, ending with the count and the time taken
+    assert "[preprocess street] started: 2 tasks" in said and "[preprocess street] done: 2 tasks in" in said, said[-3000:]
     for backend, reason in (("flow=nope", "unknown backend 'nope'"), ("flow=dis:prest=fast", "backends.flow.prest"),
                             ("flow=dis:arch=resnet101", "backend 'dis' has no option 'arch'"),
                             ("pose=dis", "unknown pose backend 'dis'")):

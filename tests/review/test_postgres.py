@@ -17,7 +17,7 @@ from review import study as studies
 from review.app import create_app
 from review.catalog import Catalog
 from review.db import Database
-from tests.conftest import _free_port
+from storage.loopback import free_port
 from tests.review.evaluation_tree import make_evaluation
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
@@ -35,7 +35,7 @@ def postgres_url():
     folder = Path(tempfile.mkdtemp(prefix="vid2vid-pg-"))  # not under pytest's root-only tmp: postgres must reach it
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_postgres(str(PG_BIN / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "postgres"),
                    check=True, capture_output=True, timeout=120)
     subprocess.run(_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"), "-w",

@@ -18,7 +18,8 @@ import pytest
 
 from review.stats import wilson_interval
 from review.study import rater_order
-from tests.conftest import VENV_BIN, _free_port, run_cli
+from storage.loopback import free_port
+from tests.conftest import VENV_BIN, run_cli
 from tests.review.evaluation_tree import make_evaluation
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +59,7 @@ def study(tmp_path, prefect_server, monkeypatch):
         pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install -y chromium)")
     runs_root = tmp_path / "runs"
     make_evaluation(runs_root, "street", ["run-a", "run-b"], ["c0", "c1"])
-    app = ReviewApp(runs_root, _free_port())
+    app = ReviewApp(runs_root, free_port())
     monkeypatch.setenv("VID2VID_REVIEW_URL", app.url)  # the links `study create` prints point at this app
     created = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,run-b",
                       "--clips", "2", "--kind", "short", "--raters", "2", "--attention-checks", "1")
@@ -193,7 +194,7 @@ def test_two_runs_of_a_clip_play_in_step_and_every_page_links_through(tmp_path):
 
     runs_root = tmp_path / "runs"
     make_evaluation(runs_root, "street", ["run-a", "run-b"], ["c0"], frames=48)
-    app = ReviewApp(runs_root, _free_port())
+    app = ReviewApp(runs_root, free_port())
     app.start()
     try:
         with sync_playwright() as p:

@@ -1,0 +1,105 @@
+"""The comparison table a reviewer reads: methods as rows (paper's Table 1 layout), metrics as columns.
+
+Cells are short ("12.3", "n/a — weights missing", "184.2 ⚠"); everything longer — which file was
+missing, which weights (sha256, origin) fed each FID, how many samples a FID rests on, the scoring
+protocol — goes into the notes printed under the table and used as its description.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+
+from models.metrics.report import FIRST_FRAME, METRICS, SCORED_FROM
+
+LABELS = {"fid_i3d": "FID I3D", "fid_resnext101": "FID ResNeXt-101", "fid_inception": "frame FID (Inception-v3)",
+          "warp_error": "temporal warp error", "psnr": "PSNR dB", "ssim": "SSIM"}
+BETTER = {"fid_i3d": "lower", "fid_resnext101": "lower", "fid_inception": "lower", "warp_error": "lower",
+          "psnr": "higher", "ssim": "higher"}
+FORMATS = {"fid_i3d": "{:.2f}", "fid_resnext101": "{:.2f}", "fid_inception": "{:.2f}", "warp_error": "{:.5f}",
+           "psnr": "{:.2f}", "ssim": "{:.3f}"}
+REFERENCE_METHOD = "real frames (reference)"
+BASELINE = "frame-by-frame baseline"
+_SHORT = (("weights missing", "n/a — weights missing"), ("checksum mismatch", "n/a — checksum mismatch"),
+          ("wrong key layout", "n/a — wrong weights file"), ("weights unusable", "n/a — weights unusable"),
+          ("need >= 2", "n/a — too few samples"), ("no source flows", "n/a — no flows"),
+          ("no real frames", "n/a — no real frames"), ("no reference", "n/a — no training frames"),
+          ("no clip", "n/a — no clip"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredRun:
+    run: str
+    variant: str
+    values: Mapping[str, float | str]
+    details: Mapping[str, Mapping]
+    clips: int
+    config: str
+
+
+def too_few_samples(details: Mapping) -> bool:
+    """A FID over fewer samples than feature dimensions: rank-deficient covariance, biased upward."""
+    n = min(details.get("n_fake", 0) or 0, details.get("n_real", 0) or 0)
+    return bool(details.get("feature_dim")) and n < details["feature_dim"]
+
+
+def cell(metric: str, value: float | str, details: Mapping | None = None) -> str:
+    suffix = ""
+    if isinstance(value, str):
+        labelled = re.fullmatch(r"(-?[0-9.]+(?:e-?[0-9]+)?) \(unverified weights\)", value)
+        if not labelled:
+            return next((short for key, short in _SHORT if key in value), "n/a")
+        value, suffix = float(labelled.group(1)), " (unverified)"
+    text = FORMATS.get(metric, "{:.4f}").format(value) + suffix
+    return text + " ⚠" if details and too_few_samples(details) else text
+
+
+def _order(runs: Sequence[ScoredRun]) -> list[ScoredRun]:
+    """The baseline first, the full model last, ablations between (Table 1/2 of the paper)."""
+    rank = lambda r: 0 if r.variant == BASELINE else (2 if r.variant == "vid2vid" else 1)  # noqa: E731
+    return sorted(runs, key=rank)
+
+
+def comparison_rows(runs: Sequence[ScoredRun], metrics: Sequence[str], references: Mapping[str, float | str],
+                    evaluated: str) -> list[dict[str, str]]:
+    """Rows ``method | <metric columns> | run | clips | config | evaluated`` plus the real-data reference row."""
+    rows = []
+    for run in _order(runs):
+        rows.append({"method": run.variant, **{m: cell(m, run.values[m], run.details.get(m)) for m in metrics},
+                     "run": run.run, "clips": str(run.clips), "config": run.config, "evaluated": evaluated})
+    rows.append({"method": REFERENCE_METHOD,
+                 **{m: cell(m, references[m]) if m in references else "—" for m in metrics},
+                 "run": "—", "clips": str(max((r.clips for r in runs), default=0)), "config": "—",
+                 "evaluated": evaluated})
+    return rows
+
+
+def notes(runs: Sequence[ScoredRun], metrics: Sequence[str], references: Mapping[str, float | str]) -> list[str]:
+    """The table's description: columns, protocol, weights behind each FID, sample counts, every n/a reason."""
+    lines = ["Columns: " + "; ".join(f"`{m}` = {LABELS.get(m, m)} ({BETTER.get(m, '')} is better)" for m in metrics) + ".",
+             f"Protocol: every method is given the clip's real frame 0 (`first_frame={FIRST_FRAME}`) and is scored on "
+             f"frames {SCORED_FROM}..T-1 of every held-out clip; synthesized frames are scored from a lossless copy, "
+             "real frames from their PNG shards."]
+    if "warp_error" in references:
+        lines.append(f"Reference row: `warp_error` of the real clips under the same flows ({cell('warp_error', references['warp_error'])}) "
+                     "— near it means the video moves like the real one; far below it can mean a video that barely changes.")
+    for metric in metrics:
+        if METRICS.get(metric) is None:
+            continue
+        detail = next((r.details[metric] for r in runs if metric in r.details), None)
+        if detail:
+            lines.append(f"`{metric}` weights: {detail['weights_file']} sha256 {detail['weights_sha256']} — "
+                         f"{detail.get('weights_origin', '')}; verification: {detail.get('weights_verification', '?')}.")
+            n_fake = sorted({r.details[metric]['n_fake'] for r in runs if metric in r.details})
+            lines.append(f"`{metric}` samples: {'/'.join(map(str, n_fake))} synthesized vs {detail['n_real']} real; "
+                         f"floor (reference row) = real validation vs {detail['n_reference']} real training samples.")
+            if too_few_samples(detail):
+                lines.append(f"⚠ `{metric}` rests on fewer samples than its {detail['feature_dim']} feature dimensions: "
+                             "the value is biased upward and noisy; compare runs only on the same clips, and against "
+                             "the floor rather than against published numbers.")
+        if isinstance(references.get(metric), str):
+            lines.append(f"`{metric}` floor: {references[metric]}.")
+    reasons = sorted({f"`{m}`: {run.values[m]}" for run in runs for m in metrics if isinstance(run.values[m], str)})
+    lines += [f"n/a {reason}" for reason in reasons]
+    return lines
