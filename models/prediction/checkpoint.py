@@ -23,14 +23,14 @@ from .trainer import CHECKPOINT_FORMAT
 
 KINDS = {CHECKPOINT_FORMAT: "mask predictor", VID2VID_FORMAT: "vid2vid model"}
 
-__all__ = ["checkpoint_kind", "load_predictor", "require_vid2vid", "save_checkpoint"]
+__all__ = ["checkpoint_kind", "load_predictor", "read_state", "require_vid2vid", "save_checkpoint"]
 
 
-def _state(path: str | os.PathLike[str], role: str) -> dict:
+def read_state(path: str | os.PathLike[str], role: str = "predictor") -> dict:
+    """The checkpoint's dict, of any kind (the kind is checked by the callers); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{role} checkpoint {path} does not exist")
-    # the kind-neutral safe loader: which kind of checkpoint it is gets decided by _expect, by name
     state = torch_load_safely(path, ValueError, f"{role} checkpoint")
     if not isinstance(state, dict):
         raise ValueError(f"{role} checkpoint {path} is not a checkpoint dict")
@@ -39,7 +39,7 @@ def _state(path: str | os.PathLike[str], role: str) -> dict:
 
 def checkpoint_kind(path: str | os.PathLike[str], role: str = "the") -> str:
     """"mask predictor", "vid2vid model" or "unknown (format X)"."""
-    fmt = _state(path, role).get("format")
+    fmt = read_state(path, role).get("format")
     return KINDS.get(fmt, f"unknown (format {fmt!r})")
 
 
@@ -54,7 +54,7 @@ def _expect(path: str | os.PathLike[str], state: dict, expected: str, flag: str)
 def load_predictor(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
                    flag: str = "--predictor") -> MaskPredictor:
     """The trained predictor (eval mode) with its config (``model.config``); ``flag`` names the input in errors."""
-    state = _state(path, "predictor")
+    state = read_state(path, "predictor")
     _expect(path, state, "mask predictor", flag)
     model = MaskPredictor(PredictorConfig.model_validate(state["config"]))
     model.load_state_dict(state["predictor"])
@@ -63,4 +63,4 @@ def load_predictor(path: str | os.PathLike[str], device: str | torch.device = "c
 
 def require_vid2vid(path: str | os.PathLike[str]) -> None:
     """Raise the clear error when ``path`` is not a vid2vid model (e.g. a predictor passed as --checkpoint)."""
-    _expect(path, _state(path, "vid2vid"), "vid2vid model", "--checkpoint")
+    _expect(path, read_state(path, "vid2vid"), "vid2vid model", "--checkpoint")

@@ -19,10 +19,11 @@ from torch.utils.data import DataLoader
 
 from models.training.job import TrainJob
 from models.training.loop import ATTEMPTS_FILE, CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, _all_finite
-from models.vid2vid.checkpoint import load_checkpoint, save_checkpoint
+from models.vid2vid.checkpoint import save_checkpoint
 from storage.dataset import ClipWindowDataset
 from storage.layout import DatasetLayout
 
+from .checkpoint import read_state
 from .config import PredictorConfig
 from .trainer import PredictorTrainer
 
@@ -31,10 +32,10 @@ def _restore(trainer: PredictorTrainer, job: TrainJob) -> str:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            trainer.load_state_dict(load_checkpoint(Path(folder) / CHECKPOINT_FILE))
+            trainer.load_state_dict(read_state(Path(folder) / CHECKPOINT_FILE))
         return "ray-checkpoint"
     if job.resume_from:
-        trainer.load_state_dict(load_checkpoint(job.resume_from))
+        trainer.load_state_dict(read_state(job.resume_from))
         return f"resume-from:{job.resume_from}"
     return "fresh"
 
