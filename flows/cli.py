@@ -79,6 +79,21 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_official(args: argparse.Namespace) -> int:
+    from models.vid2vid.official_import import OfficialImportError, import_official
+
+    try:
+        summary = import_official(args.checkpoint_dir, args.out, preset=args.preset, epoch=args.epoch,
+                                  single_frame=args.single_frame)
+    except OfficialImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"imported {', '.join(summary['files'])} as preset {summary['preset']} -> {summary['out']}")
+    if summary["not_imported"]:
+        print(f"not imported (discriminators): {', '.join(summary['not_imported'])}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from flows.train import TrainParams, train_flow
 
@@ -252,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
     weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
     weights.set_defaults(func=cmd_weights)
+    imp = sub.add_parser("import-official", help="NVIDIA's released vid2vid checkpoints -> our model file")
+    imp.add_argument("--checkpoint-dir", required=True, help="the official experiment folder (latest_net_G0.pth ...)")
+    imp.add_argument("--preset", default=None, help="model preset or YAML (default: opt.txt's experiment name)")
+    imp.add_argument("--out", default="model.pt", help="our model file to write")
+    imp.add_argument("--epoch", default="latest", help="the official files' epoch label")
+    imp.add_argument("--single-frame", default=None, help="the pix2pixHD first-frame generator file, if not beside")
+    imp.set_defaults(func=cmd_import_official)
+
     train = sub.add_parser("train", help="distributed vid2vid training on Ray Train")
     train.add_argument("--dataset", required=True)
     train.add_argument("--config", default="tiny", help="model preset (street, face, pose, tiny) or YAML path")
