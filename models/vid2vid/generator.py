@@ -213,8 +213,9 @@ class Vid2VidGenerator(nn.Module):
                 if len(prev_images) != active:
                     raise ValueError(f"{len(prev_images)} per-scale previous frames for {active} active scales")
                 prevs = [p.reshape(b, -1, *p.shape[-2:]) for p in prev_images]
+        # the foreground mask is pooled (as the official code pools its one-hot labels), then m_B = 1 - m_F
         masks: list[torch.Tensor | None] = (
-            list(pyramid(background_mask, active)[::-1]) if background_mask is not None else [None] * active
+            list(pyramid(1 - background_mask, active)[::-1]) if background_mask is not None else [None] * active
         )
         feats: dict[str, torch.Tensor] | None = None
         frames: list[torch.Tensor] = []
@@ -223,7 +224,9 @@ class Vid2VidGenerator(nn.Module):
             feats = self.scales[s].features(srcs[s], prevs[s], feats)
             if return_pyramid or s == active - 1:
                 last = prevs[s][:, -3:] if prevs[s] is not None else None
-                out = compose(self.scales[s].heads(feats), last, masks[s], self.composition, raw_only)
+                m_f = masks[s]
+                out = compose(self.scales[s].heads(feats), last, None if m_f is None else 1 - m_f, self.composition,
+                              raw_only, foreground_mask=m_f)
                 frames.append(out["image"])
         if return_pyramid:
             out["pyramid"] = frames  # type: ignore[assignment]
@@ -264,6 +267,7 @@ def compose(
     background_mask: torch.Tensor | None,
     composition: str = "paper",
     raw_only: bool = False,
+    foreground_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The final frame from the output layers' results: Eq. 9 ("paper") or the released code's form
     ("official", foreground never warped); Eq. 4 without ``fg``; plain H without ``flow`` or with ``raw_only``."""
@@ -284,8 +288,9 @@ def compose(
         warped = warp(prev_image, parts["flow"])
         mask = parts["mask"]
         result["warped"] = warped
-        if composition == "official" and m_b is not None:
-            result["image"] = (1 - m_b) * parts["fg"] + m_b * ((1 - mask) * warped + mask * parts["bg"])
+        if composition == "official" and m_b is not None:  # in the released code's order of operations
+            m_f = (1 - m_b) if foreground_mask is None else foreground_mask.to(m_b.dtype)
+            result["image"] = parts["fg"] * m_f + (parts["bg"] * mask + warped * (1 - mask)) * (1 - m_f)
         else:
             result["image"] = (1 - mask) * warped + mask * hallucinated
     else:
