@@ -193,7 +193,7 @@ def test_single_frame_generator_and_old_files_without_batch_counters(official_di
     assert single.config.generator.n_downsampling == single_frame_config(config, 512).generator.n_downsampling == 3
     assert single.source_channels == labels and single.n_prev == 0
     official = torch.load(folder / "latest_net_G_512.pth")
-    assert torch.equal(single.state_dict()["scales.0.bg_out.1.weight"], official["model.34.weight"])
+    assert torch.equal(single.state_dict()["scales.0.bg_out.1.weight"], official["model.32.weight"])
     with torch.no_grad():
         assert single(torch.rand(1, 1, labels, 32, 64), None)["image"].shape == (1, 3, 32, 64)
 
