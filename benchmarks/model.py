@@ -5,6 +5,7 @@ CPU learning check.
         --mode inference --steps 2                     # the official default architecture, one frame/step
     python benchmarks/model.py --mode train --size 64x32 --ngf 16 --steps 5
     python benchmarks/model.py --learning-check --minutes 3
+    python benchmarks/model.py --official-street --size 512x256 --mode inference   # NVIDIA's label2city_2048 G
 
 Each measurement prints one line of ``key=value`` pairs.
 """
@@ -35,8 +36,19 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: NVIDIA's released label2city_2048 architecture (415,075,371 generator parameters): 35 label ids +
+#: instance edges, 3 scales of ngf 128 / 3 downsamplings / 9 + 3 blocks, batch norm, fg = label id 26.
+OFFICIAL_STREET = {"ngf": 128, "n_downsampling": 3, "n_blocks": 9, "n_blocks_local": 3, "scales": 3, "L": 2,
+                   "fg": True, "no_flow": False, "num_classes": 35, "ndf": 64, "num_d": 4}
+
+
 def build_config(args: argparse.Namespace) -> ModelConfig:
     width, height = (int(v) for v in args.size.lower().split("x"))
+    if args.official_street:
+        for key, value in OFFICIAL_STREET.items():
+            setattr(args, key, value)
+    official = {"norm": "batch", "composition": "official", "test_norm_stats": "batch",
+                "foreground_classes": [26]} if args.official_street else {}
     return load_model_config(
         "tiny",
         name="bench",
@@ -52,6 +64,7 @@ def build_config(args: argparse.Namespace) -> ModelConfig:
             "n_prev": args.L,
             "use_fg_prior": args.fg,
             "use_flow_warping": args.L > 0 and not args.no_flow,
+            **official,
         },
         discriminator={"n_frames_d": args.K, "ndf": args.ndf, "num_d": args.num_d, "n_layers": 3,
                        "use_video_discriminator": args.L > 0},
@@ -188,6 +201,7 @@ def learning_check(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("train", "inference"), default="inference")
+    p.add_argument("--official-street", action="store_true", help="NVIDIA's label2city_2048 architecture")
     p.add_argument("--ngf", type=int, default=16)
     p.add_argument("--n-downsampling", type=int, default=2)
     p.add_argument("--n-blocks", type=int, default=2)

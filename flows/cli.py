@@ -391,6 +391,32 @@ def _parser_demo(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+# --- NVIDIA's released checkpoints --------------------------------------------------------------------------
+def cmd_import_official(args: argparse.Namespace) -> int:
+    from models.vid2vid.official_import import OfficialImportError, import_official
+
+    try:
+        summary = import_official(args.checkpoint_dir, args.out, preset=args.preset, epoch=args.epoch,
+                                  single_frame=args.single_frame)
+    except OfficialImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"imported {', '.join(summary['files'])} as preset {summary['preset']} -> {summary['out']}")
+    if summary["not_imported"]:
+        print(f"not imported (discriminators): {', '.join(summary['not_imported'])}")
+    return 0
+
+
+def _parser_import_official(sub: argparse._SubParsersAction) -> None:
+    imp = sub.add_parser("import-official", help="NVIDIA's released vid2vid checkpoints -> our model file")
+    imp.add_argument("--checkpoint-dir", required=True, help="the official experiment folder (latest_net_G0.pth ...)")
+    imp.add_argument("--preset", default=None, help="model preset or YAML (default: opt.txt's experiment name)")
+    imp.add_argument("--out", default="model.pt", help="our model file to write")
+    imp.add_argument("--epoch", default="latest", help="the official files' epoch label")
+    imp.add_argument("--single-frame", default=None, help="the pix2pixHD first-frame generator file, if not beside")
+    imp.set_defaults(func=cmd_import_official)
+
+
 # --- future video prediction (the paper's Section 4) ----------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
     from flows.predict import PredictParams, predict_flow
@@ -525,7 +551,7 @@ def _parser_study(sub: argparse._SubParsersAction) -> None:
 # One entry per subcommand, in the order `vid2vid --help` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _parser_ingest, _parser_synth, _parser_info, _parser_preprocess, _parser_face_demo, _parser_weights,
-    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_predict, _parser_review,
+    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_import_official, _parser_predict, _parser_review,
     _parser_study,
 ]
 
@@ -591,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     long_work = args.command in LONG_WORK
     try:
-        with cli_session() if args.command not in ("info", "weights", "review") else contextlib.nullcontext(), \
+        with cli_session() if args.command not in ("info", "weights", "review", "import-official") else contextlib.nullcontext(), \
                 progress.rendering(progress.for_terminal()) if long_work else contextlib.nullcontext():
             return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become exit codes

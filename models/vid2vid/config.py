@@ -142,6 +142,12 @@ class GeneratorConfig(_Strict):
     use_flow_warping: bool = True  # False: the "no flow warping" ablation (H only)
     foreground_classes: tuple[int, ...] = CITYSCAPES_FOREGROUND
     flow_multiplier: float = 20.0  # scale of the flow head's raw output (official code: 20 * 2**scale)
+    # "paper": Eq. 9, warp everywhere, (1-m)*w(x) + m*(m_F*H_F + m_B*H_B); "official": NVIDIA's released
+    # code never warps foreground pixels, m_F*H_F + m_B*((1-m)*w(x) + m*H_B)
+    composition: Literal["paper", "official"] = "paper"
+    # batch norm at synthesis time: "running" averages (eval mode) or each batch's own statistics, as
+    # NVIDIA's test script does (it never calls .eval(), so the released models expect "batch")
+    test_norm_stats: Literal["running", "batch"] = "running"
 
 
 class DiscriminatorConfig(_Strict):

@@ -20,16 +20,17 @@ _GRIDS: dict[tuple, torch.Tensor] = {}
 
 
 def _base_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Pixel coordinates (1, 2, H, W): channel 0 = x, channel 1 = y. Cached (small, per size/device)."""
+    """Pixel centres in grid_sample's [-1, 1] coordinates (1, H, W, 2), as ``linspace(-1, 1)`` (the same
+    rounding as NVIDIA's code, so released models reproduce bit-closely). Cached per size/device/dtype."""
     key = (height, width, device, dtype)
     grid = _GRIDS.get(key)
     if grid is None:
         ys, xs = torch.meshgrid(
-            torch.arange(height, device=device, dtype=dtype),
-            torch.arange(width, device=device, dtype=dtype),
+            torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype),
+            torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype),
             indexing="ij",
         )
-        grid = torch.stack((xs, ys)).unsqueeze(0)
+        grid = torch.stack((xs, ys), dim=-1).unsqueeze(0)
         if len(_GRIDS) > 32:
             _GRIDS.clear()
         _GRIDS[key] = grid
@@ -41,11 +42,9 @@ def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") 
     if image.shape[-2:] != flow.shape[-2:]:
         raise ValueError(f"image {tuple(image.shape)} and flow {tuple(flow.shape)} differ in size")
     _, _, height, width = flow.shape
-    coords = _base_grid(height, width, flow.device, flow.dtype) + flow
-    # pixel -> [-1, 1] with align_corners=True: -1 is the centre of pixel 0, +1 the centre of the last pixel
-    gx = coords[:, 0] * (2.0 / max(width - 1, 1)) - 1.0
-    gy = coords[:, 1] * (2.0 / max(height - 1, 1)) - 1.0
-    grid = torch.stack((gx, gy), dim=-1)
+    # pixel displacement -> [-1, 1] units with align_corners=True: -1/+1 are the centres of the border pixels
+    scale = flow.new_tensor([max(width - 1, 1) / 2.0, max(height - 1, 1) / 2.0]).view(1, 2, 1, 1)
+    grid = _base_grid(height, width, flow.device, flow.dtype) + (flow / scale).permute(0, 2, 3, 1)
     return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 

@@ -144,3 +144,93 @@ def test_presets_validate_and_bad_configs_are_rejected(tmp_path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text("name: mine\ninput: {width: 64, height: 32}\ngenerator: {n_scales: 1, n_downsampling: 2}\n")
     assert load_model_config(path).generator.n_scales == 1
+
+
+def test_street_layout_has_the_official_parameter_count() -> None:
+    """NVIDIA's label2city_2048 generator (3 scales, ngf 128, 35 label ids + instance edges, fg): 415,075,371."""
+    config = tiny_config(
+        input={"width": 2048, "height": 1024, "num_classes": 35, "use_instance": True},
+        generator={"ngf": 128, "n_downsampling": 3, "n_blocks": 9, "n_blocks_local": 3, "n_scales": 3, "norm": "batch"},
+    )
+    with torch.device("meta"):
+        gen = Vid2VidGenerator(config)
+    assert sum(p.numel() for p in gen.parameters()) == 415_075_371
+    coarse = gen.scales[0]
+    # each encoder ends in its own n_blocks - n_blocks//2 residual blocks; each branch runs n_blocks//2
+    assert sum(type(m).__name__ == "ResnetBlock" for m in coarse.src_down) == 5
+    assert sum(type(m).__name__ == "ResnetBlock" for m in coarse.img_down) == 5
+    assert len(coarse.bg_res) == len(coarse.flow_res) == 4 and len(coarse.fg_res) == 9
+
+
+def test_pyramid_is_a_3x3_average_without_padded_cells() -> None:
+    from models.vid2vid.layers import pyramid
+
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    levels = pyramid(x, 3)
+    assert [tuple(t.shape[-2:]) for t in levels] == [(4, 4), (2, 2), (1, 1)]
+    # top-left output cell averages the 2x2 valid cells of its 3x3 window (count_include_pad=False)
+    assert levels[1][0, 0, 0, 0] == pytest.approx((0 + 1 + 4 + 5) / 4)
+    assert levels[1][0, 0, 1, 1] == pytest.approx(x[0, 0, 1:4, 1:4].mean().item())
+
+
+def test_official_composition_never_warps_foreground() -> None:
+    prev = torch.rand(1, 3, 2, 4) * 2 - 1
+    flow = torch.zeros(1, 2, 2, 4)
+    flow[:, 0] = 1.0
+    m_b = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0]]).view(1, 1, 2, 4)
+    mask = torch.tensor([[0.0, 0.5, 1.0, 0.25], [1.0, 0.0, 0.5, 0.75]]).view(1, 1, 2, 4)
+    parts = {"bg": torch.full((1, 3, 2, 4), -0.5), "fg": torch.full((1, 3, 2, 4), 0.9), "flow": flow, "mask": mask}
+    out = compose(parts, prev, m_b, "official")
+    warped = warp(prev, flow)
+    expected = (1 - m_b) * 0.9 + m_b * ((1 - mask) * warped + mask * -0.5)
+    assert torch.allclose(out["image"], expected, atol=1e-6)
+    fg_pixels = out["image"][(m_b == 0).expand(-1, 3, -1, -1)]
+    assert torch.allclose(fg_pixels, torch.full_like(fg_pixels, 0.9))
+    paper = compose(parts, prev, m_b, "paper")
+    assert not torch.allclose(paper["image"], out["image"])  # Eq. 9 warps foreground pixels too
+    raw = compose(parts, prev, m_b, "official", raw_only=True)
+    assert torch.equal(raw["image"], raw["hallucinated"]) and "warped" not in raw
+    with pytest.raises(ValueError, match="composition"):
+        compose(parts, prev, m_b, "other")
+
+
+def test_per_scale_previous_frames_drive_each_scale() -> None:
+    """Each active scale composes its own frame from its own previous outputs (the official recurrence);
+    a single finest-size tensor is pooled down the same pyramid."""
+    from models.vid2vid.layers import pyramid
+
+    config = tiny_config(generator={"composition": "official"})
+    gen = Vid2VidGenerator(config).eval()
+    src, prev, bg = _inputs(config)
+    with torch.no_grad():
+        pooled = gen(src, prev, bg, return_pyramid=True)
+        per_scale = [p.view(1, 2, 3, *p.shape[-2:]) for p in pyramid(prev.flatten(1, 2), 2)[::-1]]
+        explicit = gen(src, per_scale, bg, return_pyramid=True)
+        other = gen(src, [per_scale[0] * 0, per_scale[1]], bg, return_pyramid=True)
+    assert [tuple(f.shape[-2:]) for f in pooled["pyramid"]] == [(16, 32), (32, 64)]
+    assert torch.allclose(pooled["image"], explicit["image"], atol=1e-6)
+    assert torch.equal(pooled["pyramid"][-1], pooled["image"])
+    assert not torch.allclose(other["pyramid"][0], explicit["pyramid"][0])  # coarse state changes the coarse frame
+    assert not torch.allclose(other["image"], explicit["image"])  # ...and, through its features, the finest one
+    with pytest.raises(ValueError, match="per-scale"):
+        gen(src, per_scale[:1], bg)
+
+
+def test_batch_norm_can_use_each_batch_statistics_at_test_time() -> None:
+    """The released models normalise with per-image statistics at test time (never in eval mode)."""
+    running = tiny_config(generator={"norm": "batch", "test_norm_stats": "running"})
+    official = tiny_config(generator={"norm": "batch", "test_norm_stats": "batch"})
+    torch.manual_seed(0)
+    gen_running = Vid2VidGenerator(running)
+    gen_batch = Vid2VidGenerator(official)
+    gen_batch.load_state_dict(gen_running.state_dict())
+    src, prev, bg = _inputs(running)
+    with torch.no_grad():
+        train_mode = gen_batch.train()(src, prev, bg)["image"]
+        stats = {k: v.clone() for k, v in gen_batch.state_dict().items() if "running" in k}
+        eval_batch = gen_batch.eval()(src, prev, bg)["image"]
+        eval_running = gen_running.eval()(src, prev, bg)["image"]
+    assert torch.allclose(eval_batch, train_mode, atol=1e-6)
+    assert not torch.allclose(eval_running, train_mode, atol=1e-3)
+    after = {k: v for k, v in gen_batch.state_dict().items() if "running" in k}
+    assert all(torch.equal(after[k], stats[k]) for k in stats)  # evaluation leaves the running averages alone

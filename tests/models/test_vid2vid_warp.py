@@ -20,7 +20,8 @@ def test_warp_matches_cv2_remap_replicate_pixel_exact() -> None:
     flow[:, :3] += 30.0  # plenty of samples far outside the image: border replication
     expected = _remap(img, flow, cv2.BORDER_REPLICATE)
     got = warp(torch.from_numpy(img).permute(2, 0, 1)[None], torch.from_numpy(flow)[None])[0].permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(got, expected, atol=2e-6)
+    # the grid is built as NVIDIA's code builds it (linspace + flow / ((W-1)/2)): float32 rounding of ~1e-6 px
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_warp_integer_shift_moves_content_and_zero_flow_is_identity() -> None:
