@@ -551,8 +551,8 @@ def _parser_study(sub: argparse._SubParsersAction) -> None:
 # One entry per subcommand, in the order `vid2vid --help` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _parser_ingest, _parser_synth, _parser_info, _parser_preprocess, _parser_face_demo, _parser_weights,
-    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_import_official, _parser_predict, _parser_review,
-    _parser_study,
+    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_import_official,
+    _parser_predict, _parser_review, _parser_study,
 ]
 
 
