@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.vid2vid.layers import conv_block, init_weights, output_conv, res_stack, up_block
+from models.vid2vid.layers import conv_block, init_weights, output_conv, res_layers, up_block
 from models.vid2vid.warp import warp
 
 from .config import PredictorConfig
@@ -45,7 +45,7 @@ class MaskPredictor(nn.Module):
         for _ in range(net.n_downsampling):
             layers.append(conv_block(ch, ch * 2, 3, 2, net.norm))
             ch *= 2
-        layers.append(res_stack(ch, net.n_blocks, net.norm))
+        layers.append(nn.Sequential(*res_layers(ch, net.n_blocks, net.norm)))
         for _ in range(net.n_downsampling):
             layers.append(up_block(ch, ch // 2, net.norm))
             ch //= 2
