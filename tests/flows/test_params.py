@@ -47,7 +47,7 @@ def test_parameter_models_refuse_unknown_keys_at_every_level():
     with pytest.raises(ValidationError, match="no option 'arch'"):
         RebuildParams.model_validate({"preprocess": {"backends": {"flow": {"backend": "dis", "arch": "resnet101"}}}})
     with pytest.raises(ValidationError, match="unknown metrics"):
-        RebuildParams.model_validate({"evaluate": {"metrics": ["warp", "psnr"]}})
+        RebuildParams.model_validate({"evaluate": {"metrics": ["warp", "lpips"]}})
     with pytest.raises(ValidationError):
         TrainParams(dataset="street", inject_nan_at_step=3)  # test switches are not in the form
     assert not {"faults", "inject_nan_at_step", "inject_failure_at_step"} & set(TrainParams.model_fields)
