@@ -98,12 +98,18 @@ def test_rebuild_synthesize_evaluate(roots, row):
     # ... the evaluation sampled the first clip twice (seed 0 and 1): different videos, shown side by side ...
     first, second = evaluation["clips"][0], evaluation["second_sample"]
     assert second["clip_id"] == first["clip_id"] and not np.array_equal(_frames(first["video"]), _frames(second["video"]))
-    # ... and the CLI's seed fixes the video: its default seed 0 made the evaluation's video, seed 5 another one.
-    assert first["clip_id"] == val.clip_id and np.array_equal(video, _frames(first["video"]))
-    other = _cli(roots, "synthesize", "--checkpoint", model, "--dataset", "street", "--clip", val.clip_id, "--out",
-                 str(roots["out"] / "seed5.mp4"), "--seed", "5")
-    assert other.returncode == 0, other.stderr[-2000:]
-    assert not np.array_equal(_frames(roots["out"] / "seed5.mp4"), video)
+    # ... and the CLI's seed fixes the video: seed 0 with the evaluation's first-frame policy (the real frame 0)
+    # remakes the evaluation's video, seed 5 makes another one.
+    def synthesize(seed: int) -> np.ndarray:
+        out = roots["out"] / f"seed{seed}.mp4"
+        done = _cli(roots, "synthesize", "--checkpoint", model, "--dataset", "street", "--clip", val.clip_id,
+                    "--out", str(out), "--seed", str(seed), "--first-frame", "real")
+        assert done.returncode == 0, done.stderr[-2000:]
+        return _frames(out)
+
+    seed0 = synthesize(0)
+    assert first["clip_id"] == val.clip_id and np.array_equal(seed0, _frames(first["video"]))
+    assert not np.array_equal(synthesize(5), seed0)
 
 
 def test_missing_shards_of_a_declared_input_name_the_stage_before_ray_starts(tmp_path):
