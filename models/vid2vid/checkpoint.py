@@ -27,6 +27,11 @@ from .generator import Vid2VidGenerator
 from .multimodal import ClassFeatureGMM
 from .trainer import CHECKPOINT_FORMAT, Vid2VidTrainer
 
+#: NVIDIA's released generators imported by ``vid2vid import-official`` (no optimizer or discriminator state)
+IMPORTED_FORMAT = "vid2vid-imported/1"
+#: what a model file may be: a trained checkpoint, or an imported official generator
+MODEL_FORMATS = (CHECKPOINT_FORMAT, IMPORTED_FORMAT)
+
 REQUIRED_KEYS = ("format", "config", "generator")
 
 
@@ -72,8 +77,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if missing:
         raise CheckpointError(f"checkpoint {path} is not a vid2vid checkpoint: it lacks {missing} "
                               f"(has {sorted(state)[:8]})")
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {state['format']!r}; expected {CHECKPOINT_FORMAT!r}")
+    if state["format"] not in MODEL_FORMATS:
+        raise CheckpointError(f"checkpoint {path} has format {state['format']!r}; expected one of {MODEL_FORMATS}")
     return state
 
 

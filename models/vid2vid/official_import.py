@@ -25,11 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import save_checkpoint
+from .checkpoint import IMPORTED_FORMAT, save_checkpoint
 from .config import ModelConfig, load_model_config
 from .generator import Vid2VidGenerator
 
-IMPORTED_FORMAT = "vid2vid-imported/1"
 
 #: our per-scale module -> the official CompositeGenerator / CompositeLocalGenerator module
 _COMPOSITE = {
