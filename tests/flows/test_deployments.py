@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import time
 from urllib.parse import urlparse
 
 import pytest
+
+from storage.loopback import stop_process_groups
 
 from tests.conftest import ROOT, VENV_BIN
 
@@ -33,11 +34,9 @@ def worker(prefect_server, tmp_path):
                                env={**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "2",
                                     "VID2VID_RUNS_ROOT": str(tmp_path / "runs")}, start_new_session=True)
     yield process
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+    # the whole group, make's child worker included: make exits on SIGTERM at once while the Prefect worker may
+    # linger, and a lingering worker would pick up later tests' flow runs from the same work pool
+    stop_process_groups([process])
     log.close()
 
 
