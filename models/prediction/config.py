@@ -9,10 +9,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.vid2vid.config import CITYSCAPES_FOREGROUND, IGNORE_LABEL
+from models.vid2vid.config import CITYSCAPES_FOREGROUND, IGNORE_LABEL, read_preset
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "predictor"
 
@@ -88,10 +87,4 @@ class PredictorConfig(_Strict):
 
 def load_predictor_config(name_or_path: str | os.PathLike[str]) -> PredictorConfig:
     """A preset name (tiny, demo, street) or a YAML path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"no predictor config {name_or_path!r} ({path}); presets: {presets}")
-    return PredictorConfig.model_validate(yaml.safe_load(path.read_text()) or {})
+    return PredictorConfig.model_validate(read_preset(name_or_path, CONFIG_DIR, "predictor config"))

@@ -8,7 +8,6 @@ Resumption: Ray's own latest checkpoint (a restarted worker group), else ``job.r
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from models.training.job import TrainJob
-from models.training.loop import ATTEMPTS_FILE, CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, _all_finite
+from models.training.loop import ATTEMPTS_FILE, CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, _all_finite, worker_setup
 from models.vid2vid.checkpoint import save_checkpoint
 from storage.dataset import ClipWindowDataset
 from storage.layout import DatasetLayout
@@ -50,12 +49,7 @@ def _report(metrics: dict[str, float], trainer: PredictorTrainer | None, rank: i
 
 
 def predictor_loop_per_worker(job_data: dict) -> None:
-    job = TrainJob.model_validate(job_data)
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, context.get_local_world_size())))
-    use_gpu = job.gpus_per_worker > 0 and torch.cuda.is_available()
-    device = ray.train.torch.get_device() if use_gpu else torch.device("cpu")
+    job, rank, world, device = worker_setup(job_data)
     config = PredictorConfig.model_validate(job.model)
     trainer = PredictorTrainer(config, device, distributed=world > 1)
     origin = _restore(trainer, job)

@@ -35,10 +35,15 @@ FAILURE_MARKER = ".failure_injected"
 ATTEMPTS_FILE = "attempts.jsonl"
 
 
-def _device(job: TrainJob) -> torch.device:
-    if job.gpus_per_worker > 0 and torch.cuda.is_available():
-        return ray.train.torch.get_device()
-    return torch.device("cpu")
+def worker_setup(job_data: dict) -> tuple[TrainJob, int, int, torch.device]:
+    """Every per-worker loop's start (vid2vid's and the mask predictor's): the job, rank, world size, this
+    worker's share of the CPU threads, and its device (its GPU when the job asks for one and it exists)."""
+    job = TrainJob.model_validate(job_data)
+    context = ray.train.get_context()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, context.get_local_world_size())))
+    use_gpu = job.gpus_per_worker > 0 and torch.cuda.is_available()
+    device = ray.train.torch.get_device() if use_gpu else torch.device("cpu")
+    return job, context.get_world_rank(), context.get_world_size(), device
 
 
 def _restore(trainer: Vid2VidTrainer, job: TrainJob) -> tuple[str, int]:
@@ -75,11 +80,7 @@ def _report(metrics: dict[str, float], trainer: Vid2VidTrainer | None, rank: int
 
 
 def train_loop_per_worker(job_data: dict) -> None:
-    job = TrainJob.model_validate(job_data)
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, context.get_local_world_size())))
-    device = _device(job)
+    job, rank, world, device = worker_setup(job_data)
     config = ModelConfig.model_validate(job.model)
     trainer = Vid2VidTrainer(config, device=device, weights_dir=job.weights_dir)
     origin, skip_batches = _restore(trainer, job)

@@ -238,15 +238,21 @@ class ModelConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def load_model_config(name_or_path: str | os.PathLike[str], **overrides: object) -> ModelConfig:
-    """A preset name (street, face, pose, tiny) or a YAML path; top-level ``overrides`` are merged in."""
+def read_preset(name_or_path: str | os.PathLike[str], folder: Path, what: str) -> dict:
+    """The YAML data of a preset (a bare name, looked up in ``folder``) or of a YAML path; a missing one is an
+    error naming the presets there."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        path = folder / f"{name_or_path}.yaml"
     if not path.is_file():
-        presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"no model config {name_or_path!r} ({path}); presets: {presets}")
-    data = yaml.safe_load(path.read_text()) or {}
+        presets = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise FileNotFoundError(f"no {what} {name_or_path!r} ({path}); presets: {presets}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def load_model_config(name_or_path: str | os.PathLike[str], **overrides: object) -> ModelConfig:
+    """A preset name (street, face, pose, tiny) or a YAML path; top-level ``overrides`` are merged in."""
+    data = read_preset(name_or_path, CONFIG_DIR, "model config")
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}
