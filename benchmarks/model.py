@@ -198,7 +198,7 @@ def learning_check(args: argparse.Namespace) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> None:
+def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("train", "inference"), default="inference")
     p.add_argument("--official-street", action="store_true", help="NVIDIA's label2city_2048 architecture")
@@ -225,7 +225,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--learning-check", action="store_true")
     p.add_argument("--minutes", type=float, default=4.0, help="learning check: wall-clock budget for both models")
     p.add_argument("--learning-steps", type=int, default=0, help="learning check: fixed steps per model (fairer under load)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -39,13 +39,13 @@ def street_frames(n: int, seed: int = 1) -> list[np.ndarray]:
     return [f["rgb"] for f in StreetScene(W, H, n, seed).frames()]
 
 
-def rate(fn, frames: list[np.ndarray], pairs: bool = False, warmup: int = 1) -> float:
+def rate(fn, frames: list[np.ndarray], pairs: bool = False, warmup: int = 1, batch_size: int = 2) -> float:
     from models.preprocess.run import run_flow, run_frames
 
     runner = run_flow if pairs else run_frames
-    list(runner(fn, frames[: warmup + 1], batch_size=2))
+    list(runner(fn, frames[: warmup + 1], batch_size=batch_size))
     start = time.perf_counter()
-    n = len(list(runner(fn, frames, batch_size=2)))
+    n = len(list(runner(fn, frames, batch_size=batch_size)))
     return n / (time.perf_counter() - start)
 
 
