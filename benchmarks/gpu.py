@@ -99,12 +99,22 @@ def stand_in_vgg(folder: Path) -> VGGLoss:
     return VGGLoss(folder)
 
 
-def trainer_at_full_depth(config: ModelConfig, vgg: VGGLoss | None, channels_last: bool) -> Vid2VidTrainer:
+def trainer_at_full_depth(config: ModelConfig, vgg: VGGLoss | None, channels_last: bool,
+                          compiled: bool = False) -> Vid2VidTrainer:
+    """``compiled``: torch.compile in place (``Module.compile``) of the generator and of every PatchGAN,
+    the graphs that launch most of a step's ~19k kernels (see the profile section)."""
     trainer = Vid2VidTrainer(config, device="cuda", vgg_loss=vgg)
     trainer.set_epoch(config.train.epochs_per_scale * (config.generator.n_scales - 1))  # every scale active
     if channels_last:
         trainer.G.to(memory_format=torch.channels_last)
         trainer.D.to(memory_format=torch.channels_last)
+    if compiled:
+        from models.vid2vid.discriminators import NLayerDiscriminator
+
+        trainer.G.generator.compile()
+        for module in trainer.D.modules():
+            if isinstance(module, NLayerDiscriminator):
+                module.compile()
     return trainer
 
 
@@ -214,6 +224,65 @@ def bench_official(steps: int) -> None:
               flush=True)
 
 
+def bench_compiled(steps: int, folder: Path) -> None:
+    """The bf16 street step with the generator and the PatchGANs compiled (compile time apart)."""
+    name, peak = card_peak()
+    vgg = stand_in_vgg(folder).cuda()
+    for width, height in ((512, 256), (1024, 512)):
+        config = street_config(width, height)
+        frames = config.train.max_seq_len
+        batch = to_device(random_batch(config, 1, frames), torch.device("cuda"))
+        trainer = trainer_at_full_depth(config, vgg, channels_last=False, compiled=True)
+
+        def step() -> None:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                trainer.train_step(batch)
+
+        started = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        compile_seconds = time.perf_counter() - started
+        torch.cuda.reset_peak_memory_stats()
+        seconds = timed(step, steps)
+        memory = torch.cuda.max_memory_allocated()
+        flops = counted_flops(step)
+        mfu = f"{100 * flops / seconds / peak:.1f}%" if peak else "n/a"
+        print(f"[compiled] {width}x{height} bf16 + torch.compile (G, PatchGANs): step {seconds * 1000:.0f} ms | "
+              f"{1 / seconds:.2f} sequences/s = {(frames - config.generator.n_prev) / seconds:.1f} generated frames/s | "
+              f"peak {gib(memory)} | MFU {mfu} (first step with compilation {compile_seconds:.0f} s)", flush=True)
+        del trainer
+        torch.cuda.empty_cache()
+
+
+def profile_street(steps: int, folder: Path, width: int = 512, height: int = 256) -> None:
+    """Where a bf16 street step's time goes: GPU-busy share of the wall time, top kernels, CPU-side ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    config = street_config(width, height)
+    batch = to_device(random_batch(config, 1, config.train.max_seq_len), torch.device("cuda"))
+    trainer = trainer_at_full_depth(config, stand_in_vgg(folder).cuda(), channels_last=False)
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            trainer.train_step(batch)
+
+    timed(step, 1)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    wall = (time.perf_counter() - start) / steps
+    events = prof.key_averages()
+    gpu_total = sum(e.self_device_time_total for e in events) / 1e6 / steps
+    kernels = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA) / steps
+    print(f"[profile] street {width}x{height} bf16 step: wall {wall * 1000:.0f} ms (profiled), GPU busy "
+          f"{gpu_total * 1000:.0f} ms ({100 * gpu_total / wall:.0f}%), {kernels:.0f} GPU kernels per step")
+    print(events.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=60))
+    print(events.table(sort_by="self_cpu_time_total", row_limit=10, max_name_column_width=60))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -307,6 +376,10 @@ def main() -> None:
                     bench_street(args.steps, Path(tmp))
                 elif name == "official":
                     bench_official(args.steps)
+                elif name == "compiled":
+                    bench_compiled(args.steps, Path(tmp))
+                elif name == "profile":
+                    profile_street(args.steps, Path(tmp))
                 elif name == "nccl":
                     bench_nccl(args.steps)
                 elif name == "preprocess":

@@ -1,0 +1,102 @@
+"""How many training steps the demo needs: held-out PSNR and warp error against steps, for the demo's
+vid2vid preset and its frame-by-frame twin, on the demo's own synthetic street (the clips `make demo`
+writes: seed 0, 8 clips of 24 frames at 128×64, the last 2 held out).
+
+The demo trains on 2 Ray workers with batch 1 each; here one process trains with batch 2 on the same kind of
+random 6-frame windows, so a step here is a demo step. Evaluation as the demo's: frame 0 real, frames 1..23
+synthesized recursively and scored (PSNR against the real frames, warp error with the exact flow).
+Runs on CPU, or on a GPU to see far past the demo's budget quickly.
+
+Run: python benchmarks/demo_curve.py [--steps 40,80,160,320,640] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.metrics.fidelity import psnr_per_frame  # noqa: E402
+from models.metrics.report import FIRST_FRAME, scored  # noqa: E402
+from models.metrics.warp_error import warping_error  # noqa: E402
+from models.synthesis import synthesize_frames  # noqa: E402
+from models.vid2vid.config import load_model_config  # noqa: E402
+from models.vid2vid.trainer import Vid2VidTrainer, unwrap  # noqa: E402
+from storage.synthetic import StreetScene, clip_seed, synthetic_splits  # noqa: E402
+
+CLIPS, FRAMES, WIDTH, HEIGHT = 8, 24, 128, 64  # flows/demo.py's DEMO_CLIPS, DEMO_FRAMES, DEMO_SIZE
+
+
+def demo_clips() -> tuple[list[list[dict]], list[list[dict]]]:
+    """(training clips, held-out clips): per clip its frames' rgb, semantic, instance, flow and occlusion."""
+    splits = synthetic_splits(CLIPS, 0.25)
+    clips = [list(StreetScene(WIDTH, HEIGHT, FRAMES, clip_seed(0, k)).frames()) for k in range(CLIPS)]
+    return ([c for c, s in zip(clips, splits) if s == "train"], [c for c, s in zip(clips, splits) if s == "val"])
+
+
+def window_batch(clips: list[list[dict]], length: int, batch: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    rows = []
+    for _ in range(batch):
+        clip = clips[rng.integers(len(clips))]
+        start = int(rng.integers(len(clip) - length + 1))
+        rows.append(clip[start:start + length])
+    stack = lambda key, dtype: np.stack([np.stack([f[key] for f in r]) for r in rows]).astype(dtype)  # noqa: E731
+    image = torch.from_numpy(stack("rgb", np.float32)).permute(0, 1, 4, 2, 3) / 127.5 - 1
+    return {"image": image,
+            "semantic": torch.from_numpy(stack("semantic", np.int64)),
+            "instance": torch.from_numpy(stack("instance", np.int64)),
+            "flow": torch.from_numpy(np.stack([np.stack([f["flow"] for f in r[:-1]]) for r in rows])),
+            "occlusion": torch.from_numpy(np.stack([np.stack([f["occlusion"] for f in r[:-1]]) for r in rows])
+                                          .astype(np.float32))[:, :, None]}
+
+
+def held_out_scores(trainer: Vid2VidTrainer, clips: list[list[dict]]) -> tuple[float, float]:
+    """(mean PSNR dB, mean warp error) of the held-out clips, scored as the demo's evaluation scores them."""
+    generator = unwrap(trainer.G).generator.eval()
+    psnrs, warps = [], []
+    for clip in clips:
+        fake = np.stack(list(synthesize_frames(generator, clip, first_frame=FIRST_FRAME)))
+        real = np.stack([f["rgb"] for f in clip])
+        psnrs.append(float(psnr_per_frame(scored(fake), scored(real)).mean()))
+        flows = np.stack([f["flow"] for f in clip[:-1]]).transpose(0, 2, 3, 1)
+        valid = np.stack([f["occlusion"] for f in clip[:-1]]) == 0
+        warps.append(warping_error(scored(fake), scored(flows), scored(valid)).clip)
+    generator.train()
+    return float(np.mean(psnrs)), float(np.mean(warps))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", default="40,80,160,320", help="steps at which the held-out clips are scored")
+    parser.add_argument("--configs", default="demo_street,demo_street_frame")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=2, help="the demo's 2 workers x batch 1")
+    args = parser.parse_args()
+    checkpoints = sorted(int(s) for s in args.steps.split(","))
+    train, held_out = demo_clips()
+    print(f"demo data: {len(train)} training and {len(held_out)} held-out clips, {FRAMES} frames at {WIDTH}x{HEIGHT}; "
+          f"device {args.device}")
+    for name in args.configs.split(","):
+        config = load_model_config(name)
+        trainer = Vid2VidTrainer(config, device=args.device)
+        rng = np.random.default_rng(config.train.seed)
+        length = config.train.max_seq_len
+        started, step = time.perf_counter(), 0
+        for target in checkpoints:
+            while step < target:
+                trainer.train_step(window_batch(train, length, args.batch, rng))
+                step += 1
+            seconds = time.perf_counter() - started
+            psnr, warp = held_out_scores(trainer, held_out)
+            print(f"{name:18s} step {step:5d}: held-out PSNR {psnr:6.2f} dB, warp error {warp:.5f} "
+                  f"({seconds:.0f} s of training on {args.device})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
