@@ -99,6 +99,9 @@ def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     config = load_predictor_config(params.config)
+    if params.init_from:
+        raise ValueError("init_from starts vid2vid training from a model file; the mask predictor has no such start "
+                         "(continue one of its runs with resume_from)")
     if params.resume_from:
         load_predictor(params.resume_from, flag="--resume-from")  # the kind check
     name = params.run_name or f"{layout.dataset}-predictor-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
