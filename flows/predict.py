@@ -14,7 +14,7 @@ import secrets
 import time
 
 from prefect import flow
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
@@ -79,6 +79,13 @@ class TrainPredictorParams(TrainSettings, FlowParams):
     run_name: str | None = Field(default=None, description="default: <dataset>-predictor-<config>-<time>-<random>")
     resume_from: str | None = Field(default=None, description="a predictor model.pt / checkpoint.pt to continue")
 
+    @model_validator(mode="after")
+    def _no_init_from(self) -> "TrainPredictorParams":
+        if self.init_from:  # a TrainSettings knob for vid2vid; never silently ignored here
+            raise ValueError("init_from starts vid2vid training from a model file; the mask predictor has no such "
+                             "start (continue one of its runs with resume_from)")
+        return self
+
 
 class TrainPredictorResult(BaseModel):
     status: str
@@ -99,9 +106,6 @@ def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     config = load_predictor_config(params.config)
-    if params.init_from:
-        raise ValueError("init_from starts vid2vid training from a model file; the mask predictor has no such start "
-                         "(continue one of its runs with resume_from)")
     if params.resume_from:
         load_predictor(params.resume_from, flag="--resume-from")  # the kind check
     name = params.run_name or f"{layout.dataset}-predictor-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from flows.cli import EXIT_FAILED, EXIT_USAGE, describe_failure, size_arg
 from flows.failures import TrainingFailed
 from flows.params import compose, settings_of
+from flows.predict import TrainPredictorParams
 from flows.preprocess import PreprocessParams
 from flows.rebuild import RebuildParams
 from flows.train import TrainParams
@@ -74,6 +75,8 @@ def test_a_run_is_continued_or_started_from_weights_not_both():
     with pytest.raises(ValidationError, match="give one of them"):
         TrainParams(dataset="street", resume_from="/runs/a/model.pt", init_from="/models/imported.pt")
     assert TrainParams(dataset="street", init_from="/models/imported.pt").init_from == "/models/imported.pt"
+    with pytest.raises(ValidationError, match="the mask predictor has no such start"):
+        TrainPredictorParams(dataset="street", init_from="/models/imported.pt")  # a shared knob, never ignored
 
 
 def test_sizes_are_width_by_height():
