@@ -254,8 +254,14 @@ def test_incomplete_or_mismatched_discriminator_sets_are_refused(official_dir, t
     _expect_refusal(folder, preset, out, "latest_net_D.pth", "truncated")
     image.write_bytes(d_bytes)
     opt = folder / "opt.txt"
-    opt.write_text(opt.read_text().replace("num_D: 2", "num_D: 3"))
+    train_opt = opt.read_text()
+    opt.write_text(train_opt.replace("num_D: 2", "num_D: 3"))
     _expect_refusal(folder, preset, out, "discriminators of", "discriminator.num_d: preset 2, checkpoint 3")
+    # a test run rewrites opt.txt without the training-only options: the files' keys and shapes still decide
+    opt.write_text(train_opt.replace(D_OPT, "ndf: 8\n"))
+    assert import_official(folder, out, preset=preset)["discriminators"]
+    (folder / "latest_net_D.pth").write_bytes((folder / "latest_net_D_T0.pth").read_bytes())  # D_T where D_I goes
+    _expect_refusal(folder, preset, out, "latest_net_D.pth", "scale1_layer0.0.weight has shape (8, 13, 4, 4)")
 
 
 def test_cli_imports_discriminators_or_leaves_them_out(official_dir, tmp_path) -> None:
