@@ -260,8 +260,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_flow(TrainParams(**_given(
         dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
         run_name=args.run_name, mode=args.mode, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-        epochs=args.epochs, max_steps=args.max_steps, resume_from=args.resume_from, ray_address=args.ray_address,
-        weights_dir=args.weights_dir, checkpoint_every=args.checkpoint_every)))
+        epochs=args.epochs, max_steps=args.max_steps, resume_from=args.resume_from, init_from=args.init_from,
+        ray_address=args.ray_address, weights_dir=args.weights_dir, checkpoint_every=args.checkpoint_every)))
     print(f"training {result.status}: {result.message}")
     if result.run_dir:
         print(f"run folder: {result.run_dir}")
@@ -280,7 +280,10 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
     train.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: $VID2VID_RAY_ADDRESS, "
                                                            "else a local instance)")
-    train.add_argument("--resume-from", default=None, help="checkpoint.pt or model.pt of an earlier run")
+    train.add_argument("--resume-from", default=None, help="checkpoint.pt or model.pt of an earlier run: continue it")
+    train.add_argument("--init-from", default=None, metavar="MODEL",
+                       help="a model file (a run's model.pt, or `vid2vid import-official`'s) whose generator and "
+                            "discriminators start a new run: new optimizers, step 0; its architecture must match --config")
     train.add_argument("--max-steps", type=int, default=None)
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--checkpoint-every", type=int, default=None)
@@ -397,13 +400,15 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 
     try:
         summary = import_official(args.checkpoint_dir, args.out, preset=args.preset, epoch=args.epoch,
-                                  single_frame=args.single_frame)
+                                  single_frame=args.single_frame, discriminators=not args.no_discriminators)
     except OfficialImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"imported {', '.join(summary['files'])} as preset {summary['preset']} -> {summary['out']}")
+    print("discriminators: " + ("imported (fine-tune with `vid2vid train --init-from`)" if summary["discriminators"]
+                                else "none (a fine-tuning run starts them fresh)"))
     if summary["not_imported"]:
-        print(f"not imported (discriminators): {', '.join(summary['not_imported'])}")
+        print(f"not imported: {', '.join(summary['not_imported'])}")
     return 0
 
 
@@ -414,6 +419,8 @@ def _parser_import_official(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--out", default="model.pt", help="our model file to write")
     imp.add_argument("--epoch", default="latest", help="the official files' epoch label")
     imp.add_argument("--single-frame", default=None, help="the pix2pixHD first-frame generator file, if not beside")
+    imp.add_argument("--no-discriminators", action="store_true",
+                     help="leave out latest_net_D.pth / latest_net_D_T*.pth even when present")
     imp.set_defaults(func=cmd_import_official)
 
 

@@ -14,7 +14,7 @@ import secrets
 import time
 
 from prefect import flow
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
@@ -78,6 +78,13 @@ class TrainPredictorParams(TrainSettings, FlowParams):
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
     run_name: str | None = Field(default=None, description="default: <dataset>-predictor-<config>-<time>-<random>")
     resume_from: str | None = Field(default=None, description="a predictor model.pt / checkpoint.pt to continue")
+
+    @model_validator(mode="after")
+    def _no_init_from(self) -> "TrainPredictorParams":
+        if self.init_from:  # a TrainSettings knob for vid2vid; never silently ignored here
+            raise ValueError("init_from starts vid2vid training from a model file; the mask predictor has no such "
+                             "start (continue one of its runs with resume_from)")
+        return self
 
 
 class TrainPredictorResult(BaseModel):

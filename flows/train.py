@@ -14,13 +14,14 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from flows.failures import TrainingFailed
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
 from models.training import TrainJob, TrainSettings, input_stages
 from models.training.launch import dataset_fingerprint
+from models.vid2vid.checkpoint import validate_init_from
 from models.vid2vid.config import load_model_config
 from storage import locations
 from storage.atomic import atomic_write_bytes
@@ -43,9 +44,16 @@ class TrainParams(TrainSettings, FlowParams):
     run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
     mode: Literal["train", "retrain", "rebuild"] = Field(
         default="train", description="retrain: fine-tune the last good model if the data changed; rebuild: train "
-                                     "afresh if the data or config changed; both do nothing when neither did")
-    resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run")
+                                     "afresh if the data, config or init_from changed; both do nothing otherwise")
+    resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run, continued")
     weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
+
+    @model_validator(mode="after")
+    def _one_start(self) -> "TrainParams":
+        if self.resume_from and self.init_from:
+            raise ValueError("resume_from continues an earlier run, init_from starts a new one from a model file's "
+                             "weights: give one of them")
+        return self
 
 
 class TrainFlowResult(BaseModel):
@@ -113,13 +121,21 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     model = load_model_config(params.config)
     stages = input_stages(model.to_dict())
     require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
+    init_from = None
+    if params.init_from:  # a wrong file is a wrong request: refused here, before any Ray (exit 2 on the CLI)
+        path, parts, notes = validate_init_from(params.init_from, model.to_dict())
+        init_from = str(path)
+        logger.info("starting from the weights of %s (%s)", init_from, ", ".join(parts))
+        if notes:
+            logger.warning("%s computes differently from config %s in: %s", init_from, params.config, "; ".join(notes))
     runs = locations.runs_root(params.runs_root).resolve()
     pointer = _latest_pointer(runs, dataset)
     resume_from = params.resume_from
     if params.mode in ("retrain", "rebuild"):
         fingerprint = dataset_fingerprint(layout, stages)
         last = json.loads(pointer.read_text()) if pointer.is_file() else None
-        if last and last["dataset_fingerprint"] == fingerprint and last.get("config") == params.config:
+        if (last and last["dataset_fingerprint"] == fingerprint and last.get("config") == params.config
+                and last.get("init_from") == init_from):
             note = (f"Dataset `{dataset}` is unchanged since run `{last['run_dir']}` (fingerprint "
                     f"`{fingerprint[:12]}`, config `{params.config}`): nothing to retrain.")
             publish_markdown(artifact_key(params.mode, dataset), note, f"{params.mode}: nothing to do")
@@ -127,9 +143,11 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
             return TrainFlowResult(status="unchanged", message=note, run_dir=last["run_dir"], model_path=last["model_path"])
         if last and params.mode == "retrain":
             resume_from = resume_from or last["model_path"]
-            logger.info("dataset %s changed since %s: fine-tuning %s", dataset, last["run_dir"], resume_from)
+            logger.info("dataset %s changed since %s: fine-tuning %s%s", dataset, last["run_dir"], resume_from,
+                        " (init_from is for the first run only)" if init_from else "")
     name = _run_folder_name(params)
-    job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address)},
+    job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address),
+                      "init_from": init_from},
                    dataset=dataset, data_root=str(root), model=model.to_dict(),
                    run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)
     try:
@@ -142,7 +160,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     if outcome.status == "completed" and outcome.model_path:
         atomic_write_bytes(pointer, json.dumps({"run_dir": outcome.run_dir, "model_path": outcome.model_path,
                                                 "dataset_fingerprint": outcome.dataset_fingerprint,
-                                                "config": params.config}).encode())
+                                                "config": params.config, "init_from": init_from}).encode())
     else:  # the flow run ends Failed with this one line; the artifacts above show the run up to the stop
         raise TrainingFailed(f"training of {dataset!r} failed: {outcome.message}", detail=outcome)
     return TrainFlowResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,

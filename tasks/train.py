@@ -113,6 +113,13 @@ def _table(header: tuple[str, str], rows: list[tuple[str, object]]) -> list[str]
     return [f"| {header[0]} | {header[1]} |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
 
 
+def _start(job: dict) -> str:
+    """Where the run's weights came from (the restore order of models/training/loop.py)."""
+    if job.get("resume_from"):
+        return f"resumed {job['resume_from']}"
+    return f"weights of {job['init_from']}" if job.get("init_from") else "fresh"
+
+
 def training_summary(outcome: TrainOutcome, dataset: str, metrics: list[dict]) -> str:
     """What a reviewer needs of a run: what was trained how, on which data, what it reached, where it is.
     Final losses are the active terms only, averaged over the last tenth of the logged steps."""
@@ -133,7 +140,7 @@ def training_summary(outcome: TrainOutcome, dataset: str, metrics: list[dict]) -
         ("window frames", job.get("window_frames") or train.get("max_seq_len", "n/a")),
         ("sequence length", f"{train.get('initial_seq_len', 'n/a')} → {train.get('max_seq_len', 'n/a')}"),
         ("generator scales", generator.get("n_scales", "n/a")), ("Ray workers", job.get("workers", "n/a")),
-        ("GPUs per worker", job.get("gpus_per_worker", 0)), ("resumed from", job.get("resume_from") or "fresh")])
+        ("GPUs per worker", job.get("gpus_per_worker", 0)), ("started from", _start(job))])
     lines += ["### Data", ""] + _table(("", ""), [
         ("dataset", f"`{dataset}` under `{job.get('data_root', 'n/a')}`"),
         ("stages", ", ".join(("rgb", *input_stages(model))) if model else "n/a"),

@@ -31,6 +31,9 @@ class TrainSettings(BaseModel):
     keep_checkpoints: int = Field(default=2, ge=1, description="newest checkpoints kept on disk")
     max_failures: int = Field(default=2, ge=0, description="worker-group restarts from the last checkpoint")
     ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")
+    init_from: str | None = Field(default=None, description="a model file (a run's model.pt, or one written by "
+                                  "`vid2vid import-official`) whose generator (and discriminators, when it has them) "
+                                  "start this run: new optimizers, step 0; its architecture must match the config")
 
 
 class FaultInjection(BaseModel):
@@ -49,7 +52,8 @@ class TrainJob(TrainSettings):
     data_root: str
     model: dict = Field(description="a ModelConfig as plain data (models.vid2vid.config)")
     run_dir: str = Field(description="<runs_root>/<run_name>: checkpoints, TensorBoard events, exported model")
-    resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run")
+    resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run; "
+                                    "continues it (and wins over init_from, as a Ray restart's checkpoint wins over both)")
     weights_dir: str | None = None
     faults: FaultInjection = Field(default_factory=FaultInjection)
     stages: tuple[str, ...] = Field(default=(), description="stage shards read besides rgb; default: the vid2vid "

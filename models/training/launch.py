@@ -19,7 +19,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from models.training.job import FaultInjection, TrainJob, TrainOutcome
-from models.vid2vid.checkpoint import validate_checkpoint
+from models.vid2vid.checkpoint import validate_checkpoint, validate_init_from
 from models.training.loop import CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, train_loop_per_worker
 from storage import locations
 from storage.dataset import ClipWindowDataset
@@ -88,12 +88,17 @@ def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_wo
     """Train on Ray; ``loop`` is the per-worker function (the vid2vid loop, or another model's, e.g. the
     mask predictor's), given ``job`` as plain data and writing the same run-folder outputs."""
     run = job.run_path.resolve()
-    run.mkdir(parents=True, exist_ok=True)
     job = with_env_faults(job.model_copy(update={"run_dir": str(run)}))
     if job.resume_from:  # relative paths and bad files are settled here, never inside (retried) Ray workers
         resume = (validate_checkpoint(job.resume_from, job.model) if loop is train_loop_per_worker
                   else Path(job.resume_from).expanduser().resolve())  # other models check their own kind first
         job = job.model_copy(update={"resume_from": str(resume)})
+    if job.init_from:
+        if loop is not train_loop_per_worker:
+            raise ValueError("init_from starts vid2vid training from a model file; this model has no such start "
+                             "(continue one of its runs with resume_from)")
+        job = job.model_copy(update={"init_from": str(validate_init_from(job.init_from, job.model)[0])})
+    run.mkdir(parents=True, exist_ok=True)  # only for a request whose files are usable
     layout = DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
     # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.

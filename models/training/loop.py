@@ -1,7 +1,8 @@
 """The loop every Ray Train worker runs: its share of windows, DDP-wrapped G and D, reports and checkpoints.
 
 Resumption order: Ray's own latest checkpoint (a restarted worker group), else ``job.resume_from``
-(an earlier run), else a fresh model. A non-finite loss on any worker stops every worker at the same
+(an earlier run, continued), else ``job.init_from`` (a model file's weights, new optimisers, step 0), else a
+fresh model. A non-finite loss on any worker stops every worker at the same
 step (the flag is all-reduced), before a checkpoint could record the damage.
 """
 
@@ -57,6 +58,9 @@ def _restore(trainer: Vid2VidTrainer, job: TrainJob) -> tuple[str, int]:
     if job.resume_from:
         trainer.load_state_dict(load_checkpoint(job.resume_from))
         return f"resume-from:{job.resume_from}", 0
+    if job.init_from:
+        parts = trainer.load_weights(load_checkpoint(job.init_from))
+        return f"init-from:{job.init_from} ({', '.join(parts)})", 0
     return "fresh", 0
 
 

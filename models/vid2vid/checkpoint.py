@@ -7,6 +7,13 @@ Layout (``Vid2VidTrainer.state_dict()`` plus optional ``gmm``)::
     format "vid2vid-trainer/1", config {... input.sources: the declared inputs ...}, epoch, step,
     generator {...}, encoder {...}|None,
     discriminators {...}, optimizer_G {...}, optimizer_D {...}, rng ByteTensor, gmm {...}|absent
+
+An imported official model (``vid2vid import-official``) is ``format "vid2vid-imported/1"``, config, epoch 0,
+step 0, generator, single_frame {config, generator}|None, discriminators {...}|None|absent (files imported
+before discriminators were), source {checkpoint_dir, files: {name: sha256}}.
+
+Either kind starts a new run with ``--init-from`` (weights only: :func:`validate_init_from`); only a trainer
+checkpoint continues one (``--resume-from``: :func:`validate_checkpoint`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pydantic import ValidationError
 from models.safe_load import torch_load_safely
 
 from .config import ModelConfig
+from .discriminators import Discriminators
 from .encoder import FeatureEncoder
 from .generator import Vid2VidGenerator
 from .multimodal import ClassFeatureGMM
@@ -104,11 +112,88 @@ def validate_checkpoint(path: str | os.PathLike[str], model: dict[str, Any] | No
     With ``model`` (a ModelConfig as plain data), the checkpoint must have been written for that config.
     """
     absolute = Path(path).expanduser().resolve()
-    config = model_config(load_checkpoint(absolute), absolute)
+    state = load_checkpoint(absolute)
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {absolute} is an imported model ({state['format']}) with no optimizer state "
+                              f"or step to continue: start a new run from its weights with --init-from")
+    config = model_config(state, absolute)
     if model is not None and config != ModelConfig.model_validate(model):
         raise CheckpointError(f"checkpoint {absolute} was written for model config {config.name!r}, which differs "
                               f"from this run's config: resume only with the config it was trained with")
     return absolute
+
+
+def _shape_differences(part: str, have: dict[str, Any], want: dict[str, torch.Tensor]) -> list[str]:
+    """Keys and shapes of a file's state dict ``have`` against the modules ``want`` (first ones first)."""
+    missing = [k for k in want if k not in have]
+    unknown = [k for k in have if k not in want]
+    shapes = [f"{k}: file {tuple(have[k].shape)}, config {tuple(v.shape)}" for k, v in want.items()
+              if k in have and tuple(getattr(have[k], "shape", ())) != tuple(v.shape)]
+    found = []
+    if missing:
+        found.append(f"{part} keys missing from the file ({len(missing)}): {', '.join(missing[:3])}")
+    if unknown:
+        found.append(f"{part} keys the config lacks ({len(unknown)}): {', '.join(unknown[:3])}")
+    if shapes:
+        found.append(f"{part} shapes ({len(shapes)}): {'; '.join(shapes[:3])}")
+    return found
+
+
+def _config_notes(file_config: ModelConfig, run_config: ModelConfig) -> list[str]:
+    """What the file's model computes differently from this run's config beyond its weights' shapes
+    (e.g. an imported model's official composition): reported, not refused."""
+    notes = []
+    a, b = file_config.to_dict(), run_config.to_dict()
+    for section in ("input", "generator", "discriminator", "multimodal"):
+        for key in sorted(set(a[section]) | set(b[section])):
+            if a[section].get(key) != b[section].get(key):
+                notes.append(f"{section}.{key}: file {a[section].get(key)!r}, run {b[section].get(key)!r}")
+    return notes
+
+
+def validate_init_from(path: str | os.PathLike[str], model: dict[str, Any]) -> tuple[Path, list[str], list[str]]:
+    """Check on the driver that a model file (ours or imported) can start a run of ``model`` (a ModelConfig as
+    plain data): it exists, is a vid2vid model file, and its generator (encoder, discriminators when it has
+    them) have exactly the keys and shapes the run's config builds. Returns (absolute path, the parts it will
+    initialise, notes on config fields that differ without changing shapes)."""
+    absolute = Path(path).expanduser().resolve()
+    state = load_checkpoint(absolute)
+    file_config = model_config(state, absolute)
+    config = ModelConfig.model_validate(model)
+    with torch.device("meta"):  # shapes only: no memory for a street-size model on the driver
+        expected = {"generator": Vid2VidGenerator(config).state_dict(), "discriminators": Discriminators(config).state_dict()}
+        if config.multimodal.enabled:
+            expected["encoder"] = FeatureEncoder(config).state_dict()
+    problems, parts = [], []
+    for part in ("generator", "encoder", "discriminators"):
+        have = state.get(part)
+        if have is None:
+            if part == "generator":
+                problems.append("it holds no generator weights")
+            continue
+        if part not in expected:
+            problems.append(f"it holds {part} weights (multimodal) that this run's config has none of")
+            continue
+        if not isinstance(have, dict):
+            problems.append(f"its {part} entry is not a state dict")
+            continue
+        differences = _shape_differences(part, have, expected[part])
+        problems += differences
+        parts.append(part)
+    if problems:
+        raise CheckpointError(f"--init-from {absolute} does not fit this run's model config {config.name!r} "
+                              f"(file: {file_config.name!r}): " + "; ".join(problems[:4]))
+    return absolute, parts, _config_notes(file_config, config)
+
+
+def load_discriminators(path: str | os.PathLike[str]) -> Discriminators | None:
+    """D_I and D_V from a model file (a trainer checkpoint, or an import that had them), else None."""
+    state = load_checkpoint(path)
+    if state.get("discriminators") is None:
+        return None
+    discriminators = Discriminators(model_config(state, path))
+    _load_module(path, discriminators, state["discriminators"], "discriminator")
+    return discriminators
 
 
 def model_config(state: dict[str, Any], path: str | os.PathLike[str]) -> ModelConfig:

@@ -159,6 +159,11 @@ class DiscriminatorConfig(_Strict):
     n_frames_d: int = Field(3, ge=2)  # K
     n_scales_temporal: int = Field(3, ge=1)
     temporal_step_base: int | None = None  # frame step at temporal scale s is base**s; None: K
+    # first-layer filters of the sub-discriminator at spatial scale k (0 = full resolution): "same": ndf for
+    # every k; "official": min(64, ndf * 2**k), as NVIDIA's MultiscaleDiscriminator (coarser ones wider when ndf < 64)
+    scale_widths: Literal["same", "official"] = "same"
+    # factor on the flows D_V is conditioned on (pixels); NVIDIA's code feeds flow / 20, i.e. 0.05
+    video_flow_scale: float = Field(1.0, gt=0.0)
 
 
 class LossConfig(_Strict):

@@ -41,12 +41,19 @@ class NLayerDiscriminator(nn.Module):
         return feats
 
 
+def scale_ndf(ndf: int, num_d: int, widths: str = "same") -> list[int]:
+    """First-layer filters of each sub-discriminator, finest first (see ``DiscriminatorConfig.scale_widths``)."""
+    if widths == "official":
+        return [min(64, ndf * 2**k) for k in range(num_d)]
+    return [ndf] * num_d
+
+
 class MultiscaleDiscriminator(nn.Module):
     """``num_d`` PatchGANs on the input downsampled 1x, 2x, 4x, ... (finest first)."""
 
-    def __init__(self, in_ch: int, ndf: int, n_layers: int, num_d: int, norm: str) -> None:
+    def __init__(self, in_ch: int, ndf: int, n_layers: int, num_d: int, norm: str, widths: str = "same") -> None:
         super().__init__()
-        self.nets = nn.ModuleList(NLayerDiscriminator(in_ch, ndf, n_layers, norm) for _ in range(num_d))
+        self.nets = nn.ModuleList(NLayerDiscriminator(in_ch, nf, n_layers, norm) for nf in scale_ndf(ndf, num_d, widths))
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
@@ -73,11 +80,12 @@ class ImageDiscriminator(MultiscaleDiscriminator):
 
     def __init__(self, config: ModelConfig) -> None:
         d = config.discriminator
-        super().__init__(3 + config.input.source_channels, d.ndf, d.n_layers, d.num_d, d.norm)
+        super().__init__(3 + config.input.source_channels, d.ndf, d.n_layers, d.num_d, d.norm, d.scale_widths)
 
 
 class VideoDiscriminator(nn.Module):
-    """D_V: one multi-scale PatchGAN per temporal scale, on cat(K frames, K-1 flows) = 3K + 2(K-1) channels."""
+    """D_V: one multi-scale PatchGAN per temporal scale, on cat(K frames, K-1 flows) = 3K + 2(K-1) channels
+    (frames oldest first; the flows, backward and times ``discriminator.video_flow_scale``, in the same order)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -86,7 +94,8 @@ class VideoDiscriminator(nn.Module):
         self.base = d.temporal_step_base
         in_ch = 3 * d.n_frames_d + 2 * (d.n_frames_d - 1)
         self.scales = nn.ModuleList(
-            MultiscaleDiscriminator(in_ch, d.ndf, d.n_layers, d.num_d, d.norm) for _ in range(d.n_scales_temporal)
+            MultiscaleDiscriminator(in_ch, d.ndf, d.n_layers, d.num_d, d.norm, d.scale_widths)
+            for _ in range(d.n_scales_temporal)
         )
 
     def indices(self, end: int, scale: int) -> list[int]:

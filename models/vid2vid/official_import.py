@@ -11,6 +11,15 @@ Facts of the official format used here (not code): module names of CompositeGene
 CompositeLocalGenerator / GlobalGenerator / LocalEnhancer, ``ResnetBlock.conv_block``, instance norm saved
 with (unused at test time) running statistics, and ``num_batches_tracked`` absent from files written by
 PyTorch 0.4.0.
+
+Discriminators (``<epoch>_net_D.pth`` = D_I, ``<epoch>_net_D_T<s>.pth`` = D_V at temporal scale s, frames
+every n_frames_D**s; ``_net_D_f.pth`` is the pose models' face discriminator, which ours lacks): each is a
+MultiscaleDiscriminator whose sub-discriminator ``scale<i>`` runs on the input downsampled num_D-1-i times
+(the reverse of our ``nets.<k>``, k = times downsampled), with first-layer width min(64, ndf * 2**(num_D-1-i));
+its layers are saved as ``scale<i>_layer<j>.<k>`` (feature matching on, the default) or, with
+``--no_ganFeat``, as one flat ``layer<i>.<k>`` sequence. D_I sees cat(labels, image) (ours: image, labels:
+the first convolutions' input channels are reordered); D_T sees cat(K frames, K-1 backward flows / 20), which
+the imported config keeps with ``discriminator.video_flow_scale: 0.05``.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,7 @@ from torch import nn
 
 from .checkpoint import IMPORTED_FORMAT, save_checkpoint
 from .config import ModelConfig, load_model_config
+from .discriminators import Discriminators
 from .generator import Vid2VidGenerator
 
 
@@ -47,6 +57,11 @@ _COMPOSITE = {
     "fg_out": "indv_final",
 }
 _OPTIONAL_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+#: official option -> our DiscriminatorConfig field (the official discriminators use the generators' --norm)
+_D_OPTIONS = {"ndf": "ndf", "n_layers_D": "n_layers", "num_D": "num_d", "norm": "norm", "n_frames_D": "n_frames_d",
+              "n_scales_temporal": "n_scales_temporal"}
+#: what the official discriminators compute besides their weights (kept in the imported config)
+OFFICIAL_DISCRIMINATOR = {"scale_widths": "official", "video_flow_scale": 1 / 20}
 
 
 class OfficialImportError(ValueError):
@@ -158,16 +173,106 @@ def _listing(keys: list[str], limit: int = 6) -> str:
     return f"{len(keys)} keys: " + ", ".join(sorted(keys)[:limit]) + more
 
 
-def load_official_state(module: nn.Module, files: Mapping[Path, Mapping[str, str]]) -> None:
-    """Fill ``module`` from official files (path -> official key -> our key); all checked before any copy."""
+def load_official_state(
+    module: nn.Module,
+    files: Mapping[Path, Mapping[str, str]],
+    transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+) -> None:
+    """Fill ``module`` from official files (path -> official key -> our key); all checked before any copy.
+    ``transforms``: our key -> how the official tensor becomes ours (same shape, e.g. reordered channels)."""
     ours = module.state_dict()
     merged: dict[str, torch.Tensor] = {}
     for path, key_map in files.items():
         merged.update(map_state(path, read_official_state(path), key_map, ours))
+    for key, transform in (transforms or {}).items():
+        if key in merged:
+            merged[key] = transform(merged[key])
     absent = sorted(set(ours) - set(merged))
     if absent:
         raise OfficialImportError(f"no file provides {_listing(absent)}")
     module.load_state_dict(merged, strict=True)
+
+
+# ------------------------------------------------------------------------------------ discriminators
+
+
+def multiscale_key_map(ours: Mapping[str, torch.Tensor], prefix: str, num_d: int, layout: str) -> dict[str, str]:
+    """One official MultiscaleDiscriminator file: official key -> our key under ``prefix`` (``image.`` or
+    ``video.scales.<s>.``). ``layout``: "intermediate" (``scale<i>_layer<j>.<k>``) or "flat" (``layer<i>.<k>``)."""
+    mapping: dict[str, str] = {}
+    for key in ours:
+        if not key.startswith(prefix):
+            continue
+        net, layer, rest = re.fullmatch(r"nets\.(\d+)\.layers\.(\d+)\.(.+)", key[len(prefix):]).groups()  # type: ignore[union-attr]
+        i, j = num_d - 1 - int(net), int(layer)  # official sub-discriminator i runs after num_d-1-i downsamplings
+        k, param = rest.split(".", 1) if rest[0].isdigit() else ("0", rest)  # the last layer is a bare conv
+        if layout == "intermediate":
+            official = f"scale{i}_layer{j}.{k}.{param}"
+        else:
+            start = 0 if j == 0 else 2 + 3 * (j - 1)  # [conv, lrelu], then [conv, norm, lrelu]s, then conv
+            official = f"layer{i}.{start + int(k)}.{param}"
+        mapping[official] = key
+    return mapping
+
+
+def _layout(path: Path) -> str:
+    keys = read_official_state(path).keys()
+    return "flat" if keys and all(re.match(r"layer\d+\.", k) for k in keys) else "intermediate"
+
+
+def discriminator_files(folder: Path, epoch: str, config: ModelConfig) -> tuple[Path, list[Path]] | None:
+    """(``<epoch>_net_D.pth``, [``<epoch>_net_D_T<s>.pth`` per temporal scale]) when the folder has them, None when
+    it has no discriminator at all; a partial or mismatched set is an error naming the files."""
+    image = folder / f"{epoch}_net_D.pth"
+    found = {int(m.group(1)): p for p in folder.glob(f"{epoch}_net_D_T*.pth")
+             if (m := re.fullmatch(rf"{re.escape(epoch)}_net_D_T(\d+)\.pth", p.name))}
+    if not image.is_file() and not found:
+        return None
+    if not image.is_file():
+        raise OfficialImportError(f"{folder}: has {', '.join(sorted(p.name for p in found.values()))} but no {image.name}")
+    n_temporal = config.discriminator.n_scales_temporal if config.uses_video_discriminator else 0
+    missing = [f"{epoch}_net_D_T{s}.pth" for s in range(n_temporal) if s not in found]
+    extra = sorted(p.name for s, p in found.items() if s >= n_temporal)
+    if missing or extra:
+        raise OfficialImportError(
+            f"{folder}: the model has {n_temporal} temporal discriminator scale(s) (preset {config.name!r}); "
+            + "; ".join(part for part in (f"missing {', '.join(missing)}" if missing else "",
+                                          f"not in the model: {', '.join(extra)}" if extra else "") if part))
+    return image, [found[s] for s in range(n_temporal)]
+
+
+def check_discriminator_preset(config: ModelConfig, options: Mapping[str, str], where: Path) -> None:
+    """The preset's discriminator section must be the one the official training used, as far as ``opt.txt``
+    says: a test run rewrites it without the training-only options (num_D, n_layers_D, n_frames_D,
+    n_scales_temporal), and those are then checked by the files' keys and shapes alone."""
+    have = config.discriminator.model_dump()
+    diffs = []
+    for option, field in _D_OPTIONS.items():
+        if option not in options:
+            continue
+        want: Any = options[option] if field == "norm" else int(options[option])
+        if have[field] != want:
+            diffs.append(f"discriminator.{field}: preset {have[field]!r}, checkpoint {want!r}")
+    if diffs:
+        raise OfficialImportError(f"preset {config.name!r} does not match the discriminators of {where}: " + "; ".join(diffs))
+
+
+def load_official_discriminators(config: ModelConfig, image: Path, temporal: list[Path]) -> Discriminators:
+    """Our D_I and D_V from the official files, every key and shape checked; nothing is half-filled."""
+    d = config.discriminator
+    discriminators = Discriminators(config)
+    ours = discriminators.state_dict()
+    files = {image: multiscale_key_map(ours, "image.", d.num_d, _layout(image))}
+    for s, path in enumerate(temporal):
+        files[path] = multiscale_key_map(ours, f"video.scales.{s}.", d.num_d, _layout(path))
+    labels = config.input.source_channels
+
+    def image_first(weight: torch.Tensor) -> torch.Tensor:  # official cat(labels, image) -> ours cat(image, labels)
+        return torch.cat([weight[:, labels:], weight[:, :labels]], dim=1)
+
+    first_convs = {f"image.nets.{n}.layers.0.0.weight": image_first for n in range(d.num_d)}
+    load_official_state(discriminators, files, first_convs)
+    return discriminators
 
 
 def sha256(path: Path) -> str:
@@ -291,12 +396,15 @@ def import_official(
     preset: str | os.PathLike[str] | None = None,
     epoch: str = "latest",
     single_frame: str | os.PathLike[str] | None = None,
+    discriminators: bool = True,
 ) -> dict[str, Any]:
     """Read an official experiment folder and write our model file (atomically; nothing on error).
 
     The architecture comes from ``preset`` (checked against ``opt.txt`` when present) or, without a preset,
     from the preset named like the experiment in ``opt.txt``. ``single_frame`` is the pix2pixHD first-frame
-    generator (default: ``<epoch>_net_G_<loadSize>.pth`` beside the others, when present). Returns a summary.
+    generator (default: ``<epoch>_net_G_<loadSize>.pth`` beside the others, when present). The discriminators
+    (D_I and every D_T) are imported when the folder has them, for fine-tuning (``vid2vid train --init-from``);
+    ``discriminators=False`` leaves them out. Returns a summary.
     """
     folder = Path(checkpoint_dir)
     if not folder.is_dir():
@@ -313,9 +421,13 @@ def import_official(
         raise OfficialImportError(str(error)) from error
     data = preset_config.to_dict()  # released models: official composition, per-image batch statistics
     data["generator"] = {**data["generator"], "composition": "official", "test_norm_stats": "batch"}
+    data["discriminator"] = {**data["discriminator"], **OFFICIAL_DISCRIMINATOR}
     config = ModelConfig.model_validate(data)
+    d_files = discriminator_files(folder, epoch, config) if discriminators else None
     if options is not None:
         check_preset(config, options, opt_path)
+        if d_files is not None:
+            check_discriminator_preset(config, options, opt_path)
     generator = Vid2VidGenerator(config)
     files = generator_files(folder, epoch, config.generator.n_scales)
     load_official_state(generator, dict(zip(files, composite_key_map(generator).values(), strict=True)))
@@ -329,7 +441,12 @@ def import_official(
         load_official_state(single, {single_path: single_key_map(single)})
         single_state = {"config": single.config.to_dict(), "generator": single.state_dict()}
         provenance[single_path.name] = sha256(single_path)
-    ignored = sorted(p.name for p in folder.glob(f"{epoch}_net_D*.pth"))
+    d_state = None
+    if d_files is not None:
+        image, temporal = d_files
+        d_state = load_official_discriminators(config, image, temporal).state_dict()
+        provenance.update({p.name: sha256(p) for p in (image, *temporal)})
+    ignored = sorted(p.name for p in folder.glob(f"{epoch}_net_D*.pth") if p.name not in provenance)
     payload = {
         "format": IMPORTED_FORMAT,
         "config": config.to_dict(),
@@ -337,11 +454,12 @@ def import_official(
         "step": 0,
         "generator": generator.state_dict(),
         "single_frame": single_state,
+        "discriminators": d_state,
         "source": {"checkpoint_dir": str(folder.resolve()), "files": provenance},
     }
     path = save_checkpoint(out, payload)
     return {"out": str(path), "preset": config.name, "files": provenance, "single_frame": single_state is not None,
-            "not_imported": ignored}
+            "discriminators": d_state is not None, "not_imported": ignored}
 
 
 def load_single_frame(path: str | os.PathLike[str]) -> Vid2VidGenerator | None:

@@ -229,7 +229,8 @@ class Vid2VidTrainer:
                 flows.append(torch.zeros_like(like[:, :2]))
             else:
                 flows.append(compose_backward_flows([ref_flow[:, j - 1] for j in range(b, a, -1)]))
-        return torch.cat(flows, dim=1)
+        scale = self.config.discriminator.video_flow_scale
+        return torch.cat(flows, dim=1) * scale if scale != 1.0 else torch.cat(flows, dim=1)
 
     def _video_inputs(
         self, windows, real, fake, history, start, ref_flow
@@ -319,6 +320,20 @@ class Vid2VidTrainer:
             "optimizer_D": self.opt_D.state_dict(),
             "rng": self.rng.get_state(),
         }
+
+    def load_weights(self, state: dict) -> list[str]:
+        """Start from a model file's weights (``--init-from``): G, and E and D where the file has them; the
+        optimisers, step, epoch and sampling RNG stay fresh. Returns the parts loaded."""
+        G, D = unwrap(self.G), unwrap(self.D)
+        G.generator.load_state_dict(state["generator"])
+        parts = ["generator"]
+        if G.encoder is not None and state.get("encoder") is not None:
+            G.encoder.load_state_dict(state["encoder"])
+            parts.append("encoder")
+        if state.get("discriminators") is not None:
+            D.load_state_dict(state["discriminators"])
+            parts.append("discriminators")
+        return parts
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:

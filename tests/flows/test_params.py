@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from flows.cli import EXIT_FAILED, EXIT_USAGE, describe_failure, size_arg
 from flows.failures import TrainingFailed
 from flows.params import compose, settings_of
+from flows.predict import TrainPredictorParams
 from flows.preprocess import PreprocessParams
 from flows.rebuild import RebuildParams
 from flows.train import TrainParams
@@ -57,7 +58,7 @@ def test_settings_pass_through_composition_untouched():
     """A training knob set on the rebuild's form arrives in the job the workers get, with no copy code."""
     chosen = {"window_frames": 3, "epochs": 2, "max_steps": 7, "workers": 3, "gpus_per_worker": 0.5, "bf16": False,
               "report_every": 2, "checkpoint_every": 4, "keep_checkpoints": 3, "max_failures": 1,
-              "ray_address": "ray://head:10001"}
+              "ray_address": "ray://head:10001", "init_from": "/models/imported.pt"}
     assert set(chosen) == set(TrainSettings.model_fields)  # every knob is covered by this test
     rebuild = RebuildParams.model_validate({"train": chosen})
     train = compose(TrainParams, rebuild.train, dataset="street", config="tiny", mode="rebuild")
@@ -68,6 +69,14 @@ def test_settings_pass_through_composition_untouched():
                                                                               "workers": 3}}).preprocess,
                   dataset="street")
     assert pre.resolution == (320, 160) and pre.workers == 3 and pre.stage_list  # (width, height) as given
+
+
+def test_a_run_is_continued_or_started_from_weights_not_both():
+    with pytest.raises(ValidationError, match="give one of them"):
+        TrainParams(dataset="street", resume_from="/runs/a/model.pt", init_from="/models/imported.pt")
+    assert TrainParams(dataset="street", init_from="/models/imported.pt").init_from == "/models/imported.pt"
+    with pytest.raises(ValidationError, match="the mask predictor has no such start"):
+        TrainPredictorParams(dataset="street", init_from="/models/imported.pt")  # a shared knob, never ignored
 
 
 def test_sizes_are_width_by_height():

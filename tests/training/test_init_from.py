@@ -1,0 +1,98 @@
+"""``vid2vid train --init-from``: a stand-in official experiment imported with the CLI starts a new two-step run
+(Ray Train, one CPU worker); wrong files and wrong requests are refused on the driver with exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from models.training.launch import read_metrics
+from models.vid2vid.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+from models.vid2vid.config import ModelConfig
+from models.vid2vid.discriminators import Discriminators
+from models.vid2vid.generator import Vid2VidGenerator
+from storage.layout import DatasetLayout
+from storage.manifest import write_manifest
+from storage.synthetic import write_synthetic_clip
+from tests.conftest import run_cli
+from tests.models.helpers_vid2vid import tiny_config
+from tests.models.test_official_discriminators import D_ARCH, D_OPT, official_multiscale
+from tests.models.test_official_import import ARCH, OPT, official_composite
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    """A tiny dataset, a stand-in official experiment folder (G0, G1, D, D_T0, D_T1, opt.txt), the preset that
+    describes it with learning rate 0 (so weights that started from the file stay the file's), and its import."""
+    base = tmp_path_factory.mktemp("init_from")
+    layout = DatasetLayout(base / "data", "street")
+    write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", k, 64, 32, 8, split="train") for k in range(2)])
+    config = tiny_config(generator={**ARCH, "composition": "official", "test_norm_stats": "batch"},
+                         discriminator={**D_ARCH, "scale_widths": "official", "video_flow_scale": 0.05},
+                         train={"lr": 0.0})
+    preset = base / "stand_in.yaml"
+    preset.write_text(yaml.safe_dump({**config.to_dict(), "name": "stand_in"}))
+    folder = base / "checkpoints" / "stand_in"
+    folder.mkdir(parents=True)
+    src = config.input.source_channels
+    torch.manual_seed(3)
+    for s in range(2):
+        torch.save(official_composite(s, 3 * src, 6), folder / f"latest_net_G{s}.pth")
+        torch.save(official_multiscale(3 * 3 + 2 * 2, 8, 2, 2), folder / f"latest_net_D_T{s}.pth")
+    torch.save(official_multiscale(src + 3, 8, 2, 2), folder / "latest_net_D.pth")
+    (folder / "opt.txt").write_text(OPT.format(label_nc=src - 1, ngf=16).replace("fg: True\n", "fg: True\n" + D_OPT))
+    imported = base / "imported.pt"
+    done = run_cli("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(imported))
+    assert done.returncode == 0, done.stderr
+    return {"data": layout.root, "runs": base / "runs", "preset": preset, "imported": imported}
+
+
+def _train(setup: dict[str, Path], *args: str):
+    return run_cli("--data-root", str(setup["data"]), "train", "--dataset", "street", "--runs-root", str(setup["runs"]),
+                   "--workers", "1", "--max-steps", "2", "--checkpoint-every", "2", *args)
+
+
+def test_a_run_starts_from_the_imported_weights_at_step_zero(setup) -> None:
+    done = _train(setup, "--config", str(setup["preset"]), "--run-name", "init", "--init-from", str(setup["imported"]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = setup["runs"] / "init"
+    attempts = [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
+    assert attempts == [{"start_step": 0, "workers": 1,
+                         "origin": f"init-from:{setup['imported'].resolve()} (generator, discriminators)"}]
+    assert [m["step"] for m in read_metrics(run)] == [1.0, 2.0]  # a new run: steps 1, 2 (not the file's)
+    trained, imported = load_checkpoint(run / "model.pt"), load_checkpoint(setup["imported"])
+    assert trained["format"] == CHECKPOINT_FORMAT and trained["step"] == 2 and imported["step"] == 0
+    # learning rate 0: every weight the run trained with is still the file's (buffers such as running
+    # statistics do move), so step 1 started from the imported generator and discriminators
+    config = ModelConfig.model_validate(trained["config"])
+    g_params = [k for k, _ in Vid2VidGenerator(config).named_parameters()]
+    d_params = [k for k, _ in Discriminators(config).named_parameters()]
+    assert all(torch.equal(trained["generator"][k], imported["generator"][k]) for k in g_params)
+    assert all(torch.equal(trained["discriminators"][k], imported["discriminators"][k]) for k in d_params)
+    fresh = Vid2VidGenerator(config).state_dict()
+    assert not torch.equal(fresh["scales.0.bg_out.1.weight"], trained["generator"]["scales.0.bg_out.1.weight"])
+    assert trained["optimizer_G"]["state"]  # new optimisers, stepped twice in this run
+
+
+def test_an_architecture_mismatch_is_one_error_line_and_starts_nothing(setup) -> None:
+    done = _train(setup, "--config", "tiny", "--run-name", "mismatch", "--init-from", str(setup["imported"]))
+    assert done.returncode == 2, done.stderr[-3000:]
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert f"--init-from {setup['imported'].resolve()} does not fit this run's model config 'tiny'" in line
+    assert "generator" in line and "file (" in line  # the first differing keys and shapes
+    assert not (setup["runs"] / "mismatch").exists()
+
+
+def test_an_imported_file_cannot_be_resumed_and_the_error_says_what_to_use(setup) -> None:
+    """(A missing file, both --resume-from and --init-from: tests/models/test_init_from.py, tests/flows/test_params.py.)"""
+    resumed = _train(setup, "--config", str(setup["preset"]), "--run-name", "resumed",
+                     "--resume-from", str(setup["imported"]))
+    assert resumed.returncode == 2, resumed.stderr[-3000:]
+    assert "imported model" in resumed.stderr and "--init-from" in resumed.stderr
+    assert not (setup["runs"] / "resumed").exists()
