@@ -238,6 +238,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
         return import_fid_inception_cli(args.source, args.weights_dir)
     _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")}
                                         for row in status(args.weights_dir)])
+    from models.weights import official_inputs
+
+    _print_table("released vid2vid models: the input encodings their weights need, and how we produce them",
+                 [{k: row[k] for k in ("preset", "input", "encoding", "exact via", "approximate via",
+                                       "computed from frames here", "note")}
+                  for row in official_inputs()])
     return 0
 
 

@@ -24,7 +24,7 @@ from models.training.launch import dataset_fingerprint
 from models.vid2vid.config import load_model_config
 from storage import locations
 from storage.atomic import atomic_write_bytes
-from storage.dataset import require_stage_shards
+from storage.dataset import require_label_spaces, require_stage_shards
 from storage.layout import DatasetLayout, check_name
 from tasks.artifacts import artifact_key, publish_markdown
 from tasks.multimodal import fit_mixtures_task
@@ -113,6 +113,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     model = load_model_config(params.config)
     stages = input_stages(model.to_dict())
     require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
+    require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")
     runs = locations.runs_root(params.runs_root).resolve()
     pointer = _latest_pointer(runs, dataset)
     resume_from = params.resume_from

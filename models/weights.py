@@ -372,3 +372,31 @@ def status(directory: str | os.PathLike[str] | None = None) -> list[dict[str, st
         rows.append({"name": spec.name, "file": str(path), "status": state, "fingerprint": spec.fingerprint,
                      "used_by": spec.used_by, "url": spec.url})
     return rows
+
+
+def official_inputs(config_dir: str | os.PathLike[str] | None = None) -> list[dict[str, str]]:
+    """One row per input of every preset describing a released model (an ``official`` block): its encoding,
+    how our preprocessing produces it (computed exactly, through an import door only, or approximately)
+    and what cannot be produced here. The released weights are usable only with these encodings."""
+    from models.preprocess.registry import IMPORT_BACKENDS
+    from models.vid2vid.config import CONFIG_DIR, load_model_config
+
+    rows = []
+    for path in sorted(Path(config_dir or CONFIG_DIR).glob("*.yaml")):
+        config = load_model_config(path)
+        if config.official is None:
+            continue
+        for spec in config.input.sources:
+            entry = config.official.inputs[spec.name]
+            computed = [c for c in entry.exact if c.partition("=")[2] not in IMPORT_BACKENDS]
+            approx = [c for c in entry.approximate if c.partition("=")[2] not in IMPORT_BACKENDS]
+            from_frames = ("exactly" if computed else "approximately" if approx else
+                           "no: import door only" if entry.exact else "no: not produced here")
+            space = getattr(spec, "label_space", None)
+            encoding = f"{spec.encoding} ({spec.channels} ch{', ' + space if space else ''})"
+            rows.append({"preset": config.name, "release": config.official.release, "input": spec.name,
+                         "stage": spec.stage, "encoding": encoding,
+                         "exact via": ", ".join(f"{c} (import)" if c not in computed else c for c in entry.exact) or "-",
+                         "approximate via": ", ".join(entry.approximate) or "-",
+                         "computed from frames here": from_frames, "note": entry.note})
+    return rows
