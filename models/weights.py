@@ -379,22 +379,23 @@ def official_inputs(config_dir: str | os.PathLike[str] | None = None) -> list[di
     how our preprocessing produces it (computed exactly, through an import door only, or approximately)
     and what cannot be produced here. The released weights are usable only with these encodings."""
     from models.preprocess.registry import IMPORT_BACKENDS
-    from models.vid2vid.config import CONFIG_DIR, load_model_config
+    from models.vid2vid.config import CONFIG_DIR, load_model_config, load_official
 
     rows = []
     for path in sorted(Path(config_dir or CONFIG_DIR).glob("*.yaml")):
-        config = load_model_config(path)
-        if config.official is None:
+        official = load_official(path)
+        if official is None:
             continue
+        config = load_model_config(path)
         for spec in config.input.sources:
-            entry = config.official.inputs[spec.name]
+            entry = official.inputs[spec.name]
             computed = [c for c in entry.exact if c.partition("=")[2] not in IMPORT_BACKENDS]
             approx = [c for c in entry.approximate if c.partition("=")[2] not in IMPORT_BACKENDS]
             from_frames = ("exactly" if computed else "approximately" if approx else
                            "no: import door only" if entry.exact else "no: not produced here")
             space = getattr(spec, "label_space", None)
             encoding = f"{spec.encoding} ({spec.channels} ch{', ' + space if space else ''})"
-            rows.append({"preset": config.name, "release": config.official.release, "input": spec.name,
+            rows.append({"preset": config.name, "release": official.release, "input": spec.name,
                          "stage": spec.stage, "encoding": encoding,
                          "exact via": ", ".join(f"{c} (import)" if c not in computed else c for c in entry.exact) or "-",
                          "approximate via": ", ".join(entry.approximate) or "-",

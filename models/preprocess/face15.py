@@ -42,7 +42,8 @@ N_CHANNELS = 15
 
 # The 68 iBUG landmarks from mediapipe FaceMesh's 478 (468 + irises; indices < 468 only). Each group samples
 # one of mediapipe's documented contours (mediapipe.solutions.face_mesh FACEMESH_*) at evenly spaced positions
-# (position k·(n-1)/(m-1) of the n contour points for the m iBUG points, rounded; subject's right = image left):
+# (position round(k·(n-1)/(m-1)), halves to even, of the n contour points for the m iBUG points; subject's
+# right = image left):
 # - jaw 0..16: the face oval's lower half 127-234-93-132-58-172-136-150-149-176-148-152 and its mirror to 356
 #   (positions 0, 1, 3, 4, 6, 7, 8, 10, 11 of 12);
 # - brows 17..21 / 22..26: the upper brow contours 70-63-105-66-107 and 336-296-334-293-300 (outer -> inner ->
@@ -54,7 +55,7 @@ N_CHANNELS = 15
 # - outer lips 48..59: corners 61, 291, the upper 61-185-40-39-37-0-267-269-270-409-291 and lower
 #   291-375-321-405-314-17-84-181-91-146-61 contours (11 points) at positions 2, 3, 5, 7, 8;
 # - inner lips 60..67: corners 78, 308, the upper 78-191-80-81-82-13-312-311-310-415-308 and lower
-#   308-324-318-402-317-14-87-178-88-95-78 contours at positions 3, 5, 7.
+#   308-324-318-402-317-14-87-178-88-95-78 contours at positions 2, 5, 8.
 MEDIAPIPE_TO_IBUG68: tuple[int, ...] = (
     127, 234, 132, 58, 136, 150, 149, 148, 152, 377, 378, 379, 365, 288, 361, 454, 356,  # jaw 0..16
     70, 63, 105, 66, 107,  # right brow 17..21
@@ -64,7 +65,7 @@ MEDIAPIPE_TO_IBUG68: tuple[int, ...] = (
     33, 160, 158, 133, 153, 144,  # right eye 36..41
     362, 385, 387, 263, 373, 380,  # left eye 42..47
     61, 40, 39, 0, 269, 270, 291, 321, 405, 17, 181, 91,  # outer lips 48..59
-    78, 81, 13, 311, 308, 402, 14, 178,  # inner lips 60..67
+    78, 80, 13, 310, 308, 318, 14, 88,  # inner lips 60..67
 )
 
 _FACE_CONTOUR = [*range(0, 17), *range(68, 83), 0]

@@ -241,11 +241,31 @@ class OfficialInput(_Strict):
 
 
 class OfficialRelease(_Strict):
-    """A preset that describes a released model (e.g. NVIDIA's label2city_2048): which release, and per
-    declared input (by name) how its encoding is produced here. ``vid2vid weights`` prints it."""
+    """The ``official`` block of a preset describing a released model (e.g. NVIDIA's label2city_2048): which
+    release, and per declared input (by name) how its encoding is produced here. ``vid2vid weights`` prints
+    it. A fact about the preset file, not part of ``ModelConfig``: model files and derived configs (the
+    single-frame G's) never carry it."""
 
     release: str = Field(min_length=1)
     inputs: dict[str, OfficialInput]
+
+    def check_inputs(self, config: "ModelConfig") -> "OfficialRelease":
+        """Every declared input described, each by backends its stage offers (or a note saying why none)."""
+        from models.preprocess.registry import BACKENDS  # the backends a stage offers (data, no compute)
+
+        names = {s.name: s.stage for s in config.input.sources}
+        if set(self.inputs) != set(names):
+            raise ValueError(f"official.inputs must describe every input of input.sources {sorted(names)}, "
+                             f"got {sorted(self.inputs)}")
+        for name, entry in self.inputs.items():
+            for choice in (*entry.exact, *entry.approximate):
+                stage, _, backend = choice.partition("=")
+                if stage != names[name] or backend not in BACKENDS.get(stage, ()):
+                    raise ValueError(f"official.inputs.{name}: {choice!r} is not a backend of stage {names[name]!r} "
+                                     f"({', '.join(f'{names[name]}={b}' for b in BACKENDS.get(names[name], ()))})")
+            if not (entry.exact or entry.approximate or entry.note):
+                raise ValueError(f"official.inputs.{name}: name a backend (exact/approximate) or say why none (note)")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -257,29 +277,6 @@ class ModelConfig(_Strict):
     multimodal: MultimodalConfig = MultimodalConfig()
     train: TrainConfig = TrainConfig()
     frame_by_frame: bool = False  # pix2pixHD-style baseline: L=0, no W/M, no D_V
-    # a released model's preset: how each input's encoding is produced here. A fact about the preset file, not
-    # the trained network: never dumped (checkpoints, derived configs such as the single-frame G's don't carry it)
-    official: OfficialRelease | None = Field(None, exclude=True)
-
-    @model_validator(mode="after")
-    def _official_inputs(self) -> "ModelConfig":
-        if self.official is None:
-            return self
-        from models.preprocess.registry import BACKENDS  # the backends a stage offers (data, no compute)
-
-        names = {s.name: s.stage for s in self.input.sources}
-        if set(self.official.inputs) != set(names):
-            raise ValueError(f"official.inputs must describe every input of input.sources {sorted(names)}, "
-                             f"got {sorted(self.official.inputs)}")
-        for name, entry in self.official.inputs.items():
-            for choice in (*entry.exact, *entry.approximate):
-                stage, _, backend = choice.partition("=")
-                if stage != names[name] or backend not in BACKENDS.get(stage, ()):
-                    raise ValueError(f"official.inputs.{name}: {choice!r} is not a backend of stage {names[name]!r} "
-                                     f"({', '.join(f'{names[name]}={b}' for b in BACKENDS.get(names[name], ()))})")
-            if not (entry.exact or entry.approximate or entry.note):
-                raise ValueError(f"official.inputs.{name}: name a backend (exact/approximate) or say why none (note)")
-        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelConfig":
@@ -329,11 +326,26 @@ def read_preset(name_or_path: str | os.PathLike[str], folder: Path, what: str) -
 
 
 def load_model_config(name_or_path: str | os.PathLike[str], **overrides: object) -> ModelConfig:
-    """A preset name (street, face, pose, tiny) or a YAML path; top-level ``overrides`` are merged in."""
+    """A preset name (street, face, pose, tiny) or a YAML path; top-level ``overrides`` are merged in. A
+    released model's ``official`` block is not part of the model (``load_official`` reads it)."""
     data = read_preset(name_or_path, CONFIG_DIR, "model config")
+    data.pop("official", None)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}
         else:
             data[key] = value
     return ModelConfig.model_validate(data)
+
+
+def load_official(name_or_path: str | os.PathLike[str]) -> OfficialRelease | None:
+    """A preset's ``official`` block, checked against the preset's declared inputs; None when the preset does
+    not describe a released model. Invalid blocks are errors naming the preset."""
+    data = read_preset(name_or_path, CONFIG_DIR, "model config")
+    if "official" not in data:
+        return None
+    config = load_model_config(name_or_path)
+    try:
+        return OfficialRelease.model_validate(data["official"]).check_inputs(config)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ValueError(f"model config {name_or_path!r}: {exc}") from None
