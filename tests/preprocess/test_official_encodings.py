@@ -396,6 +396,24 @@ def test_openpose_limbs_are_drawn_as_the_official_loader(tmp_path):
     assert not draw_person((48, 40), zero_x[0]).any()  # a limb touching x == 0 is not drawn, as there
 
 
+def test_openpose_keypoints_of_another_frame_size_are_drawn_there_then_resized_by_nearest(tmp_path):
+    from models.preprocess.openpose_official import OfficialOpenPoseImport
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    json.dump({"people": [_person({1: (41.5, 8.5), 8: (41.5, 60.5), 2: (20.5, 10.5)})]},
+              (clip / "a_keypoints.json").open("w"))
+    settings = BackendSettings(backend="json", import_dir=str(tmp_path), source_size="80x96")
+    assert settings.source_size == (80, 96)
+    out = OfficialOpenPoseImport(clip, settings.source_size)([np.zeros((48, 40, 3), np.uint8)])[0]
+    big = render_official((96, 80), read_people(clip / "a_keypoints.json"))
+    np.testing.assert_array_equal(out["payload"], np.asarray(Image.fromarray(big).resize((40, 48), Image.NEAREST)))
+    with pytest.raises(PreprocessInputError, match="another resolution"):
+        OfficialOpenPoseImport(clip)([np.zeros((24, 20, 3), np.uint8)])
+    with pytest.raises(ValidationError, match="backend 'iuv' has no option 'source_size'"):
+        BackendSettings(backend="iuv", import_dir="x", source_size="8x8")
+
+
 # --------------------------------------------------------------------------------------------- storage
 def test_planes_codec_round_trips_any_channel_count_and_refuses_garbage():
     frame = np.random.default_rng(0).integers(0, 255, (9, 7, 15), dtype=np.uint8)
@@ -444,3 +462,27 @@ def test_official_presets_state_how_each_input_is_produced(tmp_path):
     preset.write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError, match="must describe every input"):
         load_official(preset)
+
+
+@pytest.mark.skipif(not _mediapipe_available(), reason="mediapipe side venv (.venv-mediapipe) not installed")
+def test_mediapipe_face15_on_a_real_face_clip(data_root):
+    pytest.importorskip("skimage", reason="scikit-image is a declared dependency; install it (pyproject.toml)")
+    from flows.preprocess import carphone_path
+    from models.preprocess.sketch import MediapipeFaceSketch
+    from storage.video import FramePolicy, VideoSource, decode
+
+    frames = [f for k, f in enumerate(decode(VideoSource("carphone", carphone_path()), FramePolicy())) if k < 3]
+    layout = DatasetLayout(data_root, "face")
+    write_stage(layout, "rgb", "carphone", backend="t", config={}, code_version="t",
+                frames=lambda: ({"payload": f} for f in frames))
+    out = preprocess_clip(layout, "carphone", "face15", BackendSettings(backend="mediapipe"), RunSettings())
+    assert (out.status, out.frames, out.empty) == ("written", 3, 0), out.error
+    shard = ShardReader(layout.shard_path("face15", "carphone")).read()
+    with MediapipeFaceSketch() as sketcher:  # the same landmarks, found independently of the stage
+        faces, boxes = sketcher.landmarks(frames[0])
+    expected = face15_encoding(frames[0], np.round(mediapipe_to_ibug68(faces[0])))
+    np.testing.assert_array_equal(shard[0]["payload"], expected)
+    x0, y0, x1, y1, _ = boxes[0]  # BlazeFace's box: the 14 polylines (distance 0) lie around the face
+    ys, xs = np.nonzero((expected[..., 1:] == 0).any(2))
+    inside = (xs > x0 - 0.2 * (x1 - x0)) & (xs < x1 + 0.2 * (x1 - x0)) & (ys > y0 - 0.6 * (y1 - y0)) & (ys < y1 + 0.2 * (y1 - y0))
+    assert inside.mean() > 0.97 and len(xs) > 300
