@@ -389,8 +389,11 @@ def official_inputs(config_dir: str | os.PathLike[str] | None = None) -> list[di
         config = load_model_config(path)
         for spec in config.input.sources:
             entry = official.inputs[spec.name]
-            computed = [c for c in entry.exact if c.partition("=")[2] not in IMPORT_BACKENDS]
-            approx = [c for c in entry.approximate if c.partition("=")[2] not in IMPORT_BACKENDS]
+            def computed_here(choice: str) -> bool:
+                return choice.partition("=")[2].partition(":")[0] not in IMPORT_BACKENDS
+
+            computed = [c for c in entry.exact if computed_here(c)]
+            approx = [c for c in entry.approximate if computed_here(c)]
             from_frames = ("exactly" if computed else "approximately" if approx else
                            "no: import door only" if entry.exact else "no: not produced here")
             space = getattr(spec, "label_space", None)

@@ -4,7 +4,9 @@ Two label spaces live in semantic/instance shards, recorded in each shard's foot
 
 - ``cityscapes_train_ids``: the 19 train ids (0..18, 255 = ignore) every computed backend writes; instance
   ids ``train_id*1000+k``, stuff 0 (``labels.py``).
-- ``cityscapes_label_ids``: the label ids 0..33 of gtFine ``*_labelIds.png``; instance maps as in gtFine
+- ``cityscapes_label_ids``: the label ids 0..33 of gtFine ``*_labelIds.png`` (or of a Cityscapes network's
+  train ids mapped back, ``semantic=mmseg:label_space=cityscapes_label_ids``: how NVIDIA made their training
+  maps, though not with this network); instance maps as in gtFine
   ``*_instanceIds.png``: stuff and instance-less groups keep their label id (< 1000), instances are
   ``label_id*1000+k``. The official street models one-hot 35 channels (ids 0..33, plus the license plate's
   -1 which no PNG holds), read foreground label id 26 (car) and take instance edges from these raw ids,
@@ -13,7 +15,9 @@ Two label spaces live in semantic/instance shards, recorded in each shard's foot
 The table (names, ids, train ids, which have instances) is cityscapesscripts' (``helpers.labels``).
 Import: ``--backend semantic=cityscapes:import_dir=DIR`` (and ``instance=cityscapes:import_dir=DIR``) finds a
 clip's per-frame files by Cityscapes name, ``DIR/**/<clip>_<frame:06d>_*labelIds.png`` (gtFine's own layout,
-``<city>_<seq>`` being the clip id ingest gives a leftImg8bit_sequence), or in name order in ``DIR/<clip>/``.
+``<city>_<seq>`` being the clip id ingest gives a leftImg8bit_sequence), or in name order in ``DIR/<clip>/``;
+``suffix=...`` names other files (gtFine annotates one frame of each 30-frame sequence, so video needs
+per-frame label-id maps from elsewhere, named the Cityscapes way).
 """
 
 from __future__ import annotations
@@ -49,6 +53,15 @@ _NUMBERED = r"^{clip}_(\d{{6}})_.*{suffix}$"
 _LEFT_IMG = re.compile(r"^(?P<seq>.+)_(?P<frame>\d{6})_leftImg8bit\.(?:png|jpg)$")
 
 
+def train_to_label_ids(train_ids: np.ndarray) -> np.ndarray:
+    """A train-id map (0..18, 255 ignore) as label ids: each train id is exactly one label id; ignore becomes
+    0 (unlabeled). The classes Cityscapes does not train on (parking, rail track, guard rail, ...) never appear."""
+    table = np.zeros(256, np.uint8)
+    for train_id, label_id in TRAIN_TO_LABEL_ID.items():
+        table[train_id] = label_id
+    return table[train_ids]
+
+
 def validate_label_ids(label: np.ndarray, what: str = "label map") -> np.ndarray:
     """Cityscapes label ids 0..33 (H×W uint8); anything else stops the clip."""
     if label.dtype != np.uint8 or label.ndim != 2:
@@ -71,6 +84,10 @@ def validate_label_id_instances(instance: np.ndarray, what: str = "instance map"
         raise PreprocessInputError(f"{what} holds ids {bad[:10]}: expected Cityscapes label ids 0..{MAX_LABEL_ID} or "
                                    f"label_id*1000+k with a thing label id {THING_LABEL_IDS}")
     return instance
+
+
+def default_suffix(stage: str) -> str:
+    return LABEL_SUFFIX if stage == "semantic" else INSTANCE_SUFFIX
 
 
 def import_candidates(import_dir: Path, clip_id: str, suffix: str) -> tuple[dict[int, Path], list[Path]]:
@@ -141,11 +158,11 @@ class CityscapesImport:
 
     name = "cityscapes"
 
-    def __init__(self, import_dir: Path, clip_id: str, kind: str) -> None:
+    def __init__(self, import_dir: Path, clip_id: str, kind: str, suffix: str | None = None) -> None:
         if kind not in ("semantic", "instance"):
             raise ValueError(f"the cityscapes importer feeds the semantic or instance stage, not {kind!r}")
         self.import_dir, self.clip_id, self.kind = Path(import_dir), clip_id, kind
-        self.suffix = LABEL_SUFFIX if kind == "semantic" else INSTANCE_SUFFIX
+        self.suffix = suffix or default_suffix(kind)
         self.files: list[Path] = []
         self._next = 0
 

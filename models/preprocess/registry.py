@@ -36,10 +36,14 @@ IMPORT_BACKENDS = frozenset({"coco_rle", "openpose", "cityscapes", "landmarks", 
 # would otherwise be silently ignored). All but import_dir go into the shard fingerprint.
 OPTIONS: dict[str, tuple[str, ...]] = {
     "torchvision": ("arch", "score_threshold"), "dis": ("preset",), "raft": ("raft_iterations",),
-    "mmseg": ("model",), "mmdet": ("model", "score_threshold"), "coco_rle": ("import_dir", "score_threshold"),
-    "openpose": ("import_dir",), "cityscapes": ("import_dir",), "landmarks": ("import_dir", "source_size"),
+    "mmseg": ("model", "label_space"), "mmdet": ("model", "score_threshold"),
+    "coco_rle": ("import_dir", "score_threshold"), "openpose": ("import_dir",), "cityscapes": ("import_dir", "suffix"),
+    "landmarks": ("import_dir", "source_size"),
     "iuv": ("import_dir",), "json": ("import_dir", "source_size"),
 }
+# options added to an existing backend after its shards were written: fingerprinted only when not at their
+# default, so the shards made before stay current
+_LATER_OPTIONS = ("label_space",)
 # bumped when a backend's output for the same input and settings changes (part of the fingerprint)
 CODE_VERSION = "preprocess/1"
 
@@ -60,6 +64,10 @@ class BackendSettings(BaseModel):
     raft_iterations: int = Field(12, ge=1, description="RAFT refinement iterations (flow backend raft)")
     source_size: tuple[int, int] | None = Field(
         None, description="json, landmarks: the frame size WxH the keypoints were found at (default: the clip's)")
+    suffix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-]+$",
+                               description="cityscapes: the files' name ending (default labelIds.png / instanceIds.png)")
+    label_space: Literal["cityscapes_train_ids", "cityscapes_label_ids"] = Field(
+        "cityscapes_train_ids", description="mmseg: write the network's train ids, or them mapped to label ids")
 
     @field_validator("source_size", mode="before")
     @classmethod
@@ -85,8 +93,20 @@ class BackendSettings(BaseModel):
         return self
 
     def fingerprint_config(self) -> dict[str, Any]:
-        keys = [k for k in OPTIONS.get(self.backend, ()) if k != "import_dir"]
+        keys = [k for k in OPTIONS.get(self.backend, ()) if k != "import_dir" and
+                (k not in _LATER_OPTIONS or getattr(self, k) != type(self).model_fields[k].default)]
         return {"backend": self.backend, **{k: getattr(self, k) for k in keys}}
+
+
+def parse_choice(choice: str) -> tuple[str, str, dict[str, str]]:
+    """``stage=backend[:key=value,...]`` (the CLI's --backend form) -> (stage, backend, options); an unknown
+    stage, backend or option is a ValueError naming it."""
+    stage, _, spec = choice.partition("=")
+    backend, _, text = spec.partition(":")
+    options = dict(item.partition("=")[::2] for item in filter(None, text.split(",")))
+    check_backend(stage, backend)
+    BackendSettings(backend=backend, **options)
+    return stage, backend, options
 
 
 def check_backend(stage: str, backend: str) -> None:
@@ -101,7 +121,7 @@ def label_space(stage: str, settings: BackendSettings) -> str | None:
     stages. Only the cityscapes importer writes Cityscapes label ids; every other backend train ids."""
     if stage not in ("semantic", "instance"):
         return None
-    return "cityscapes_label_ids" if settings.backend == "cityscapes" else "cityscapes_train_ids"
+    return "cityscapes_label_ids" if settings.backend == "cityscapes" else settings.label_space
 
 
 def import_files(stage: str, settings: BackendSettings, clip_id: str) -> list[Path]:
@@ -112,9 +132,9 @@ def import_files(stage: str, settings: BackendSettings, clip_id: str) -> list[Pa
     if settings.backend == "coco_rle":
         return [base / f"{clip_id}.json"]
     if settings.backend == "cityscapes":
-        from models.preprocess.cityscapes import INSTANCE_SUFFIX, LABEL_SUFFIX, import_candidates
+        from models.preprocess.cityscapes import default_suffix, import_candidates
 
-        numbered, ordered = import_candidates(base, clip_id, LABEL_SUFFIX if stage == "semantic" else INSTANCE_SUFFIX)
+        numbered, ordered = import_candidates(base, clip_id, settings.suffix or default_suffix(stage))
         return [numbered[n] for n in sorted(numbered)] + ordered
     pattern = {"openpose": "*_keypoints.json", "json": "*_keypoints.json", "landmarks": "*.txt", "iuv": "*.png"}
     return sorted((base / clip_id).glob(pattern[settings.backend]))
@@ -134,7 +154,7 @@ def build(stage: str, settings: BackendSettings, clip_id: str, *, weights_dir: s
             return CocoRLEImport(Path(settings.import_dir) / f"{clip_id}.json", settings.score_threshold)
         if name == "cityscapes":
             from models.preprocess.cityscapes import CityscapesImport
-            return CityscapesImport(Path(settings.import_dir), clip_id, stage)
+            return CityscapesImport(Path(settings.import_dir), clip_id, stage, settings.suffix)
         if name == "landmarks":
             from models.preprocess.face15 import LandmarksFace15
             return LandmarksFace15(folder, settings.source_size)
@@ -178,7 +198,8 @@ def _cached(stage: str, settings_json: str, weights_dir: str | None, device: str
         return TorchvisionDeepLab(settings.arch, weights_dir, device, resolution)
     if stage == "semantic" and name == "mmseg":
         from models.preprocess.semantic import MMSegSemantic
-        return MMSegSemantic(settings.model or "deeplabv3_r50_cityscapes", weights_dir, device, resolution)
+        return MMSegSemantic(settings.model or "deeplabv3_r50_cityscapes", weights_dir, device, resolution,
+                             settings.label_space)
     if stage == "instance" and name == "torchvision":
         from models.preprocess.instance import TorchvisionMaskRCNN
         return TorchvisionMaskRCNN(weights_dir, device, resolution, settings.score_threshold)

@@ -251,7 +251,7 @@ class OfficialRelease(_Strict):
 
     def check_inputs(self, config: "ModelConfig") -> "OfficialRelease":
         """Every declared input described, each by backends its stage offers (or a note saying why none)."""
-        from models.preprocess.registry import BACKENDS  # the backends a stage offers (data, no compute)
+        from models.preprocess.registry import BACKENDS, parse_choice  # the backends a stage offers (data)
 
         names = {s.name: s.stage for s in config.input.sources}
         if set(self.inputs) != set(names):
@@ -259,10 +259,15 @@ class OfficialRelease(_Strict):
                              f"got {sorted(self.inputs)}")
         for name, entry in self.inputs.items():
             for choice in (*entry.exact, *entry.approximate):
-                stage, _, backend = choice.partition("=")
-                if stage != names[name] or backend not in BACKENDS.get(stage, ()):
+                stage = choice.partition("=")[0]
+                try:
+                    if stage != names[name]:
+                        raise ValueError(f"stage {stage!r}")
+                    parse_choice(choice)
+                except ValueError as exc:
+                    offered = ", ".join(f"{names[name]}={b}" for b in BACKENDS.get(names[name], ()))
                     raise ValueError(f"official.inputs.{name}: {choice!r} is not a backend of stage {names[name]!r} "
-                                     f"({', '.join(f'{names[name]}={b}' for b in BACKENDS.get(names[name], ()))})")
+                                     f"({offered}): {str(exc).splitlines()[0]}") from None
             if not (entry.exact or entry.approximate or entry.note):
                 raise ValueError(f"official.inputs.{name}: name a backend (exact/approximate) or say why none (note)")
         return self

@@ -52,6 +52,14 @@ def test_cityscapes_table_is_cityscapesscripts_label_ids():
     assert cityscapes.THING_LABEL_IDS == (24, 25, 26, 27, 28, 29, 30, 31, 32, 33)
     assert cityscapes.TRAIN_TO_LABEL_ID[0] == 7 and cityscapes.TRAIN_TO_LABEL_ID[13] == 26
     assert cityscapes.TRAIN_TO_LABEL_ID[18] == 33 and len(cityscapes.TRAIN_TO_LABEL_ID) == 19
+    # a Cityscapes network's train ids as label ids (mmseg:label_space=cityscapes_label_ids); ignore -> unlabeled
+    np.testing.assert_array_equal(cityscapes.train_to_label_ids(np.array([[0, 13, 255], [10, 11, 18]], np.uint8)),
+                                  [[7, 26, 0], [23, 24, 33]])
+    mmseg = BackendSettings(backend="mmseg", label_space="cityscapes_label_ids")
+    assert mmseg.fingerprint_config()["label_space"] == "cityscapes_label_ids"
+    assert "label_space" not in BackendSettings(backend="mmseg").fingerprint_config()  # earlier shards stay current
+    with pytest.raises(ValidationError, match="backend 'torchvision' has no option 'label_space'"):
+        BackendSettings(backend="torchvision", label_space="cityscapes_label_ids")
 
 
 def _cityscapes_clip(root: Path, tmp: Path) -> DatasetLayout:
@@ -116,6 +124,18 @@ def test_gtfine_label_and_instance_ids_are_imported_by_frame_name(tmp_path, data
     cv2.imwrite(str(path), np.full((2 * H, 2 * W), 11, np.uint8))
     assert _run(layout, "semantic", "cityscapes", import_dir=str(gt)).status == "written"
     assert set(np.unique(ShardReader(layout.shard_path("semantic", CLIP)).read(1, 2)[0]["payload"])) == {11}
+
+
+def test_label_id_maps_named_otherwise_come_in_with_a_suffix(tmp_path, data_root):
+    layout = _cityscapes_clip(data_root, tmp_path)
+    folder = tmp_path / "test_A" / "aachen"  # e.g. per-frame network predictions named like the frames
+    folder.mkdir(parents=True)
+    for k, n in enumerate(FRAMES):
+        cv2.imwrite(str(folder / f"{CLIP}_{n:06d}_leftImg8bit.png"), np.full((H, W), 21 + k, np.uint8))
+    assert _run(layout, "semantic", "cityscapes", import_dir=str(tmp_path / "test_A")).status == "quarantined"
+    out = _run(layout, "semantic", "cityscapes", import_dir=str(tmp_path / "test_A"), suffix="leftImg8bit.png")
+    assert out.status == "written", out.error
+    assert [int(f["payload"][0, 0]) for f in ShardReader(layout.shard_path("semantic", CLIP)).read()] == [21, 22, 23]
 
 
 def test_a_missing_or_wrong_gtfine_file_quarantines_the_clip_naming_clip_and_file(tmp_path, data_root):
@@ -448,6 +468,8 @@ def test_official_presets_state_how_each_input_is_produced(tmp_path):
     assert rows["edge2face_512", "face15"]["computed from frames here"] == "approximately"
     assert rows["edge2face_512", "face15"]["exact via"] == "face15=landmarks (import)"
     assert rows["label2city_2048", "labels"]["encoding"] == "one_hot (35 ch, cityscapes_label_ids)"
+    assert rows["label2city_2048", "labels"]["approximate via"] == "semantic=mmseg:label_space=cityscapes_label_ids"
+    assert rows["label2city_2048", "instance"]["computed from frames here"] == "no: import door only"
     config = load_model_config("pose2body_1024p")
     assert load_official("pose2body_1024p").release.startswith("NVIDIA/vid2vid pose2body_1024p")
     assert load_official("street") is None and "official" not in config.to_dict()  # not part of model files
