@@ -6,7 +6,8 @@ no code taken from it):
 
 - a run of 2 keypoints is joined by the least-squares line, 3 or more by a parabola (``scipy``'s
   ``curve_fit`` from its default start, as there), fitted along the axis of larger consecutive steps; a
-  parabola whose leading coefficient exceeds 1 in magnitude is not drawn;
+  parabola whose leading coefficient exceeds 1 in magnitude is not drawn (where ``curve_fit`` gives up and
+  raises, which stops the official loader, numpy's least-squares fit stands in);
 - the curve is sampled at ``int(x_last - x_first)`` evenly spaced abscissae (old numpy truncated a float
   sample count), both coordinates then truncated to integers;
 - each sample stamps the 2bw×2bw block of pixels offset by -bw..bw-1 (so 2×2 up-left of the point for
@@ -41,7 +42,10 @@ def fit_curve(xs: Sequence[float], ys: Sequence[float]) -> tuple[np.ndarray | No
     model = _line if len(xs) < 3 else _parabola
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        params, _ = curve_fit(model, xs, ys)
+        try:
+            params, _ = curve_fit(model, xs, ys)
+        except RuntimeError:  # the official code stops here (e.g. a repeated abscissa); take the exact least squares
+            params = np.polyfit(xs, ys, 1 if len(xs) < 3 else 2)
     if len(xs) >= 3 and abs(params[0]) > 1:
         return None, None
     if xs[0] > xs[-1]:
