@@ -199,11 +199,15 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def _parser_preprocess(sub: argparse._SubParsersAction) -> None:
-    pre = sub.add_parser("preprocess", help="rgb shards -> semantic/instance/flow/sketch/pose shards, on Dask")
+    pre = sub.add_parser("preprocess", help="rgb shards -> semantic/instance/flow/sketch/pose (and the released "
+                                            "models' face15/densepose/openpose) shards, on Dask")
     pre.add_argument("--dataset", required=True)
-    pre.add_argument("--stages", default="semantic,instance,flow,sketch,pose", help="comma-separated")
+    pre.add_argument("--stages", default="semantic,instance,flow,sketch,pose",
+                     help="comma-separated; also face15, densepose, openpose")
     pre.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
-                     help="e.g. flow=dis:preset=fast, semantic=dataset, instance=coco_rle:import_dir=DIR (repeatable)")
+                     help="e.g. flow=dis:preset=fast, semantic=dataset, instance=coco_rle:import_dir=DIR, "
+                          "semantic=cityscapes:import_dir=GTFINE, face15=landmarks:import_dir=DIR, "
+                          "densepose=iuv:import_dir=DIR, openpose=json:import_dir=DIR[,source_size=WxH] (repeatable)")
     pre.add_argument("--resolution", type=size_arg("--resolution"), default=None, help="WxH the networks see (outputs keep the clip size)")
     pre.add_argument("--device", default="cpu")
     pre.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
@@ -238,6 +242,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
         return import_fid_inception_cli(args.source, args.weights_dir)
     _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")}
                                         for row in status(args.weights_dir)])
+    from models.weights import official_inputs
+
+    _print_table("released vid2vid models: the input encodings their weights need, and how we produce them",
+                 [{k: row[k] for k in ("preset", "input", "encoding", "exact via", "approximate via",
+                                       "computed from frames here", "note")}
+                  for row in official_inputs()])
     return 0
 
 

@@ -32,7 +32,7 @@ from flows.failures import PreprocessFailed
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.preprocess.clip import RunSettings, StageOutcome
-from models.preprocess.registry import DEFAULT_BACKENDS, STAGES, BackendSettings, Stage, check_backend
+from models.preprocess.registry import DEFAULT_BACKENDS, DEFAULT_STAGES, BackendSettings, Stage, check_backend
 from storage import locations
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout, check_name
@@ -45,7 +45,8 @@ from tasks.progress import track
 class PreprocessSettings(FlowParams):
     """How to preprocess (the full rebuild holds these as they are; its default stages follow the model)."""
 
-    stages: list[Stage] | None = Field(None, description="default: every stage (the rebuild: the model's inputs + flow)")
+    stages: list[Stage] | None = Field(None, description="default: semantic, instance, flow, sketch, pose (the "
+                                                         "rebuild: the model's inputs + flow)")
     backends: dict[Stage, BackendSettings] = Field(
         default_factory=dict, description="per stage; stages not listed use their default backend")
     resolution: tuple[int, int] | None = Field(None, description="(width, height) the networks see; "
@@ -76,7 +77,7 @@ class PreprocessParams(PreprocessSettings):
 
     @property
     def stage_list(self) -> list[str]:
-        return list(self.stages) if self.stages else list(STAGES)
+        return list(self.stages) if self.stages else list(DEFAULT_STAGES)
 
     def settings_for(self, stage: str) -> BackendSettings:
         return self.backends.get(stage) or BackendSettings(backend=DEFAULT_BACKENDS[stage])  # type: ignore[index]

@@ -25,7 +25,7 @@ from models.vid2vid.checkpoint import validate_init_from
 from models.vid2vid.config import load_model_config
 from storage import locations
 from storage.atomic import atomic_write_bytes
-from storage.dataset import require_stage_shards
+from storage.dataset import require_label_spaces, require_stage_shards
 from storage.layout import DatasetLayout, check_name
 from tasks.artifacts import artifact_key, publish_markdown
 from tasks.multimodal import fit_mixtures_task
@@ -121,6 +121,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     model = load_model_config(params.config)
     stages = input_stages(model.to_dict())
     require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
+    require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")
     init_from = None
     if params.init_from:  # a wrong file is a wrong request: refused here, before any Ray (exit 2 on the CLI)
         path, parts, notes = validate_init_from(params.init_from, model.to_dict())

@@ -16,15 +16,19 @@ from storage.layout import DatasetLayout
 from storage.shards import ShardReader
 
 
-def _resize(stage: str, frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    if size is None or (frame.shape[1], frame.shape[0]) == size:
-        return frame
+def _resize(stage: str, frame: np.ndarray, size: tuple[int, int] | None, codes: bool = False) -> np.ndarray:
+    """``codes``: the payload's values are ids or colour codes (its codec says so): never blended."""
     if stage == "flow":  # 2×H×W, in pixels: values scale with the image
+        if size is None or (frame.shape[2], frame.shape[1]) == size:
+            return frame
         scale_x, scale_y = size[0] / frame.shape[2], size[1] / frame.shape[1]
         resized = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in frame])
         return resized * np.array([scale_x, scale_y], np.float32)[:, None, None]
-    nearest = frame.ndim == 2  # 2-D payloads are label maps (ids, masks): never blend them
-    return cv2.resize(frame, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+    if size is None or (frame.shape[1], frame.shape[0]) == size:
+        return frame
+    nearest = codes or frame.ndim == 2  # label maps (ids, masks), part indices, colour codes: never blend them
+    resized = cv2.resize(frame, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+    return resized[..., None] if frame.ndim == 3 and resized.ndim == 2 else resized
 
 
 def iter_clip_frames(layout: DatasetLayout, clip_id: str, stages: Sequence[str] = ("rgb", "semantic", "instance"),
@@ -46,7 +50,7 @@ def iter_clip_frames(layout: DatasetLayout, clip_id: str, stages: Sequence[str] 
         for i in range(stop - start):
             frame: dict[str, np.ndarray] = {}
             for stage, rows in chunks.items():
-                frame[stage] = _resize(stage, rows[i]["payload"], size)
+                frame[stage] = _resize(stage, rows[i]["payload"], size, readers[stage].codec().labels)
                 if stage == "flow" and "occlusion" in rows[i]:
                     frame["occlusion"] = _resize("occlusion", rows[i]["occlusion"], size)
             yield frame

@@ -1,8 +1,10 @@
 """Frame payload codecs: how one frame of one stage becomes bytes in a shard, and back.
 
 Lossless where the value matters exactly (labels, instances, masks); float16 for flow (2×H×W, the shard's
-column compression does the rest); PNG or JPEG for RGB by config. Encoders are deterministic so a
-rebuild gives byte-identical shards.
+column compression does the rest); PNG or JPEG for RGB by config; ``png_planes`` for pictures of any
+number of uint8 channels (the official face encoding's 15). Encoders are deterministic so a rebuild gives
+byte-identical shards. A codec says whether its values are codes (``labels``: resized by nearest neighbour,
+never blended) and whether its arrays put channels first (flow).
 """
 
 from __future__ import annotations
@@ -75,6 +77,30 @@ def _png_codec(dtype: type, what: str) -> tuple[Callable[[np.ndarray], bytes], C
 encode_gray_png, decode_gray = _png_codec(np.uint8, "label/mask")
 encode_instance_png, decode_instance = _png_codec(np.uint16, "instance")
 
+_PLANES_MAGIC = b"PL1"
+
+
+def encode_planes(frame: np.ndarray) -> bytes:
+    """H×W×C uint8 (any C ≥ 1) as one lossless grayscale PNG of the planes stacked vertically ((C·H)×W),
+    behind a header holding C: smooth maps (distance transforms) compress well plane by plane."""
+    _check(frame, np.uint8, 3, "planes")
+    channels = frame.shape[2]
+    if not 1 <= channels <= 65535:
+        raise ShardError(f"planes frame must have 1..65535 channels, got {channels}")
+    stacked = np.ascontiguousarray(np.moveaxis(frame, 2, 0)).reshape(channels * frame.shape[0], frame.shape[1])
+    return _PLANES_MAGIC + np.array([channels], "<u2").tobytes() + \
+        _imencode(".png", stacked, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
+
+
+def decode_planes(data: bytes) -> np.ndarray:
+    if data[:3] != _PLANES_MAGIC or len(data) < 5:
+        raise ShardError("corrupt planes payload: missing header")
+    channels = int(np.frombuffer(data[3:5], "<u2")[0])
+    stacked = _imdecode(data[5:], cv2.IMREAD_UNCHANGED, "planes")
+    if stacked.dtype != np.uint8 or stacked.ndim != 2 or channels == 0 or stacked.shape[0] % channels:
+        raise ShardError(f"corrupt planes payload: {stacked.dtype} {stacked.shape} for {channels} planes")
+    return np.ascontiguousarray(np.moveaxis(stacked.reshape(channels, -1, stacked.shape[1]), 0, 2))
+
 
 _FLOW_MAGIC = b"F16"
 
@@ -105,15 +131,20 @@ class Codec:
     encode: Callable[[np.ndarray], bytes]
     decode: Callable[[bytes], np.ndarray]
     compress_column: bool  # PNG/JPEG are already compressed; raw float16 is not
+    labels: bool = False  # values are codes (ids, part indices, colour-coded limbs): resize by nearest neighbour
+    channels_first: bool = False  # C×H×W arrays (flow); every other payload is H×W or H×W×C
 
 
 CODECS: dict[str, Codec] = {
     "png_rgb": Codec("png_rgb", encode_rgb_png, decode_rgb, False),
     "jpeg_rgb": Codec("jpeg_rgb", make_jpeg_encoder(95), decode_rgb, False),
-    "png_label": Codec("png_label", encode_gray_png, decode_gray, False),
-    "png_mask": Codec("png_mask", encode_gray_png, decode_gray, False),
-    "png_instance": Codec("png_instance", encode_instance_png, decode_instance, False),
-    "f16_flow": Codec("f16_flow", encode_flow, decode_flow, True),
+    # RGB pictures whose pixels are codes: DensePose IUV (part index, U, V), the official OpenPose rendering
+    "png_rgb_nearest": Codec("png_rgb_nearest", encode_rgb_png, decode_rgb, False, labels=True),
+    "png_label": Codec("png_label", encode_gray_png, decode_gray, False, labels=True),
+    "png_mask": Codec("png_mask", encode_gray_png, decode_gray, False, labels=True),
+    "png_instance": Codec("png_instance", encode_instance_png, decode_instance, False, labels=True),
+    "png_planes": Codec("png_planes", encode_planes, decode_planes, False),
+    "f16_flow": Codec("f16_flow", encode_flow, decode_flow, True, channels_first=True),
 }
 
 

@@ -19,7 +19,7 @@ from storage.clip_reader import iter_clip_frames
 from storage.errors import StorageError
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
-from storage.shards import ShardReader
+from storage.shards import ShardReader, read_meta
 
 
 
@@ -74,6 +74,40 @@ def require_stage_shards(layout: DatasetLayout, stages: Sequence[str], split: st
                           f"{', ...' if len(clips) > 3 else ''})" for stage, clips in missing.items())
         raise StorageError(f"dataset {layout.dataset!r} lacks shards that {needed_by}: {parts}. Run `vid2vid "
                            f"preprocess --dataset {layout.dataset} --stages {','.join(missing)}` first")
+
+
+#: what a semantic/instance shard holds when its footer does not say: every backend that wrote shards before
+#: label spaces were recorded wrote Cityscapes train ids
+DEFAULT_LABEL_SPACE = "cityscapes_train_ids"
+
+
+def shard_label_space(meta_extra: dict) -> str:
+    return str(meta_extra.get("label_space") or DEFAULT_LABEL_SPACE)
+
+
+def require_label_spaces(layout: DatasetLayout, expected: dict[str, str], split: str | None = "train",
+                         needed_by: str = "the model reads", clip_ids: Sequence[str] | None = None) -> None:
+    """Raise a StorageError when a stage's shards hold ids of another label space than the model declares
+    (``{stage: label space}``), e.g. Cityscapes label ids for a train-id model: one-hot channels would mean
+    other classes and nothing would fail. Reads only the shard footers."""
+    if not expected:
+        return
+    records = [r for r in read_manifest(layout) if r.status == "ok" and (split is None or r.split == split)
+               and (clip_ids is None or r.clip_id in clip_ids)]
+    for stage, want in expected.items():
+        wrong: dict[str, list[str]] = {}
+        for record in records:
+            meta = read_meta(layout.shard_path(stage, record.clip_id))
+            if meta is not None and (have := shard_label_space(meta.extra)) != want:
+                wrong.setdefault(have, []).append(record.clip_id)
+        for have, clips in wrong.items():
+            how = (f"--backend {stage}=cityscapes:import_dir=DIR" if want == "cityscapes_label_ids" else
+                   f"a computed {stage} backend, e.g. --backend {stage}=mmseg" if stage == "semantic" else
+                   f"a computed {stage} backend")
+            raise StorageError(
+                f"{needed_by} {stage!r} as {want}, but dataset {layout.dataset!r} holds {have} there for "
+                f"{len(clips)} clip(s) ({', '.join(clips[:3])}{', ...' if len(clips) > 3 else ''}): use a model "
+                f"declaring {have}, or preprocess the stage into {want} ({how})")
 
 
 @dataclass(frozen=True)

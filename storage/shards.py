@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage.atomic import atomic_path
-from storage.codecs import get_codec
+from storage.codecs import Codec, get_codec
 from storage.errors import ShardError
 
 META_KEY = b"vid2vid"
@@ -49,8 +49,12 @@ class ShardMeta:
         return cls(**json.loads(data))
 
 
-def frame_size(payload: np.ndarray) -> tuple[int, int]:
-    """(height, width) of an H×W, H×W×C (C ≤ 4) or C×H×W (flow) payload."""
+def frame_size(payload: np.ndarray, channels_first: bool | None = None) -> tuple[int, int]:
+    """(height, width) of an H×W, H×W×C or C×H×W (flow) payload. ``channels_first`` comes from the codec;
+    without it, a 3-D payload is H×W×C when C ≤ 4, else C×H×W."""
+    if payload.ndim == 3 and channels_first is not None:
+        return (int(payload.shape[1]), int(payload.shape[2])) if channels_first else \
+            (int(payload.shape[0]), int(payload.shape[1]))
     if payload.ndim == 2:
         return int(payload.shape[0]), int(payload.shape[1])
     if payload.ndim == 3 and payload.shape[-1] in (1, 3, 4):
@@ -113,7 +117,8 @@ def write_shard(
                 missing = [c for c in codecs if c not in frame]
                 if missing:
                     raise ShardError(f"{meta.stage}/{meta.clip_id} frame {frame_idx} lacks payload columns {missing}")
-                size = frame_size(np.asarray(frame[next(iter(codecs))]))
+                first = next(iter(codecs))
+                size = frame_size(np.asarray(frame[first]), codecs[first].channels_first)
                 if schema is not None and size != (written.height, written.width):
                     raise ShardError(f"{meta.stage}/{meta.clip_id} frame {frame_idx} is {size[1]}x{size[0]}, "
                                      f"the clip's earlier frames are {written.width}x{written.height}")
@@ -173,6 +178,10 @@ class ShardReader:
 
     def __len__(self) -> int:
         return int(self._starts[-1])
+
+    def codec(self, column: str = "payload") -> Codec:
+        """The codec of one payload column (what its values are: pictures, or codes resized by nearest)."""
+        return self._codecs[column]
 
     @property
     def columns(self) -> list[str]:

@@ -21,6 +21,10 @@ STAGE_CODECS: dict[str, dict[str, str]] = {
     "flow": {"payload": "f16_flow", "occlusion": "png_mask"},
     "sketch": {"payload": "png_rgb"},
     "pose": {"payload": "png_rgb", "person_mask": "png_mask"},
+    # the official vid2vid encodings (their import doors and builders: models/preprocess/)
+    "face15": {"payload": "png_planes"},          # Canny + landmark edges, 14 distance maps (H×W×15)
+    "densepose": {"payload": "png_rgb_nearest"},  # DensePose IUV as the official loader reads it (V, U, I)
+    "openpose": {"payload": "png_rgb_nearest"},   # OpenPose body/hands/face drawn as the official loader does
 }
 
 

@@ -22,6 +22,7 @@ from models.training.review import frame_grid, png_bytes
 from models.vid2vid.checkpoint import load_checkpoint, model_config
 from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
+from storage.dataset import require_label_spaces
 from storage.layout import DatasetLayout
 from storage.shards import read_meta
 from storage.video import VideoSource, decode
@@ -88,6 +89,7 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
     """``reference_clips``: real clips of another split (training) for each FID's real-vs-real floor."""
     layout = DatasetLayout(Path(data_root), dataset)
     config = model_config(load_checkpoint(model_path), model_path)
+    require_label_spaces(layout, config.input.label_spaces, None, f"model {model_path} reads", clips)
     size = (config.input.width, config.input.height)
     folder = Path(out_dir) / run
     rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4", seed=0, first_frame=FIRST_FRAME,

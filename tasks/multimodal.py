@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from models.vid2vid.checkpoint import load_checkpoint, load_multimodal, model_config, save_checkpoint
 from models.vid2vid.multimodal import fit_class_mixtures
-from storage.dataset import clip_batches, require_stage_shards
+from storage.dataset import clip_batches, require_label_spaces, require_stage_shards
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
 
@@ -36,6 +36,7 @@ def fit_mixtures_task(model_path: str, data_root: str, dataset: str, split: str 
     labels = config.input.labels
     stages = list(dict.fromkeys([*([labels.stage] if labels else []), config.multimodal.instance_stage]))
     require_stage_shards(layout, ["rgb", *stages], split, "fitting the feature mixtures reads", clips)
+    require_label_spaces(layout, config.input.label_spaces, split, f"model {model_path} reads", clips)
     size = (config.input.width, config.input.height)
     batches = (b for clip in clips for b in clip_batches(layout, clip, stages, size, limit=max_frames_per_clip))
     gmm = fit_class_mixtures(encoder, config, batches, seed)

@@ -24,6 +24,10 @@ class PreprocessInputError(ValueError):
     """
 
 
+class PreprocessSetupError(RuntimeError):
+    """A backend's dependency is not installed (named in the message): fails the stage, never retried."""
+
+
 @runtime_checkable
 class FrameBackend(Protocol):
     """semantic / instance / sketch / pose: one output dict per input frame."""

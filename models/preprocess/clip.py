@@ -19,11 +19,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.preprocess.base import PreprocessInputError
+from models.preprocess.base import PreprocessInputError, PreprocessSetupError
+from models.preprocess.cityscapes import LABEL_IDS, validate_label_id_instances, validate_label_ids
 from models.preprocess.labels import validate_instance_ids, validate_train_ids
 from models.preprocess.mediapipe_client import MediapipeUnavailableError
 from models.preprocess.openmmlab import OpenMMLabUnavailableError
-from models.preprocess.registry import CODE_VERSION, BackendSettings, build
+from models.preprocess.registry import CODE_VERSION, BackendSettings, build, import_files, label_space
 from models.preprocess.run import run_flow, run_frames
 from models.weights import WeightsError
 from storage.errors import BadInputError, ShardError
@@ -33,7 +34,7 @@ from storage.shards import ShardReader
 from storage.stages import write_stage
 
 BAD_INPUT = (PreprocessInputError, BadInputError, ShardError)
-SETUP = (WeightsError, MediapipeUnavailableError, OpenMMLabUnavailableError)
+SETUP = (WeightsError, MediapipeUnavailableError, OpenMMLabUnavailableError, PreprocessSetupError)
 
 
 class RunSettings(BaseModel):
@@ -82,7 +83,10 @@ def _validate_dataset_shard(layout: DatasetLayout, stage: str, clip_id: str, rgb
     if (shard.meta.height, shard.meta.width) != (rgb.meta.height, rgb.meta.width):
         raise PreprocessInputError(f"{stage} frames are {shard.meta.width}x{shard.meta.height}, the rgb frames "
                                    f"{rgb.meta.width}x{rgb.meta.height}")
-    check = {"semantic": validate_train_ids, "instance": validate_instance_ids}.get(stage)
+    if shard.meta.extra.get("label_space") == LABEL_IDS:  # e.g. imported gtFine label ids
+        check = {"semantic": validate_label_ids, "instance": validate_label_id_instances}.get(stage)
+    else:
+        check = {"semantic": validate_train_ids, "instance": validate_instance_ids}.get(stage)
     if check is not None:
         for frame in shard.iter_frames(columns=["payload"]):
             check(frame["payload"], f"{stage} frame {frame['frame_idx']} of {clip_id}")
@@ -116,15 +120,19 @@ def preprocess_clip(layout: DatasetLayout, clip_id: str, stage: str, settings: B
                             resolution=run.network_hw)
             if hasattr(backend, "check_count"):
                 backend.check_count(len(rgb))
+            if hasattr(backend, "bind"):  # importers matching their files to the clip's frames
+                backend.bind(len(rgb), rgb.meta.extra.get("source"))
             runner = run_flow if stage == "flow" else run_frames
             for out in runner(backend, _rgb_frames(rgb, run.batch_size), run.batch_size, size):
                 empty += bool(out.get("empty", False))
                 yield out
 
         config = {**settings.fingerprint_config(), "resolution": run.network_hw}
+        space = label_space(stage, settings)
         result = write_stage(layout, stage, clip_id, backend=settings.backend, config=config,
                              code_version=CODE_VERSION, frames=outputs, upstream=[rgb_path], force=run.force,
-                             upstream_ids=_import_hashes(settings, clip_id))
+                             upstream_ids=_import_hashes(stage, settings, clip_id),
+                             extra={"label_space": space} if space else None)
         if result.skipped:
             empty = _count_empty(result.path)
         return StageOutcome(clip_id=clip_id, stage=stage, backend=settings.backend,
@@ -137,14 +145,9 @@ def preprocess_clip(layout: DatasetLayout, clip_id: str, stage: str, settings: B
                             error=f"{stage}: {exc}", seconds=time.perf_counter() - start)
 
 
-def _import_hashes(settings: BackendSettings, clip_id: str) -> list[str]:
+def _import_hashes(stage: str, settings: BackendSettings, clip_id: str) -> list[str]:
     """Imported files are inputs too: a changed import file must rebuild the shard."""
-    if not settings.import_dir:
-        return []
-    base = Path(settings.import_dir)
-    files = [base / f"{clip_id}.json"] if settings.backend == "coco_rle" else \
-        sorted((base / clip_id).glob("*_keypoints.json"))
-    return [sha256_file(f) for f in files if f.is_file()]
+    return [sha256_file(f) for f in import_files(stage, settings, clip_id) if f.is_file()]
 
 
 def _count_empty(path: Path) -> int:

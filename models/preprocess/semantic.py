@@ -3,7 +3,8 @@
 - ``torchvision``: DeepLabV3 ResNet-50/101 with torchvision's COCO-with-VOC-labels weights. Those know 20
   VOC classes, so only person, rider-less vehicles etc. come out; all else is 255 (ignore). Honest, but not
   the Cityscapes model the paper used.
-- ``mmseg``: mmsegmentation's Cityscapes-trained DeepLabV3 (the paper's route), config + checkpoint.
+- ``mmseg``: mmsegmentation's Cityscapes-trained DeepLabV3 (the paper's route), config + checkpoint; with
+  ``label_space=cityscapes_label_ids`` its train ids are written as Cityscapes label ids (cityscapes.py).
 - ``dataset``: labels that came with the source; validated, not recomputed (tasks/preprocess.py).
 """
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from models.preprocess.base import Frame, Output, check_frames
+from models.preprocess.cityscapes import train_to_label_ids, validate_label_ids
 from models.preprocess.flow_common import resize_frame
 from models.preprocess.labels import VOC_TO_CITYSCAPES, lookup_table, validate_train_ids
 from models.weights import load_into
@@ -66,12 +68,13 @@ class MMSegSemantic:
     name = "mmseg"
 
     def __init__(self, model: str = "deeplabv3_r50_cityscapes", weights_dir: str | os.PathLike[str] | None = None,
-                 device: str = "cpu", resolution: tuple[int, int] | None = None) -> None:
+                 device: str = "cpu", resolution: tuple[int, int] | None = None,
+                 label_space: str = "cityscapes_train_ids") -> None:
         from models.preprocess.openmmlab import build_model
 
         apis, self.net = build_model("mmseg.apis", "init_model", *MMSEG_MODELS[model], weights_dir, device)
         self._infer = apis.inference_model
-        self.resolution = resolution
+        self.resolution, self.label_ids = resolution, label_space == "cityscapes_label_ids"
 
     @torch.no_grad()
     def __call__(self, frames: Sequence[Frame]) -> list[Output]:
@@ -82,5 +85,6 @@ class MMSegSemantic:
             label = self._infer(self.net, bgr).pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
             if label.shape != (h, w):
                 label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
-            outputs.append({"payload": validate_train_ids(label, "mmseg prediction")})
+            label = validate_train_ids(label, "mmseg prediction")
+            outputs.append({"payload": validate_label_ids(train_to_label_ids(label)) if self.label_ids else label})
         return outputs

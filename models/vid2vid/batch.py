@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .config import Input, InstanceEdges, ModelConfig, OneHotLabels, Rendering
+from .config import DensePoseIUV, FaceEdgeDistance, Input, InstanceEdges, ModelConfig, OneHotLabels, Rendering
 from .warp import forward_to_backward_flow, warp
 
 Batch = dict[str, torch.Tensor]
@@ -126,8 +126,16 @@ def background_mask(semantic: torch.Tensor, foreground_classes: Sequence[int]) -
     return (~fg).unsqueeze(1).float()
 
 
+def densepose_iuv(value: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) V, U, I in [-1, 1] (x/127.5 - 1) -> the official pose loader's values: V and U as they
+    are, the part index I (0..24) re-scaled so that 24 -> 1: ((i/2 + 1/2)*255/24 - 1/2)*2."""
+    part = ((value[:, 2:3] * 0.5 + 0.5) * 255 / 24 - 0.5) / 0.5
+    return torch.cat([value[:, :2], part], dim=1)
+
+
 def encode_input(spec: Input, value: torch.Tensor) -> torch.Tensor:
-    """One declared input's frames -> (N, channels, H, W): ids (N, H, W) or a rendering (N, C, H, W)."""
+    """One declared input's frames -> (N, channels, H, W): ids (N, H, W) or a rendering (N, C, H, W) in
+    [-1, 1] (uint8 payloads as x/127.5 - 1, storage/dataset.py)."""
     if isinstance(spec, OneHotLabels):
         return one_hot_labels(value, spec.num_classes, spec.ignore_label)
     if isinstance(spec, InstanceEdges):
@@ -136,6 +144,10 @@ def encode_input(spec: Input, value: torch.Tensor) -> torch.Tensor:
         if value.shape[1] != spec.channels:
             raise ValueError(f"input {spec.name!r} declares {spec.channels} channels; stage {spec.stage!r} "
                              f"gave {value.shape[1]}")
+        if isinstance(spec, FaceEdgeDistance):  # the official face loader keeps x/255 in [0, 1]
+            return (value.float() + 1.0) * 0.5
+        if isinstance(spec, DensePoseIUV):
+            return densepose_iuv(value.float())
         return value.float()
     raise TypeError(f"no encoder for input {spec.name!r} ({type(spec).__name__})")
 

@@ -26,6 +26,12 @@ class _Strict(BaseModel):
 
 STAGE_NAME = r"^[a-z][a-z0-9_]*$"
 
+#: What the ids of a semantic/instance stage mean (the preprocess stage records it in each shard's footer):
+#: the 19 Cityscapes train ids our networks write, or the 35-class Cityscapes label ids (gtFine
+#: ``*_labelIds.png``) NVIDIA's released street models read. A declared one is checked against the data.
+LabelSpace = Literal["cityscapes_train_ids", "cityscapes_label_ids"]
+LABEL_SPACE_CLASSES = {"cityscapes_train_ids": 19, "cityscapes_label_ids": 35}
+
 
 class _Input(_Strict):
     """One generator input: which preprocessing stage's shards feed it and how its frames are encoded.
@@ -54,6 +60,8 @@ class OneHotLabels(_Input):
     num_classes: int = Field(ge=1)
     ignore_label: int = IGNORE_LABEL
     channels: int = Field(ge=1, description="num_classes (filled in when left out)")
+    label_space: LabelSpace | None = Field(None, description="what the ids mean; checked against the shards' "
+                                                              "recorded label space (None: not checked)")
 
     @model_validator(mode="before")
     @classmethod
@@ -67,6 +75,9 @@ class OneHotLabels(_Input):
         if self.channels != self.num_classes:
             raise ValueError(f"input {self.name!r}: one_hot has num_classes={self.num_classes} channels, "
                              f"not {self.channels}")
+        if self.label_space is not None and self.num_classes != LABEL_SPACE_CLASSES[self.label_space]:
+            raise ValueError(f"input {self.name!r}: {self.label_space} are {LABEL_SPACE_CLASSES[self.label_space]} "
+                             f"classes, not num_classes={self.num_classes}")
         return self
 
 
@@ -75,18 +86,38 @@ class InstanceEdges(_Input):
 
     encoding: Literal["instance_edges"]
     channels: int = Field(default=1, ge=1, le=1)
+    label_space: LabelSpace | None = Field(None, description="what the instance ids are made of (gtFine "
+                                                              "instanceIds keep stuff label ids: stuff borders "
+                                                              "are edges too); None: not checked")
 
 
 class Rendering(_Input):
-    """An RGB-like picture the stage renders (sketch, pose limbs, DensePose IUV, an image): uint8 payload
-    channels scaled to [-1, 1], ``channels`` of them."""
+    """An RGB-like picture the stage renders (sketch, pose limbs, the official OpenPose rendering, an image):
+    uint8 payload channels scaled to [-1, 1], ``channels`` of them."""
 
     encoding: Literal["rendering"]
     channels: int = Field(default=3, ge=1)
 
 
+class FaceEdgeDistance(Rendering):
+    """NVIDIA's face encoding (``face15`` stage): edge map + 14 distance maps, read as [0, 1] (x / 255), as
+    the official face loader leaves them (models/preprocess/face15.py)."""
+
+    encoding: Literal["face_edge_distance"]  # type: ignore[assignment]
+    channels: int = Field(default=15, ge=15, le=15)
+
+
+class DensePoseIUV(Rendering):
+    """DensePose IUV as the official pose loader reads it (``densepose`` stage, channels V, U, I): all three
+    to [-1, 1], then the part index re-scaled so that 24 → 1 (models/preprocess/densepose.py)."""
+
+    encoding: Literal["densepose_iuv"]  # type: ignore[assignment]
+    channels: int = Field(default=3, ge=3, le=3)
+
+
 #: Every encoding an input may declare, told apart by its ``encoding`` key.
-Input = Annotated[Union[OneHotLabels, InstanceEdges, Rendering], Field(discriminator="encoding")]
+Input = Annotated[Union[OneHotLabels, InstanceEdges, Rendering, FaceEdgeDistance, DensePoseIUV],
+                  Field(discriminator="encoding")]
 
 
 class InputConfig(_Strict):
@@ -128,6 +159,12 @@ class InputConfig(_Strict):
     def stages(self) -> tuple[str, ...]:
         """The stages feeding the declared inputs, each once, in declaration order."""
         return tuple(dict.fromkeys(s.stage for s in self.sources))
+
+    @property
+    def label_spaces(self) -> dict[str, str]:
+        """{stage: declared label space} of the id inputs that declare one (checked against the shards)."""
+        return {s.stage: s.label_space for s in self.sources
+                if isinstance(s, (OneHotLabels, InstanceEdges)) and s.label_space is not None}
 
 
 class GeneratorConfig(_Strict):
@@ -198,6 +235,49 @@ class TrainConfig(_Strict):
     seed: int = 0
 
 
+class OfficialInput(_Strict):
+    """How one input of a released model gets its official encoding from our preprocessing: the
+    ``stage=backend`` choices that produce it exactly, those that produce an approximation (another
+    detector of the same kind), and a note saying what is missing (e.g. a network we cannot run)."""
+
+    exact: tuple[str, ...] = ()
+    approximate: tuple[str, ...] = ()
+    note: str = ""
+
+
+class OfficialRelease(_Strict):
+    """The ``official`` block of a preset describing a released model (e.g. NVIDIA's label2city_2048): which
+    release, and per declared input (by name) how its encoding is produced here. ``vid2vid weights`` prints
+    it. A fact about the preset file, not part of ``ModelConfig``: model files and derived configs (the
+    single-frame G's) never carry it."""
+
+    release: str = Field(min_length=1)
+    inputs: dict[str, OfficialInput]
+
+    def check_inputs(self, config: "ModelConfig") -> "OfficialRelease":
+        """Every declared input described, each by backends its stage offers (or a note saying why none)."""
+        from models.preprocess.registry import BACKENDS, parse_choice  # the backends a stage offers (data)
+
+        names = {s.name: s.stage for s in config.input.sources}
+        if set(self.inputs) != set(names):
+            raise ValueError(f"official.inputs must describe every input of input.sources {sorted(names)}, "
+                             f"got {sorted(self.inputs)}")
+        for name, entry in self.inputs.items():
+            for choice in (*entry.exact, *entry.approximate):
+                stage = choice.partition("=")[0]
+                try:
+                    if stage != names[name]:
+                        raise ValueError(f"stage {stage!r}")
+                    parse_choice(choice)
+                except ValueError as exc:
+                    offered = ", ".join(f"{names[name]}={b}" for b in BACKENDS.get(names[name], ()))
+                    raise ValueError(f"official.inputs.{name}: {choice!r} is not a backend of stage {names[name]!r} "
+                                     f"({offered}): {str(exc).splitlines()[0]}") from None
+            if not (entry.exact or entry.approximate or entry.note):
+                raise ValueError(f"official.inputs.{name}: name a backend (exact/approximate) or say why none (note)")
+        return self
+
+
 class ModelConfig(_Strict):
     name: str = "custom"
     input: InputConfig = InputConfig()
@@ -256,11 +336,26 @@ def read_preset(name_or_path: str | os.PathLike[str], folder: Path, what: str) -
 
 
 def load_model_config(name_or_path: str | os.PathLike[str], **overrides: object) -> ModelConfig:
-    """A preset name (street, face, pose, tiny) or a YAML path; top-level ``overrides`` are merged in."""
+    """A preset name (street, face, pose, tiny) or a YAML path; top-level ``overrides`` are merged in. A
+    released model's ``official`` block is not part of the model (``load_official`` reads it)."""
     data = read_preset(name_or_path, CONFIG_DIR, "model config")
+    data.pop("official", None)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}
         else:
             data[key] = value
     return ModelConfig.model_validate(data)
+
+
+def load_official(name_or_path: str | os.PathLike[str]) -> OfficialRelease | None:
+    """A preset's ``official`` block, checked against the preset's declared inputs; None when the preset does
+    not describe a released model. Invalid blocks are errors naming the preset."""
+    data = read_preset(name_or_path, CONFIG_DIR, "model config")
+    if "official" not in data:
+        return None
+    config = load_model_config(name_or_path)
+    try:
+        return OfficialRelease.model_validate(data["official"]).check_inputs(config)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ValueError(f"model config {name_or_path!r}: {exc}") from None
