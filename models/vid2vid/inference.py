@@ -235,6 +235,7 @@ def _official(generator, frames, first_frame, first_image, single, label_map, fe
             continue
         if history is not None and index == L:
             history.start(torch.stack(seeds, 1))
+            seeds.clear()
         out = _run(generator, per_image, torch.stack(tuple(sources), 1),
                    history.previous() if history is not None else None, enc.background, enc.features, active,
                    raw_only=first_frame == "zeros" and index == L, return_pyramid=True)

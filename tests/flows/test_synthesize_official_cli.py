@@ -149,3 +149,17 @@ def test_a_failed_run_leaves_no_frames(tmp_path):
     with FrameFolderWriter(folder, 1_000_001) as writer:
         writer.write(frame)
     assert [p.name for p in folder.iterdir()] == ["0000000.png"]  # 7 digits: names of a long clip still sort
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_evaluation_runs_the_official_model_from_its_real_first_frames_and_says_so(model_path, street, tmp_path):
+    from flows.evaluate import EvaluateParams, evaluate_flow
+
+    result = evaluate_flow(EvaluateParams(dataset="street", runs=[str(model_path)], metrics=["psnr"],
+                                          data_root=str(street.root), runs_root=str(tmp_path / "runs"),
+                                          out_dir=str(tmp_path / "eval")))
+    clip = result.evaluations[0].clips[0]
+    assert clip.seed_frames == 2 and clip.frames == N_FRAMES
+    assert all(np.array_equal(a, b) for a, b in zip(read_lossless(clip.lossless), _expected(model_path, street, "real"),
+                                                    strict=True))
+    assert any("frames 0..1 are the real frames" in note for note in result.notes)
