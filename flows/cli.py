@@ -308,10 +308,15 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
     result = synthesize_flow(SynthesizeParams(
         checkpoint=args.checkpoint, dataset=args.dataset, clip=args.clip, out=args.out, data_root=args.data_root,
-        remap=args.remap, seed=args.seed, first_frame=args.first_frame, single_checkpoint=args.single_checkpoint))
+        remap=args.remap, seed=args.seed, first_frame=args.first_frame, single_checkpoint=args.single_checkpoint,
+        frames_dir=args.frames_dir))
     print(f"wrote {result.frames} frames to {result.video} ({result.frames_per_second:.1f} frames/s)")
     if result.side_by_side:
         print(f"side by side (source | synthesized | real): {result.side_by_side}")
+    if result.frames_dir:
+        print(f"lossless PNG frames: {result.frames_dir}")
+    if result.seed_frames:
+        print(f"frames 0..{result.seed_frames - 1} are the given first frames (--first-frame {args.first_frame})")
     return 0
 
 
@@ -323,8 +328,14 @@ def _parser_synthesize(sub: argparse._SubParsersAction) -> None:
     synthesize.add_argument("--out", required=True)
     synthesize.add_argument("--remap", default=None, help="semantic manipulation, e.g. tree=building")
     synthesize.add_argument("--seed", type=int, default=0, help="multimodal sampling seed")
-    synthesize.add_argument("--first-frame", choices=["real", "zeros", "single"], default="zeros")
-    synthesize.add_argument("--single-checkpoint", default=None, help="frame-by-frame model for --first-frame single")
+    synthesize.add_argument("--first-frame", choices=["real", "zeros", "single"], default="zeros",
+                            help="what the first frame(s) are: the real ones, generated from zero previous frames, or "
+                                 "made by a frame-by-frame model; an official model takes L of them (NVIDIA's test.py "
+                                 "--use_real_img / --no_first_img / --use_single_G)")
+    synthesize.add_argument("--single-checkpoint", default=None, help="frame-by-frame model for --first-frame single "
+                                                                     "(default: the one an imported model carries)")
+    synthesize.add_argument("--frames-dir", default=None, help="also write every frame as a lossless PNG into DIR "
+                                                              "(000000.png, ...), placed as a whole when done")
     synthesize.set_defaults(func=cmd_synthesize)
 
 

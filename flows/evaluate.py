@@ -24,6 +24,7 @@ from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
 from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
+from models.metrics.report import SCORED_FROM
 from models.metrics.table import ScoredRun, comparison_rows, notes
 from storage.shards import read_meta
 from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
@@ -124,6 +125,11 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     table = [{**row, "data": data}
              for row in comparison_rows(scored_runs, metrics, evaluations[0].references if evaluations else {}, stamp)]
     description = notes(scored_runs, metrics, evaluations[0].references if evaluations else {})
+    for e in evaluations:  # official-semantics models start from L real frames (NVIDIA's test.py), not one
+        given = max((c.seed_frames for c in e.clips), default=0)
+        if given > SCORED_FROM:
+            description.append(f"⚠ `{e.run}` follows NVIDIA's test semantics: its frames 0..{given - 1} are the real "
+                               f"frames it starts from, so frames {SCORED_FROM}..{given - 1} of its scored range are real.")
     current = [row for row in table if row["run"] != "—"]
     shown = {e.run for e in evaluations}
     stale: list[dict[str, str]] = []

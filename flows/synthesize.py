@@ -9,6 +9,7 @@ from pydantic import Field
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.synthesis import parse_remap
+from storage.frame_folder import check_frames_dir
 from storage.layout import DatasetLayout, check_name, check_output_path
 from storage.locations import data_root
 from tasks.synthesize import FirstFrameChoice, SynthesizedClip, synthesize_clip_task
@@ -25,6 +26,8 @@ class SynthesizeParams(FlowParams):
     first_frame: FirstFrameChoice = Field(default="zeros", description="what stands before the first frame")
     single_checkpoint: str | None = Field(default=None, description="frame-by-frame model for --first-frame single")
     side_by_side: bool = Field(default=True, description="also write OUT.side_by_side.mp4 (source | synthesized | real)")
+    frames_dir: str | None = Field(default=None, description="also write every frame as a lossless PNG "
+                                   "(000000.png, ...) into this folder, placed as a whole when done")
 
 
 @flow(name="synthesize", log_prints=True, flow_run_name=run_name(
@@ -34,6 +37,8 @@ def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
     check_name(params.clip, "clip")
     out = check_output_path(params.out, layout.root)  # never onto a manifest, shard or quarantine record
     review = check_output_path(out.with_name(out.stem + ".side_by_side.mp4"), layout.root) if params.side_by_side else None
+    frames_dir = check_frames_dir(params.frames_dir, layout.root) if params.frames_dir else None
     return synthesize_clip_task(params.checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
                                 None if review is None else str(review), parse_remap(params.remap), params.seed,
-                                params.first_frame, params.single_checkpoint)
+                                params.first_frame, params.single_checkpoint,
+                                None if frames_dir is None else str(frames_dir))

@@ -16,7 +16,7 @@ import torch
 from models.vid2vid.checkpoint import load_multimodal
 from models.vid2vid.config import ModelConfig
 from models.vid2vid.generator import Vid2VidGenerator
-from models.vid2vid.inference import FirstFrame, synthesize
+from models.vid2vid.inference import FirstFrame, seed_frames, synthesize
 from models.vid2vid.multimodal import InstanceFeatureSampler
 from storage.dataset import frames_tensor
 
@@ -113,29 +113,20 @@ def synthesize_frames(
     single_frame_generator: Vid2VidGenerator | None = None,
 ) -> Iterator[np.ndarray]:
     """Synthesized RGB frames for ``{stage: payload}`` frames holding the model's declared stages (and
-    ``rgb`` for a real first frame); payloads become tensors by the training dataset's rule."""
-    first_rgb: list[np.ndarray] = []
+    ``rgb`` for real first frames: frame 0, or frames 0..L-1 of a model with official semantics); payloads
+    become tensors by the training dataset's rule."""
     stages = generator.config.data_stages
+    given = max(1, seed_frames(generator.config, first_frame)) if first_frame == "real" else 0
 
     def inputs() -> Iterator[dict[str, torch.Tensor]]:
-        for frame in frames:
-            if not first_rgb and "rgb" in frame:
-                first_rgb.append(frame["rgb"])
-            yield {stage: frames_tensor(frame[stage][None])[0] for stage in stages if stage in frame}
+        for index, frame in enumerate(frames):
+            tensors = {stage: frames_tensor(frame[stage][None])[0] for stage in stages if stage in frame}
+            if index < given:
+                if "rgb" not in frame:
+                    raise ValueError(f"first_frame='real' needs the clip's rgb frames (the first {given})")
+                tensors["real"] = frames_tensor(np.asarray(frame["rgb"])[None])[0]
+            yield tensors
 
-    source = inputs()
-    first_image = None
-    if first_frame == "real":
-        first = next(source)
-        if not first_rgb:
-            raise ValueError("first_frame='real' needs the clip's rgb frames")
-        first_image = torch.from_numpy(first_rgb[0]).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0)
-        source = _chain(first, source)
-    for out in synthesize(generator, source, first_frame=first_frame, first_image=first_image, label_map=label_map,
+    for out in synthesize(generator, inputs(), first_frame=first_frame, label_map=label_map,
                           feature_sampler=sampler, single_frame_generator=single_frame_generator):
         yield to_uint8(out["image"])
-
-
-def _chain(first: dict, rest: Iterator[dict]) -> Iterator[dict]:
-    yield first
-    yield from rest

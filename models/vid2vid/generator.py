@@ -279,7 +279,11 @@ def compose(
         if background_mask is None:
             raise ValueError("the foreground-background prior needs the background mask m_B")
         m_b = background_mask.to(parts["bg"].dtype)
-        hallucinated = (1 - m_b) * parts["fg"] + m_b * parts["bg"]
+        if composition == "official":  # with the pooled m_F itself: 1 - (1 - m_F) differs from m_F in the last bit
+            m_f = (1 - m_b) if foreground_mask is None else foreground_mask.to(m_b.dtype)
+            hallucinated = parts["fg"] * m_f + parts["bg"] * (1 - m_f)
+        else:
+            hallucinated = (1 - m_b) * parts["fg"] + m_b * parts["bg"]
         result["background_mask"] = m_b
     else:
         hallucinated = parts["bg"]
