@@ -20,7 +20,7 @@ from models.vid2vid.checkpoint import load_generator
 from models.vid2vid.inference import seed_frames
 from models.vid2vid.official_import import load_single_frame
 from storage.clip_reader import iter_clip_frames
-from storage.dataset import require_stage_shards
+from storage.dataset import require_label_spaces, require_stage_shards
 from storage.frame_folder import FrameFolderWriter
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
@@ -72,6 +72,7 @@ def render_clip(
     size = (config.input.width, config.input.height)
     stages = clip_stages(config)
     require_stage_shards(layout, stages, None, f"model {model_path} reads", [clip_id])
+    require_label_spaces(layout, config.input.label_spaces, None, f"model {model_path} reads", [clip_id])
     current: list[dict[str, np.ndarray]] = []
 
     def remember(frames):  # noqa: ANN001, ANN202 - keeps only the current frame for the side-by-side

@@ -163,3 +163,24 @@ def test_evaluation_runs_the_official_model_from_its_real_first_frames_and_says_
     assert all(np.array_equal(a, b) for a, b in zip(read_lossless(clip.lossless), _expected(model_path, street, "real"),
                                                     strict=True))
     assert any("frames 0..1 are the real frames" in note for note in result.notes)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_cli_refuses_a_label_id_model_on_train_id_shards(street, tmp_path):
+    """A released street model reads Cityscapes label ids (35); the synthetic street holds train ids (19): the
+    one-hot channels would mean other classes, so synthesis is refused before any frame is written."""
+    config = official_config().to_dict()
+    sources = list(config["input"]["sources"])
+    sources[0] = {**sources[0], "num_classes": 35, "channels": 35, "label_space": "cityscapes_label_ids"}
+    config["input"] = {**config["input"], "sources": sources}
+    generator = standin(type(official_config()).model_validate(config))
+    path = tmp_path / "label_ids.pt"
+    save_checkpoint(path, {"format": IMPORTED_FORMAT, "config": generator.config.to_dict(), "epoch": 0, "step": 0,
+                           "generator": generator.state_dict()})
+    out = tmp_path / "x.mp4"
+    result = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", str(path), "--dataset", "street",
+                     "--clip", "c0", "--out", str(out), "--frames-dir", str(tmp_path / "frames"))
+    assert result.returncode == 1, result.stderr  # a StorageError: the data do not fit the model (exit 1)
+    assert "cityscapes_label_ids" in result.stderr and "cityscapes_train_ids" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and not (tmp_path / "frames").exists()
