@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from models.preprocess.base import Frame, Output, PreprocessInputError, PreprocessSetupError, check_frames
-from models.preprocess.mediapipe_client import MediapipeWorker
+from models.preprocess.mediapipe_client import MediapipeBackend
 from models.preprocess.official_drawing import fit_curve, stamp_curve
 
 N_CHANNELS = 15
@@ -198,31 +198,21 @@ class LandmarksFace15:
         return outputs
 
 
-class MediapipeFace15:
+class MediapipeFace15(MediapipeBackend):
     """face15 backend: mediapipe FaceMesh (side venv) → the 68 iBUG points (rounded to whole pixels, as dlib
     gives them) → the official 15 channels. An approximation of the released model's dlib landmarks."""
 
     name = "mediapipe"
+    task = "face"
 
     def __init__(self, min_confidence: float = 0.5) -> None:
         self.config = {"max_faces": 1, "min_confidence": min_confidence}
-        self._worker: MediapipeWorker | None = None
-
-    def __enter__(self) -> "MediapipeFace15":
-        self._worker = MediapipeWorker("face", **self.config).__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._worker is not None:
-            self._worker.__exit__(*exc)
-            self._worker = None
 
     def __call__(self, frames: Sequence[Frame]) -> list[Output]:
-        assert self._worker is not None, "use MediapipeFace15 as a context manager"
         h, w = check_frames(frames)
         outputs = []
         for frame in frames:
-            reply, _ = self._worker.process(frame)
+            reply, _ = self.worker.process(frame)
             faces = reply["faces"]
             points = None
             if faces:

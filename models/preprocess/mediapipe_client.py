@@ -124,6 +124,31 @@ class MediapipeWorker:
             return ""
 
 
+class MediapipeBackend:
+    """A backend that runs one mediapipe task in a side-venv worker for as long as it is entered.
+
+    Subclasses set ``task`` ("face" or "pose") and ``self.config`` (the worker's options)."""
+
+    task: str
+    config: dict[str, Any]
+    _worker: MediapipeWorker | None = None
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
+        self._worker = MediapipeWorker(self.task, **self.config).__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._worker is not None:
+            self._worker.__exit__(*exc)
+            self._worker = None
+
+    @property
+    def worker(self) -> MediapipeWorker:
+        if self._worker is None:
+            raise RuntimeError(f"use {type(self).__name__} as a context manager (`with backend: ...`)")
+        return self._worker
+
+
 def _worker_env() -> dict[str, str]:
     """The side venv must not see this venv's packages (PYTHONPATH from a test runner, say)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}

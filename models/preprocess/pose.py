@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from models.preprocess.base import Frame, Output, PreprocessInputError, check_frames
-from models.preprocess.mediapipe_client import MediapipeWorker
+from models.preprocess.mediapipe_client import MediapipeBackend
 
 # OpenPose BODY_25 limbs (its render order)
 BODY25_LIMBS = ((1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11), (8, 12),
@@ -73,31 +73,21 @@ def read_openpose_json(path: Path, shape: tuple[int, int]) -> list[np.ndarray]:
     return people
 
 
-class MediapipePose:
+class MediapipePose(MediapipeBackend):
     """pose stage backend: mediapipe Pose (model_complexity=1, the bundled model) + its segmentation mask."""
 
     name = "mediapipe"
+    task = "pose"
 
     def __init__(self, min_confidence: float = 0.5, visibility: float = 0.5) -> None:
         self.config = {"min_confidence": min_confidence}
         self.visibility = visibility
-        self._worker: MediapipeWorker | None = None
-
-    def __enter__(self) -> "MediapipePose":
-        self._worker = MediapipeWorker("pose", **self.config).__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._worker is not None:
-            self._worker.__exit__(*exc)
-            self._worker = None
 
     def __call__(self, frames: Sequence[Frame]) -> list[Output]:
-        assert self._worker is not None, "use MediapipePose as a context manager"
         h, w = check_frames(frames)
         outputs = []
         for frame in frames:
-            reply, mask = self._worker.process(frame)
+            reply, mask = self.worker.process(frame)
             people = [] if reply["landmarks"] is None else \
                 [mediapipe_to_body25(np.asarray(reply["landmarks"], np.float32), w, h)]
             person_mask = mask if mask is not None else np.zeros((h, w), np.uint8)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from models.preprocess.base import Frame, Output, check_frames
-from models.preprocess.mediapipe_client import MediapipeWorker
+from models.preprocess.mediapipe_client import MediapipeBackend
 
 STROKE = (255, 255, 255)
 
@@ -60,29 +60,19 @@ def render_sketch(frame: Frame, faces: Sequence[np.ndarray], parts: dict[str, li
     return canvas
 
 
-class MediapipeFaceSketch:
+class MediapipeFaceSketch(MediapipeBackend):
     """sketch stage backend: FaceMesh (478 landmarks, refined eyes/lips) in the mediapipe side venv."""
 
     name = "mediapipe"
+    task = "face"
 
     def __init__(self, max_faces: int = 1, min_confidence: float = 0.5, edges: bool = True) -> None:
         self.config = {"max_faces": max_faces, "min_confidence": min_confidence}
         self.edges = edges
-        self._worker: MediapipeWorker | None = None
-
-    def __enter__(self) -> "MediapipeFaceSketch":
-        self._worker = MediapipeWorker("face", **self.config).__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._worker is not None:
-            self._worker.__exit__(*exc)
-            self._worker = None
 
     def landmarks(self, frame: Frame) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Face landmarks and FaceDetection boxes (x0, y0, x1, y1, score), both in pixels of ``frame``."""
-        assert self._worker is not None, "use MediapipeFaceSketch as a context manager"
-        reply, _ = self._worker.process(frame)
+        reply, _ = self.worker.process(frame)
         h, w = frame.shape[:2]
         scale = np.array([w, h, w], np.float32)
         faces = [np.asarray(face, np.float32) * scale for face in reply["faces"]]
@@ -91,8 +81,7 @@ class MediapipeFaceSketch:
 
     @property
     def parts(self) -> dict[str, list[list[int]]]:
-        assert self._worker is not None
-        return self._worker.info["parts"]
+        return self.worker.info["parts"]
 
     def __call__(self, frames: Sequence[Frame]) -> list[Output]:
         check_frames(frames)
