@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ray
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from models.training.job import FaultInjection, TrainJob, TrainOutcome
@@ -117,6 +117,8 @@ def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_wo
                 name="train", storage_path=str(run / "ray"),
                 checkpoint_config=CheckpointConfig(num_to_keep=job.keep_checkpoints),
                 failure_config=FailureConfig(max_failures=job.max_failures),
+                # Ray Train's INFO lines repeat every report's metrics; the driver's progress line says it once
+                logging_config=LoggingConfig(log_level="WARNING"),
             ),
         )
         result = trainer.fit()
