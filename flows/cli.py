@@ -638,16 +638,18 @@ def _hide_tracebacks() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.debug:
-        _hide_tracebacks()
     from flows.server import cli_session  # the temporary Prefect server dies with this process
     from tasks import progress
 
     long_work = args.command in LONG_WORK
     try:
-        with cli_session() if args.command not in ("info", "weights", "review", "import-official") else contextlib.nullcontext(), \
-                progress.rendering(progress.for_terminal()) if long_work else contextlib.nullcontext():
-            return int(args.func(args) or 0)
+        with cli_session() if args.command not in ("info", "weights", "review", "import-official") else contextlib.nullcontext():
+            # Prefect is imported from here on only: it reads PREFECT_API_URL once, and cli_session has just set
+            # it to our server (imported earlier, Prefect would start its own temporary server beside ours)
+            if not args.debug:
+                _hide_tracebacks()
+            with progress.rendering(progress.for_terminal()) if long_work else contextlib.nullcontext():
+                return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become exit codes
         if args.debug:
             raise

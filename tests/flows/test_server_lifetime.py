@@ -44,6 +44,20 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _processes_of(home: Path) -> list[int]:
+    """Live processes (other than this one) whose environment names ``home`` as PREFECT_HOME: the CLI's servers."""
+    needle = f"PREFECT_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0") and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def _running_flow_runs(port: str) -> list[dict]:
     body = json.dumps({"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/flow_runs/filter", data=body,
@@ -83,6 +97,9 @@ def test_killed_cli_leaves_no_server_and_its_run_is_marked_crashed(tmp_path):
         while _alive(server) and time.monotonic() < gone_by:
             time.sleep(0.2)
         assert not _alive(server), "the temporary Prefect server outlived its killed CLI"
+        while _processes_of(home) and time.monotonic() < gone_by:
+            time.sleep(0.2)
+        assert _processes_of(home) == [], "a server process of the killed CLI lingers"
     finally:
         if first.poll() is None:
             first.kill()
@@ -91,6 +108,7 @@ def test_killed_cli_leaves_no_server_and_its_run_is_marked_crashed(tmp_path):
     second = subprocess.run([*cli, str(tmp_path / "small.mp4"), "--dataset", "e"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
+    assert "temporary server" not in second.stdout + second.stderr  # ours only, never Prefect's own beside it
     with sqlite3.connect(home / "prefect.db") as db:
         state = db.execute("SELECT state_type, state_name FROM flow_run WHERE id = ?", (run["id"],)).fetchone()
         tasks = db.execute("SELECT DISTINCT state_type FROM task_run WHERE flow_run_id = ?", (run["id"],)).fetchall()
