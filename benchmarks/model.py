@@ -6,6 +6,12 @@ CPU learning check.
     python benchmarks/model.py --mode train --size 64x32 --ngf 16 --steps 5
     python benchmarks/model.py --learning-check --minutes 3
     python benchmarks/model.py --official-street --size 512x256 --mode inference   # NVIDIA's label2city_2048 G
+    python benchmarks/model.py --official-code ~/vid2vid --size 512x256   # vs NVIDIA's own code, same run
+
+``--official-code DIR`` (a checkout of github.com/NVIDIA/vid2vid, outside this repo) builds NVIDIA's
+label2city_2048 generator with random weights in their code, imports it into ours through our import path,
+feeds both the same inputs and prints the max abs difference of frame, flow and mask, then times both,
+interleaved (ours, theirs, ours, ...) so that load on a shared machine hits both alike (official_code.py).
 
 Each measurement prints one line of ``key=value`` pairs.
 """
@@ -14,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.vid2vid.batch import encode_source, frame_background_mask, reference_backward_flows  # noqa: E402
 from models.vid2vid.config import ModelConfig, load_model_config  # noqa: E402
-from models.vid2vid.generator import Vid2VidGenerator  # noqa: E402
+from models.vid2vid.checkpoint import load_generator  # noqa: E402
+from models.vid2vid.generator import ScaleHistory, Vid2VidGenerator  # noqa: E402
+from models.vid2vid.official_import import import_official  # noqa: E402
 from models.vid2vid.inference import optimize_for_inference, synthesize  # noqa: E402
 from models.vid2vid.layers import count_parameters  # noqa: E402
 from models.vid2vid.trainer import Vid2VidTrainer  # noqa: E402
@@ -131,6 +141,93 @@ def bench_train(args: argparse.Namespace, config: ModelConfig) -> None:
             )
 
 
+# ------------------------------------------------------------------------------------- vs the official code
+def blocky_ids(shape: tuple[int, ...], high: int, cell: int, g: torch.Generator) -> torch.Tensor:
+    """Piecewise-constant ids (cells of ``cell`` pixels): label-map-like regions, edges and foreground."""
+    *lead, h, w = shape
+    coarse = torch.randint(0, high, (*lead, -(-h // cell), -(-w // cell)), generator=g)
+    return coarse.repeat_interleave(cell, -2).repeat_interleave(cell, -1)[..., :h, :w].contiguous()
+
+
+def ours_step(gen: Vid2VidGenerator, config: ModelConfig, labels: torch.Tensor, instance: torch.Tensor,
+              history: ScaleHistory) -> dict[str, torch.Tensor]:
+    """One frame as our synthesis makes it: encode the L+1 sources, the fg mask, every scale from its own
+    previous outputs (the official recurrence); the history gets this frame's pyramid."""
+    source = encode_source(config, {"semantic": labels, "instance": instance})
+    bg = frame_background_mask(config, labels[:, -1], source[:, -1])
+    out = gen(source, history.previous(), bg, return_pyramid=True)
+    history.push(out["pyramid"])  # type: ignore[arg-type]
+    return out
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max())
+
+
+def _load() -> str:
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def vs_official(args: argparse.Namespace) -> None:
+    """Same weights, same inputs, same run: max abs differences, then interleaved s/frame and the ratio."""
+    from official_code import OfficialGenerator, check_checkout, import_package, street_options, write_random_generator
+
+    root = check_checkout(args.official_code)
+    package = import_package(root)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="vid2vid-official-") as tmp:
+        opt = street_options(Path(tmp) / "checkpoints")
+        write_random_generator(package, opt, seed=args.seed)
+        model_file = Path(tmp) / "imported.pt"
+        import_official(Path(opt.checkpoints_dir) / opt.name, model_file, preset="label2city_2048")
+        gen, config = load_generator(model_file)
+        theirs = OfficialGenerator(package, opt)
+    optimize_for_inference(gen, channels_last=args.channels_last)
+    params = count_parameters(gen)
+    if params != theirs.parameters():
+        raise SystemExit(f"error: parameter counts differ: ours {params:,}, official {theirs.parameters():,}")
+    L = config.generator.n_prev
+    g = torch.Generator().manual_seed(args.seed)
+    labels = blocky_ids((1, L + 1, height, width), 35, 16, g)
+    instance = blocky_ids((1, L + 1, height, width), 4, 32, g)
+    images = torch.rand(1, L + 1, 3, height, width, generator=g) * 2 - 1
+
+    # numeric check: the first frame (previous frames = the real ones) and the next (its own outputs)
+    history = ScaleHistory(L, config.generator.n_scales)
+    history.start(images[:, :L])
+    theirs.reset()
+    for frame in range(2):
+        official = theirs.step(labels, images, instance)
+        with torch.inference_mode():
+            out = ours_step(gen, config, labels, instance, history)
+        diffs = {key: _max_diff(out[key], official[key]) for key in ("image", "flow", "mask")}
+        print(f"mode=vs-official check frame={frame} size={args.size} G_params={params} "
+              + " ".join(f"max_abs_diff_{'frame' if k == 'image' else k}={v:.3g}" for k, v in diffs.items()), flush=True)
+        worst = max(diffs.values())
+        if not worst <= 1e-4:
+            raise SystemExit(f"error: outputs differ from the official code by {worst:.3g} (> 1e-4)")
+
+    # speed, interleaved: ours, theirs, ours, theirs ...
+    times: dict[str, list[float]] = {"ours": [], "official": []}
+    load_before = _load()
+    for step in range(args.warmup + args.steps):
+        for name in ("ours", "official"):
+            start = time.perf_counter()
+            if name == "ours":
+                with torch.inference_mode():
+                    ours_step(gen, config, labels, instance, history)
+            else:
+                theirs.step(labels, images, instance)
+            if step >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    ours_s, official_s = (sorted(t)[len(t) // 2] for t in (times["ours"], times["official"]))
+    print(f"mode=vs-official inference size={args.size} G_params={params} threads={torch.get_num_threads()} "
+          f"steps={args.steps} ours_s_per_frame={ours_s:.3f} official_s_per_frame={official_s:.3f} "
+          f"speedup={official_s / ours_s:.2f}x ours_all={','.join(f'{t:.2f}' for t in times['ours'])} "
+          f"official_all={','.join(f'{t:.2f}' for t in times['official'])} channels_last={args.channels_last} "
+          f"loadavg_before={load_before} loadavg_after={_load()}", flush=True)
+
+
 # ---------------------------------------------------------------------------------------------- learning check
 def synthetic_clip(width: int, height: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """One clip from the storage-side synthetic street (exact flow), or a moving texture if it is absent."""
@@ -202,6 +299,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("train", "inference"), default="inference")
     p.add_argument("--official-street", action="store_true", help="NVIDIA's label2city_2048 architecture")
+    p.add_argument("--official-code", metavar="DIR",
+                   help="a checkout of github.com/NVIDIA/vid2vid: compare with it in the same run (label2city_2048)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ngf", type=int, default=16)
     p.add_argument("--n-downsampling", type=int, default=2)
     p.add_argument("--n-blocks", type=int, default=2)
@@ -235,6 +335,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     if args.learning_check:
         learning_check(args)
+        return
+    if args.official_code:
+        try:
+            vs_official(args)
+        except ValueError as error:  # OfficialCodeError, OfficialImportError: a bad folder, named
+            raise SystemExit(f"error: {error}") from None
         return
     config = build_config(args)
     (bench_inference if args.mode == "inference" else bench_train)(args, config)
