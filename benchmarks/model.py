@@ -123,6 +123,7 @@ def bench_inference(args: argparse.Namespace, config: ModelConfig) -> None:
 
 def bench_train(args: argparse.Namespace, config: ModelConfig) -> None:
     trainer = Vid2VidTrainer(config)
+    trainer.set_epoch(config.train.epochs_per_scale * (config.generator.n_scales - 1))  # every scale, full size
     g_params, d_params = count_parameters(trainer.G), count_parameters(trainer.D)
     batch = random_batch(config, args.batch, args.seq_len)
     rss0 = _rss_mb()
@@ -134,7 +135,7 @@ def bench_train(args: argparse.Namespace, config: ModelConfig) -> None:
             print(
                 f"mode=train step={step - args.warmup} size={args.size} batch={args.batch} seq_len={args.seq_len} "
                 f"ngf={args.ngf} down={args.n_downsampling} blocks={args.n_blocks} scales={args.scales} fg={args.fg} "
-                f"L={config.generator.n_prev} K={args.K} G_params={g_params} D_params={d_params} "
+                f"L={config.generator.n_prev} K={args.K} n_scales={losses['n_scales']:.0f} G_params={g_params} D_params={d_params} "
                 f"s_per_step={seconds:.3f} G_total={losses['G_total']:.3f} D_total={losses['D_total']:.3f} "
                 f"peak_rss_delta_mb={_rss_mb() - rss0:.0f}",
                 flush=True,
