@@ -135,7 +135,8 @@ def bench_train(args: argparse.Namespace, config: ModelConfig) -> None:
             print(
                 f"mode=train step={step - args.warmup} size={args.size} batch={args.batch} seq_len={args.seq_len} "
                 f"ngf={args.ngf} down={args.n_downsampling} blocks={args.n_blocks} scales={args.scales} fg={args.fg} "
-                f"L={config.generator.n_prev} K={args.K} n_scales={losses['n_scales']:.0f} G_params={g_params} D_params={d_params} "
+                f"L={config.generator.n_prev} K={args.K} n_scales={losses['n_scales']:.0f} "
+                f"G_params={g_params} D_params={d_params} "
                 f"s_per_step={seconds:.3f} G_total={losses['G_total']:.3f} D_total={losses['D_total']:.3f} "
                 f"peak_rss_delta_mb={_rss_mb() - rss0:.0f}",
                 flush=True,
