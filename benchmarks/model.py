@@ -6,6 +6,12 @@ CPU learning check.
     python benchmarks/model.py --mode train --size 64x32 --ngf 16 --steps 5
     python benchmarks/model.py --learning-check --minutes 3
     python benchmarks/model.py --official-street --size 512x256 --mode inference   # NVIDIA's label2city_2048 G
+    python benchmarks/model.py --official-code ~/vid2vid --size 512x256   # vs NVIDIA's own code, same run
+
+``--official-code DIR`` (a checkout of github.com/NVIDIA/vid2vid, outside this repo) builds NVIDIA's
+label2city_2048 generator with random weights in their code, imports it into ours through our import path,
+feeds both the same inputs and prints the max abs difference of frame, flow and mask, then times both,
+interleaved (ours, theirs, ours, ...) so that load on a shared machine hits both alike (official_code.py).
 
 Each measurement prints one line of ``key=value`` pairs.
 """
@@ -14,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.vid2vid.batch import encode_source, frame_background_mask, reference_backward_flows  # noqa: E402
 from models.vid2vid.config import ModelConfig, load_model_config  # noqa: E402
-from models.vid2vid.generator import Vid2VidGenerator  # noqa: E402
+from models.vid2vid.checkpoint import load_generator  # noqa: E402
+from models.vid2vid.generator import ScaleHistory, Vid2VidGenerator  # noqa: E402
+from models.vid2vid.official_import import import_official  # noqa: E402
 from models.vid2vid.inference import optimize_for_inference, synthesize  # noqa: E402
 from models.vid2vid.layers import count_parameters  # noqa: E402
 from models.vid2vid.trainer import Vid2VidTrainer  # noqa: E402
@@ -113,6 +123,7 @@ def bench_inference(args: argparse.Namespace, config: ModelConfig) -> None:
 
 def bench_train(args: argparse.Namespace, config: ModelConfig) -> None:
     trainer = Vid2VidTrainer(config)
+    trainer.set_epoch(config.train.epochs_per_scale * (config.generator.n_scales - 1))  # every scale, full size
     g_params, d_params = count_parameters(trainer.G), count_parameters(trainer.D)
     batch = random_batch(config, args.batch, args.seq_len)
     rss0 = _rss_mb()
@@ -124,11 +135,131 @@ def bench_train(args: argparse.Namespace, config: ModelConfig) -> None:
             print(
                 f"mode=train step={step - args.warmup} size={args.size} batch={args.batch} seq_len={args.seq_len} "
                 f"ngf={args.ngf} down={args.n_downsampling} blocks={args.n_blocks} scales={args.scales} fg={args.fg} "
-                f"L={config.generator.n_prev} K={args.K} G_params={g_params} D_params={d_params} "
+                f"L={config.generator.n_prev} K={args.K} n_scales={losses['n_scales']:.0f} "
+                f"G_params={g_params} D_params={d_params} "
                 f"s_per_step={seconds:.3f} G_total={losses['G_total']:.3f} D_total={losses['D_total']:.3f} "
                 f"peak_rss_delta_mb={_rss_mb() - rss0:.0f}",
                 flush=True,
             )
+
+
+# ------------------------------------------------------------------------------------- vs the official code
+def blocky_ids(shape: tuple[int, ...], high: int, cell: int, g: torch.Generator) -> torch.Tensor:
+    """Piecewise-constant ids (cells of ``cell`` pixels): label-map-like regions, edges and foreground."""
+    *lead, h, w = shape
+    coarse = torch.randint(0, high, (*lead, -(-h // cell), -(-w // cell)), generator=g)
+    return coarse.repeat_interleave(cell, -2).repeat_interleave(cell, -1)[..., :h, :w].contiguous()
+
+
+def ours_step(gen: Vid2VidGenerator, config: ModelConfig, labels: torch.Tensor, instance: torch.Tensor,
+              history: ScaleHistory, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """One frame as our synthesis makes it: encode the L+1 sources, the fg mask, every scale from its own
+    previous outputs (the official recurrence); the history gets this frame's pyramid."""
+    source = encode_source(config, {"semantic": labels, "instance": instance}).to(dtype)
+    bg = frame_background_mask(config, labels[:, -1], source[:, -1])
+    out = gen(source, history.previous(), bg, return_pyramid=True)
+    history.push(out["pyramid"])  # type: ignore[arg-type]
+    return out
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max())
+
+
+def _load() -> str:
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def vs_official(args: argparse.Namespace) -> None:
+    """Same weights, same inputs, same run: max abs differences, then interleaved s/frame and the ratio."""
+    if str(Path(__file__).resolve().parent) not in sys.path:  # imported from elsewhere (benchmarks/gpu.py, tests)
+        sys.path.append(str(Path(__file__).resolve().parent))
+    from official_code import OfficialGenerator, check_checkout, import_package, street_options, write_random_generator
+
+    root = check_checkout(args.official_code)
+    package = import_package(root)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="vid2vid-official-") as tmp:
+        opt = street_options(Path(tmp) / "checkpoints")
+        write_random_generator(package, opt, seed=args.seed)
+        model_file = Path(tmp) / "imported.pt"
+        import_official(Path(opt.checkpoints_dir) / opt.name, model_file, preset="label2city_2048")
+        gen, config = load_generator(model_file)
+        theirs = OfficialGenerator(package, opt)
+    optimize_for_inference(gen, channels_last=args.channels_last)
+    params = count_parameters(gen)
+    if params != theirs.parameters():
+        raise SystemExit(f"error: parameter counts differ: ours {params:,}, official {theirs.parameters():,}")
+    L = config.generator.n_prev
+    g = torch.Generator().manual_seed(args.seed)
+    labels = blocky_ids((1, L + 1, height, width), 35, 16, g)
+    instance = blocky_ids((1, L + 1, height, width), 4, 32, g)
+    images = torch.rand(1, L + 1, 3, height, width, generator=g) * 2 - 1
+
+    # numeric check: the first frame (previous frames = the real ones) and the next (its own outputs); with
+    # --fp64-reference also each side's distance from the same generator computed in float64 (float32's own error)
+    history = ScaleHistory(L, config.generator.n_scales)
+    history.start(images[:, :L])
+    exact = None
+    if args.fp64_reference:
+        exact = Vid2VidGenerator(config).double()
+        exact.load_state_dict(gen.state_dict())
+        exact_history = ScaleHistory(L, config.generator.n_scales)
+        exact_history.start(images[:, :L].double())
+    theirs.reset()
+    worst = 0.0
+    for frame in range(2):
+        official = theirs.step(labels, images, instance)
+        with torch.inference_mode():
+            out = ours_step(gen, config, labels, instance, history)
+        keys = {"frame": "image", "flow": "flow", "mask": "mask"}
+        diffs = {name: _max_diff(out[key], official[key]) for name, key in keys.items()}
+        worst = max(worst, *diffs.values())
+        line = " ".join(f"max_abs_diff_{k}={v:.3g}" for k, v in diffs.items())
+        if exact is not None:
+            with torch.inference_mode():
+                ref = ours_step(exact, config, labels, instance, exact_history, torch.float64)
+            line += " " + " ".join(f"{side}_vs_fp64_{name}={_max_diff(outputs[key], ref[key]):.3g}"
+                                   for side, outputs in (("ours", out), ("official", official))
+                                   for name, key in keys.items())
+        print(f"mode=vs-official check frame={frame} size={args.size} G_params={params} "
+              f"channels_last={args.channels_last} {line}", flush=True)
+    print(f"mode=vs-official identical_within_1e-4={'yes' if worst <= 1e-4 else 'NO'} max_abs_diff={worst:.3g}",
+          flush=True)
+    del exact
+
+    # speed, interleaved: ours, theirs, ours, theirs ... wall seconds and CPU seconds of this process (all its
+    # threads: on a shared machine the CPU time is the steadier measure of the work each side does)
+    wall: dict[str, list[float]] = {"ours": [], "official": []}
+    cpu: dict[str, list[float]] = {"ours": [], "official": []}
+    load_before = _load()
+    for step in range(args.warmup + args.steps):
+        for name in ("ours", "official"):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            if name == "ours":
+                with torch.inference_mode():
+                    ours_step(gen, config, labels, instance, history)
+            else:
+                theirs.step(labels, images, instance)
+            if step >= args.warmup:
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+    ours_s, official_s, ours_cpu, official_cpu = (_median(t) for t in (wall["ours"], wall["official"], cpu["ours"],
+                                                                     cpu["official"]))
+    print(f"mode=vs-official inference size={args.size} G_params={params} threads={torch.get_num_threads()} "
+          f"steps={args.steps} ours_s_per_frame={ours_s:.3f} official_s_per_frame={official_s:.3f} "
+          f"speedup={official_s / ours_s:.2f}x ours_cpu_s={ours_cpu:.3f} official_cpu_s={official_cpu:.3f} "
+          f"cpu_speedup={official_cpu / ours_cpu:.2f}x ours_all={_listed(wall['ours'])} "
+          f"official_all={_listed(wall['official'])} channels_last={args.channels_last} "
+          f"loadavg_before={load_before} loadavg_after={_load()}", flush=True)
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _listed(values: list[float]) -> str:
+    return ",".join(f"{v:.2f}" for v in values)
 
 
 # ---------------------------------------------------------------------------------------------- learning check
@@ -202,6 +333,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("train", "inference"), default="inference")
     p.add_argument("--official-street", action="store_true", help="NVIDIA's label2city_2048 architecture")
+    p.add_argument("--official-code", metavar="DIR",
+                   help="a checkout of github.com/NVIDIA/vid2vid: compare with it in the same run (label2city_2048)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fp64-reference", action="store_true",
+                   help="--official-code: also each side's max abs distance from the float64 result")
     p.add_argument("--ngf", type=int, default=16)
     p.add_argument("--n-downsampling", type=int, default=2)
     p.add_argument("--n-blocks", type=int, default=2)
@@ -235,6 +371,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     if args.learning_check:
         learning_check(args)
+        return
+    if args.official_code:
+        try:
+            vs_official(args)
+        except ValueError as error:  # OfficialCodeError, OfficialImportError: a bad folder, named
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
         return
     config = build_config(args)
     (bench_inference if args.mode == "inference" else bench_train)(args, config)

@@ -21,8 +21,11 @@ FirstFrame = Literal["zeros", "real", "model"]
 
 
 def optimize_for_inference(module: nn.Module, channels_last: bool = False) -> nn.Module:
-    """eval mode, no grads; optionally channels-last weights. Measured here (2-core CPU, torch 2.14):
-    channels-last was ~50x slower at 64x32 (reflection padding / instance norm), so it is off by default."""
+    """eval mode, no grads; optionally channels-last weights (off by default). Measured on NVIDIA's street
+    generator at 512x256 (2-core CPU, benchmarks/model.py --official-code): channels-last ran at 0.92x the
+    default's speed, and its kernels round differently, so frames drift from the official ones (0.05 by the
+    second frame); the default reproduces them bit-exactly. No conv+BN folding: released models normalise
+    each image by its own batch statistics, which a folded convolution cannot reproduce."""
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)

@@ -119,6 +119,8 @@ def test_source_encoding_one_hot_ignore_boundaries_and_background() -> None:
     inst = torch.tensor([[[0, 1, 1], [0, 0, 2]]])
     oh = one_hot_labels(sem, 19)
     assert oh.shape == (1, 19, 2, 3) and oh[0, :, 0, 2].sum() == 0 and oh[0, 13, 0, 1] == 1
+    assert oh.dtype == torch.float32 and oh.sum(1).tolist() == [[[1, 1, 0], [1, 1, 1]]]
+    assert one_hot_labels(torch.tensor([[[-1, 19, 3]]]), 19).sum(1).tolist() == [[[0, 0, 1]]]  # out of range: zero
     edges = instance_boundaries(inst)
     assert edges[0, 0].tolist() == [[1, 1, 1], [0, 1, 1]]
     assert instance_boundaries(torch.zeros(1, 3, 3, dtype=torch.long)).sum() == 0
