@@ -119,14 +119,23 @@ def mark_dead_runs_crashed() -> list[str]:
     return crashed
 
 
+_temporary_api: str | None = None  # the API of the server this process started (it ends with the command)
+
+
+def temporary_api() -> str | None:
+    """The API URL of this command's own temporary server, or None when a configured server is used."""
+    return _temporary_api
+
+
 @contextlib.contextmanager
 def cli_session() -> Iterator[str | None]:
     """What a CLI command that runs flows needs: an API (ours, tied to this process, unless one is
     configured), dead runs marked Crashed, and this process's tag on every flow run it starts."""
+    global _temporary_api
     child = None
     if not os.environ.get("PREFECT_API_URL"):
         child, url = start_server()
-        os.environ["PREFECT_API_URL"] = url  # before Prefect reads its settings in this process
+        os.environ["PREFECT_API_URL"] = _temporary_api = url  # before Prefect reads its settings in this process
     try:
         from prefect import tags
 
@@ -141,6 +150,7 @@ def cli_session() -> Iterator[str | None]:
         if child is not None:
             _drain_prefect()
             os.environ.pop("PREFECT_API_URL", None)
+            _temporary_api = None
             stop_server(child)
 
 

@@ -44,10 +44,13 @@ def too_few_samples(details: Mapping) -> bool:
     return bool(details.get("feature_dim")) and n < details["feature_dim"]
 
 
+_LABELLED = re.compile(r"(-?[0-9.]+(?:e-?[0-9]+)?) \(unverified weights\)")  # a value, with its weights' label
+
+
 def cell(metric: str, value: float | str, details: Mapping | None = None) -> str:
     suffix = ""
     if isinstance(value, str):
-        labelled = re.fullmatch(r"(-?[0-9.]+(?:e-?[0-9]+)?) \(unverified weights\)", value)
+        labelled = _LABELLED.fullmatch(value)
         if not labelled:
             return next((short for key, short in _SHORT if key in value), "n/a")
         value, suffix = float(labelled.group(1)), " (unverified)"
@@ -100,6 +103,7 @@ def notes(runs: Sequence[ScoredRun], metrics: Sequence[str], references: Mapping
                              "the floor rather than against published numbers.")
         if isinstance(references.get(metric), str):
             lines.append(f"`{metric}` floor: {references[metric]}.")
-    reasons = sorted({f"`{m}`: {run.values[m]}" for run in runs for m in metrics if isinstance(run.values[m], str)})
+    reasons = sorted({f"`{m}`: {run.values[m]}" for run in runs for m in metrics
+                      if isinstance(run.values[m], str) and not _LABELLED.fullmatch(run.values[m])})
     lines += [f"n/a {reason}" for reason in reasons]
     return lines

@@ -9,6 +9,7 @@ step (the flag is all-reduced), before a checkpoint could record the damage.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -36,10 +37,21 @@ FAILURE_MARKER = ".failure_injected"
 ATTEMPTS_FILE = "attempts.jsonl"
 
 
+def _quiet_report_lines() -> None:
+    """Ray Train logs every report's whole metrics dict at INFO through a logger named by its file path, outside
+    the ``ray.train`` hierarchy that its LoggingConfig reaches; the driver's progress line already says it once."""
+    try:
+        from ray.train.v2._internal.execution import context as ray_train_context
+    except ImportError:  # another Ray Train layout: its lines stay
+        return
+    logging.getLogger(ray_train_context.__file__).setLevel(logging.WARNING)
+
+
 def worker_setup(job_data: dict) -> tuple[TrainJob, int, int, torch.device]:
     """Every per-worker loop's start (vid2vid's and the mask predictor's): the job, rank, world size, this
     worker's share of the CPU threads, and its device (its GPU when the job asks for one and it exists)."""
     job = TrainJob.model_validate(job_data)
+    _quiet_report_lines()
     context = ray.train.get_context()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, context.get_local_world_size())))
     use_gpu = job.gpus_per_worker > 0 and torch.cuda.is_available()

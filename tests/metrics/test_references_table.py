@@ -81,3 +81,12 @@ def test_table_is_table1_layout_with_short_cells_and_long_notes():
     assert "fewer samples than its 2048 feature dimensions" in text and "30 synthesized vs 30 real" in text
     assert cell("fid_inception", 12.0, {"n_fake": 4000, "n_real": 4000, "feature_dim": 2048}) == "12.00"
     assert cell("fid_inception", "12.3456 (unverified weights)") == "12.35 (unverified)"
+
+
+def test_values_from_unverified_weights_are_labelled_cells_not_na_reasons():
+    runs = [_run("vid2vid", "557.8202 (unverified weights)"), _run("frame-by-frame baseline", "443.8928 (unverified weights)")]
+    metrics = ["fid_i3d", "fid_inception"]
+    rows = comparison_rows(runs, metrics, {}, "now")
+    assert [r["fid_inception"] for r in rows[:2]] == ["443.89 (unverified) ⚠", "557.82 (unverified) ⚠"]
+    reasons = [line for line in notes(runs, metrics, {}) if line.startswith("n/a")]
+    assert reasons == ["n/a `fid_i3d`: not computed: weights missing (file w/rgb_imagenet.pt)"]

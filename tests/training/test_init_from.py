@@ -78,6 +78,8 @@ def test_a_run_starts_from_the_imported_weights_at_step_zero(setup) -> None:
     fresh = Vid2VidGenerator(config).state_dict()
     assert not torch.equal(fresh["scales.0.bg_out.1.weight"], trained["generator"]["scales.0.bg_out.1.weight"])
     assert trained["optimizer_G"]["state"]  # new optimisers, stepped twice in this run
+    console = done.stdout + done.stderr  # what the user reads: one progress line per step, not Ray's report dumps
+    assert "Reporting training result" not in console and "TrainingReport(" not in console
 
 
 def test_an_architecture_mismatch_is_one_error_line_and_starts_nothing(setup) -> None:
