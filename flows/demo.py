@@ -25,10 +25,10 @@ from tasks.artifacts import artifact_key, publish_markdown
 
 DEMO_CONFIG = "demo_street"  # configs/model/demo_street.yaml: 128x64, one scale
 BASELINE_CONFIG = "demo_street_frame"  # its frame-by-frame twin
-# per model, 2 Ray workers (batch 2). Measured on the idle 2-core machine: 80 steps took 188 s per model with Ray's
-# start-up and the whole demo 459 s; 56 steps bring it under 6 min at little cost in PSNR (benchmarks/demo_curve.py:
-# held-out PSNR is 16-17 dB from 40 to 80 steps and plateaus near 18 dB by 640 steps)
-DEMO_STEPS = 56
+# per model, 2 Ray workers (batch 2). Measured on the idle 2-core machine (the whole demo): 80 steps 459 s, 56 steps
+# 373 s (≈ 2.1 s per step and ≈ 20 s of Ray start-up per model, ≈ 95 s for the rest), so 48 steps to stay under 6 min.
+# Held-out PSNR rises slowly with steps and plateaus near 18 dB by 640 steps (benchmarks/demo_curve.py)
+DEMO_STEPS = 48
 DEMO_CLIPS, DEMO_FRAMES, DEMO_SIZE = 8, 24, (128, 64)  # 6 training clips, 2 held out
 REBUILD_METRICS = ["warp", "psnr", "ssim"]  # the full set runs once, on both models, in the comparison
 
