@@ -30,7 +30,7 @@ from models.vid2vid.trainer import Vid2VidTrainer
 
 from ..conftest import run_cli
 from .helpers_vid2vid import tiny_config
-from .test_official_import import ARCH, OPT, official_composite
+from .test_official_import import ARCH, OPT, _expect_refusal, official_composite
 
 D_ARCH = {"ndf": 8, "n_layers": 2, "num_d": 2, "norm": "batch", "n_frames_d": 3, "n_scales_temporal": 2}
 D_OPT = "ndf: 8\nn_layers_D: 2\nnum_D: 2\nn_frames_D: 3\nn_scales_temporal: 2\n"
@@ -101,16 +101,15 @@ def _config(**d: object) -> ModelConfig:
     return tiny_config(generator=ARCH, discriminator={**D_ARCH, **d})
 
 
-@pytest.fixture()
-def official_dir(tmp_path: Path) -> tuple[Path, Path]:
-    """A stand-in experiment folder with G0, G1, D, D_T0, D_T1 and opt.txt, and the preset describing it."""
-    config = _config()
-    preset = tmp_path / "stand_in.yaml"
+def write_official_experiment(base: Path, config: ModelConfig, seed: int) -> tuple[Path, Path]:
+    """A stand-in experiment folder under ``base`` (G0, G1, D, D_T0, D_T1 and opt.txt, random weights drawn
+    from ``seed``) and the preset that describes it."""
+    preset = base / "stand_in.yaml"
     preset.write_text(yaml.safe_dump({**config.to_dict(), "name": "stand_in"}))
-    folder = tmp_path / "checkpoints" / "stand_in"
+    folder = base / "checkpoints" / "stand_in"
     folder.mkdir(parents=True)
     src = config.input.source_channels
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     for s in range(2):
         torch.save(official_composite(s, 3 * src, 6), folder / f"latest_net_G{s}.pth")
     torch.save(official_multiscale(src + 3, 8, 2, 2), folder / "latest_net_D.pth")
@@ -118,6 +117,11 @@ def official_dir(tmp_path: Path) -> tuple[Path, Path]:
         torch.save(official_multiscale(3 * 3 + 2 * 2, 8, 2, 2), folder / f"latest_net_D_T{s}.pth")
     (folder / "opt.txt").write_text(OPT.format(label_nc=src - 1, ngf=16).replace("fg: True\n", "fg: True\n" + D_OPT))
     return folder, preset
+
+
+@pytest.fixture()
+def official_dir(tmp_path: Path) -> tuple[Path, Path]:
+    return write_official_experiment(tmp_path, _config(), seed=0)
 
 
 def test_discriminators_are_imported_into_the_model_file(official_dir, tmp_path) -> None:
@@ -201,16 +205,6 @@ def test_imported_discriminators_compute_what_the_official_ones_do(tmp_path, nor
             theirs = official_forward(files[f"D_T{s}"], official_in, 2, 2, norm, flat)
             worst = max(worst, *((a - b).abs().max().item() for x, y in zip(ours, theirs) for a, b in zip(x, y)))
     assert worst < 1e-5
-
-
-def _expect_refusal(folder: Path, preset: Path, out: Path, *needles: str) -> None:
-    out.write_bytes(b"previous good model")
-    with pytest.raises(OfficialImportError) as info:
-        import_official(folder, out, preset=preset)
-    for needle in needles:
-        assert needle in str(info.value)
-    assert out.read_bytes() == b"previous good model"
-    assert not list(out.parent.glob(f".{out.name}.*"))
 
 
 @pytest.mark.parametrize("damage", ["missing", "unknown", "shape", "uniform_widths"])

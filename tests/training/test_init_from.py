@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from models.training.launch import read_metrics
 from models.vid2vid.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
@@ -20,8 +19,8 @@ from storage.manifest import write_manifest
 from storage.synthetic import write_synthetic_clip
 from tests.conftest import run_cli
 from tests.models.helpers_vid2vid import tiny_config
-from tests.models.test_official_discriminators import D_ARCH, D_OPT, official_multiscale
-from tests.models.test_official_import import ARCH, OPT, official_composite
+from tests.models.test_official_discriminators import D_ARCH, write_official_experiment
+from tests.models.test_official_import import ARCH
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -36,17 +35,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     config = tiny_config(generator={**ARCH, "composition": "official", "test_norm_stats": "batch"},
                          discriminator={**D_ARCH, "scale_widths": "official", "video_flow_scale": 0.05},
                          train={"lr": 0.0})
-    preset = base / "stand_in.yaml"
-    preset.write_text(yaml.safe_dump({**config.to_dict(), "name": "stand_in"}))
-    folder = base / "checkpoints" / "stand_in"
-    folder.mkdir(parents=True)
-    src = config.input.source_channels
-    torch.manual_seed(3)
-    for s in range(2):
-        torch.save(official_composite(s, 3 * src, 6), folder / f"latest_net_G{s}.pth")
-        torch.save(official_multiscale(3 * 3 + 2 * 2, 8, 2, 2), folder / f"latest_net_D_T{s}.pth")
-    torch.save(official_multiscale(src + 3, 8, 2, 2), folder / "latest_net_D.pth")
-    (folder / "opt.txt").write_text(OPT.format(label_nc=src - 1, ngf=16).replace("fg: True\n", "fg: True\n" + D_OPT))
+    folder, preset = write_official_experiment(base, config, seed=3)
     imported = base / "imported.pt"
     done = run_cli("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(imported))
     assert done.returncode == 0, done.stderr
