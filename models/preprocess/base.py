@@ -9,6 +9,7 @@ stays in one place (``run.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -60,3 +61,32 @@ def check_frames(frames: Sequence[Frame], size: tuple[int, int] | None = None) -
             raise PreprocessInputError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, expected "
                                        f"{expected[1]}x{expected[0]}")
     return int(expected[0]), int(expected[1])
+
+
+class PerFrameFileImport:
+    """An import door that reads one file per frame from a clip's folder, in name order.
+
+    Subclasses set ``pattern`` (the glob), ``kind`` (what the files are, for messages) and ``listing`` (how an
+    empty folder is described)."""
+
+    pattern: str
+    kind: str
+    listing: str
+
+    def __init__(self, clip_dir: Path) -> None:
+        self.files = sorted(Path(clip_dir).glob(self.pattern)) if Path(clip_dir).is_dir() else []
+        if not self.files:
+            raise PreprocessInputError(f"no {self.listing} files in {clip_dir}")
+        self._next = 0
+
+    def check_count(self, n_frames: int) -> None:
+        if len(self.files) != n_frames:
+            raise PreprocessInputError(f"{len(self.files)} {self.kind} files in {self.files[0].parent} for a clip of "
+                                       f"{n_frames} frames")
+
+    def next_file(self) -> Path:
+        """The next frame's file; a clip longer than the folder is an error naming the count."""
+        if self._next >= len(self.files):
+            raise PreprocessInputError(f"only {len(self.files)} {self.kind} files for a longer clip")
+        self._next += 1
+        return self.files[self._next - 1]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.preprocess.base import Frame, Output, PreprocessInputError, check_frames
+from models.preprocess.base import Frame, Output, PerFrameFileImport, PreprocessInputError, check_frames
 
 N_PARTS = 24  # DensePose body parts (I = 1..24)
 
@@ -44,29 +44,16 @@ def read_iuv(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return iuv
 
 
-class DensePoseIUVImport:
+class DensePoseIUVImport(PerFrameFileImport):
     """densepose importer: ``<import_dir>/<clip>/*.png``, one IUV image per frame in name order."""
 
+    pattern, kind, listing = "*.png", "IUV", "DensePose IUV *.png"
     name = "iuv"
-
-    def __init__(self, clip_dir: Path) -> None:
-        self.files = sorted(Path(clip_dir).glob("*.png")) if Path(clip_dir).is_dir() else []
-        if not self.files:
-            raise PreprocessInputError(f"no DensePose IUV *.png files in {clip_dir}")
-        self._next = 0
-
-    def check_count(self, n_frames: int) -> None:
-        if len(self.files) != n_frames:
-            raise PreprocessInputError(f"{len(self.files)} IUV files in {self.files[0].parent} for a clip of "
-                                       f"{n_frames} frames")
 
     def __call__(self, frames: Sequence[Frame]) -> list[Output]:
         h, w = check_frames(frames)
         outputs = []
         for _ in frames:
-            if self._next >= len(self.files):
-                raise PreprocessInputError(f"only {len(self.files)} IUV files for a longer clip")
-            iuv = read_iuv(self.files[self._next], (h, w))
-            self._next += 1
+            iuv = read_iuv(self.next_file(), (h, w))
             outputs.append({"payload": iuv, "empty": not bool(iuv[..., 2].any())})
         return outputs

@@ -34,7 +34,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from models.preprocess.base import Frame, Output, PreprocessInputError, PreprocessSetupError, check_frames
+from models.preprocess.base import (Frame, Output, PerFrameFileImport, PreprocessInputError, PreprocessSetupError,
+                                   check_frames)
 from models.preprocess.mediapipe_client import MediapipeBackend
 from models.preprocess.official_drawing import fit_curve, stamp_curve
 
@@ -169,31 +170,22 @@ def read_landmarks(path: Path, shape: tuple[int, int], scale: tuple[float, float
     return points
 
 
-class LandmarksFace15:
+class LandmarksFace15(PerFrameFileImport):
     """face15 importer: ``<import_dir>/<clip>/*.txt``, one 68-landmark file per frame in name order."""
 
+    pattern, kind, listing = "*.txt", "landmark", "landmark *.txt"
     name = "landmarks"
 
     def __init__(self, clip_dir: Path, source_size: tuple[int, int] | None = None) -> None:
-        self.files = sorted(Path(clip_dir).glob("*.txt")) if Path(clip_dir).is_dir() else []
-        if not self.files:
-            raise PreprocessInputError(f"no landmark *.txt files in {clip_dir}")
-        self.source_size, self._next = source_size, 0
-
-    def check_count(self, n_frames: int) -> None:
-        if len(self.files) != n_frames:
-            raise PreprocessInputError(f"{len(self.files)} landmark files in {self.files[0].parent} for a clip of "
-                                       f"{n_frames} frames")
+        super().__init__(clip_dir)
+        self.source_size = source_size
 
     def __call__(self, frames: Sequence[Frame]) -> list[Output]:
         h, w = check_frames(frames)
         scale = (1.0, 1.0) if self.source_size is None else (w / self.source_size[0], h / self.source_size[1])
         outputs = []
         for frame in frames:
-            if self._next >= len(self.files):
-                raise PreprocessInputError(f"only {len(self.files)} landmark files for a longer clip")
-            points = read_landmarks(self.files[self._next], (h, w), scale)
-            self._next += 1
+            points = read_landmarks(self.next_file(), (h, w), scale)
             outputs.append({"payload": face15_encoding(frame, points), "empty": False})
         return outputs
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.preprocess.base import Frame, Output, PreprocessInputError, check_frames
+from models.preprocess.base import Frame, Output, PerFrameFileImport, PreprocessInputError, check_frames
 from models.preprocess.official_drawing import fit_curve, stamp_curve
 
 # (BODY_25 joint pair, RGB colour), in drawing order
@@ -124,32 +124,23 @@ def read_people(path: Path) -> list[dict[str, np.ndarray]]:
     return people
 
 
-class OfficialOpenPoseImport:
+class OfficialOpenPoseImport(PerFrameFileImport):
     """openpose importer: ``<import_dir>/<clip>/*_keypoints.json``, one file per frame in name order."""
 
+    pattern, kind, listing = "*_keypoints.json", "OpenPose", "OpenPose *_keypoints.json"
     name = "json"
 
     def __init__(self, clip_dir: Path, source_size: tuple[int, int] | None = None) -> None:
-        self.files = sorted(Path(clip_dir).glob("*_keypoints.json")) if Path(clip_dir).is_dir() else []
-        if not self.files:
-            raise PreprocessInputError(f"no OpenPose *_keypoints.json files in {clip_dir}")
-        self.source_size, self._next = source_size, 0
-
-    def check_count(self, n_frames: int) -> None:
-        if len(self.files) != n_frames:
-            raise PreprocessInputError(f"{len(self.files)} OpenPose files in {self.files[0].parent} for a clip of "
-                                       f"{n_frames} frames")
+        super().__init__(clip_dir)
+        self.source_size = source_size
 
     def __call__(self, frames: Sequence[Frame]) -> list[Output]:
         h, w = check_frames(frames)
         sw, sh = self.source_size or (w, h)
         outputs = []
         for _ in frames:
-            if self._next >= len(self.files):
-                raise PreprocessInputError(f"only {len(self.files)} OpenPose files for a longer clip")
-            path = self.files[self._next]
+            path = self.next_file()
             people = read_people(path)
-            self._next += 1
             for person in people:
                 body = person["pose_keypoints_2d"]
                 seen = body[body[:, 2] > 0.01]
