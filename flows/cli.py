@@ -563,8 +563,9 @@ def _parser_study(sub: argparse._SubParsersAction) -> None:
                         help="short: the first 30 frames; long: whole clips")
     create.add_argument("--evaluation", default="latest", help="evaluation folder name (default: latest)")
     create.add_argument("--raters", type=int, default=1, help="rater links to make")
-    create.add_argument("--attention-checks", type=int, default=0,
-                        help="extra trials of real vs visibly broken video; raters who fail one are not counted")
+    create.add_argument("--attention-checks", type=int, default=None,
+                        help="extra trials of real vs visibly broken video; raters who fail one are not counted "
+                             "(default: one per nine trials, at least one)")
     raters = actions.add_parser("raters", parents=[where], help="more rater links for a study")
     raters.add_argument("--study", required=True)
     raters.add_argument("--add", type=int, default=1)

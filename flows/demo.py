@@ -59,16 +59,24 @@ def demo_comparison_flow(root: str, runs: str, vid2vid_run: str, steps: int, sta
             "baseline_run": baseline.run_dir}
 
 
+@flow(name="demo", flow_run_name="demo {steps} steps", log_prints=True)
+def demo_flow(root: str, runs: str, steps: int, started: float) -> tuple:
+    """The whole demo as one run in the UI, its parts as sub-runs: the street rebuild, the face clip, the
+    comparison with the baseline."""
+    street = rebuild_flow(RebuildParams(
+        data_root=root, runs_root=runs, config=DEMO_CONFIG,
+        synth=SynthSettings(clips=DEMO_CLIPS, frames=DEMO_FRAMES, size=DEMO_SIZE),
+        train=TrainSettings(max_steps=steps), evaluate=EvaluateSettings(metrics=REBUILD_METRICS)))
+    face = face_demo(root, dataset="face")
+    comparison = demo_comparison_flow(root, runs, street.run_dir or street.model_path or "", steps, started)
+    return street, face, comparison
+
+
 def run_demo(root_override: str | None = None, runs_override: str | None = None, steps: int = DEMO_STEPS) -> int:
     started = time.perf_counter()
     root = data_root(root_override).resolve()
     runs = runs_root(runs_override).resolve()
-    street = rebuild_flow(RebuildParams(
-        data_root=str(root), runs_root=str(runs), config=DEMO_CONFIG,
-        synth=SynthSettings(clips=DEMO_CLIPS, frames=DEMO_FRAMES, size=DEMO_SIZE),
-        train=TrainSettings(max_steps=steps), evaluate=EvaluateSettings(metrics=REBUILD_METRICS)))
-    face = face_demo(str(root), dataset="face")
-    comparison = demo_comparison_flow(str(root), str(runs), street.run_dir or street.model_path or "", steps, started)
+    street, face, comparison = demo_flow(str(root), str(runs), steps, started)
     api = os.environ.get("PREFECT_API_URL")
     api = None if api == temporary_api() else api  # this command's own server ends with it: point at `make ui`
     sketch = face.stages["sketch"]
@@ -92,7 +100,7 @@ def run_demo(root_override: str | None = None, runs_override: str | None = None,
         f"inspect:    .venv/bin/vid2vid --data-root {root} info --dataset street",
     ]
     if api:
-        lines.append(f"Prefect UI: {api.removesuffix('/api')}  (Artifacts page, or the flow run 'full-rebuild')")
+        lines.append(f"Prefect UI: {api.removesuffix('/api')}  (Runs page: the flow run 'demo' and its sub-runs)")
     else:
         lines.append("Prefect UI: `make ui`, then open http://127.0.0.1:4200 (runs were recorded in ./.prefect)")
     print("\n".join(lines))

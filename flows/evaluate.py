@@ -11,6 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
@@ -27,7 +28,8 @@ from storage.manifest import read_manifest
 from models.metrics.report import SCORED_FROM
 from models.metrics.table import ScoredRun, comparison_rows, notes
 from storage.shards import read_meta
-from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
+from models.metric_display import header
+from tasks.artifacts import artifact_key, data_uri, md_text, publish_markdown, publish_table
 from tasks.progress import collect
 from tasks.evaluate import RunEvaluation, evaluate_run_task, frame_grid_png, gif_preview
 
@@ -149,21 +151,30 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
                                               "table": table, "stale": stale, "notes": description,
                                               "evaluations": [e.model_dump() for e in evaluations]}, indent=2).encode())
 
-    review = review_page("d", layout.dataset, "e", "latest" if out == root / "evaluations" / layout.dataset else out.name)
-    keys = [publish_table(artifact_key("evaluate", layout.dataset), table,
-                          f"Evaluation of {len(evaluations)} run(s) on `{layout.dataset}` ({len(clips)} clip(s), "
-                          f"split `{params.split}`, data `{data}`). " + " ".join(description)
+    latest = out == root / "evaluations" / layout.dataset
+    review = review_page("d", layout.dataset, "e", "latest" if latest else out.name)
+    # the artifact: readable headers (unit, better direction), narrow enough for 1280 px; provenance folded
+    shown = [k for k in table[0] if k not in ("config", "data")] if table else []
+    readable = [{header(k) if k in metrics else k: row.get(k, "") for k in shown} for row in table]
+    provenance = description + [f"data fingerprint `{data}`; configs: "
+                                + ", ".join(sorted({f"{r['run']}: {r['config']}" for r in current})),
+                                f"table as JSON: `{json_path}`"]
+    keys = [publish_table(artifact_key("evaluate", layout.dataset), readable,
+                          f"Evaluation of {len(evaluations)} run(s) on `{md_text(layout.dataset)}` ({len(clips)} "
+                          f"clip(s), split `{params.split}`). [Videos, runs side by side, the paper's table]({review})."
                           + (f" {len(stale)} earlier row(s) computed on other data are left out (stale: "
-                             f"{', '.join(r['run'] for r in stale)})." if stale else "")
-                          + f" Table as JSON: `{json_path}`. Videos and runs side by side: {review}")]
+                             f"{', '.join(md_text(r['run']) for r in stale)})." if stale else "")
+                          + "\n\n<details><summary>Provenance: protocol, weights (sha256), samples</summary>\n\n"
+                          + "\n".join(f"- {line}" for line in provenance) + "\n\n</details>")]
     grid = frame_grid_png(evaluations)
-    lines = [f"### Synthesized videos ({layout.dataset})", "",
+    lines = [f"### Synthesized videos ({md_text(layout.dataset)})", "",
              f"[Play them in the review app]({review}): every clip, two runs side by side, preference studies.", ""]
     if grid:
-        lines += ["Source | synthesized | real, first frames of each run:", "", f"![frame grid]({data_uri(grid)})", ""]
+        lines += ["Source | synthesized | real of each run's first clip: its first, middle and last scored frames:",
+                  "", f"![frame grid]({data_uri(grid)})", ""]
     first = evaluations[0].clips[0] if evaluations and evaluations[0].clips else None
     if first and first.side_by_side:
-        lines += [f"Animated preview of `{evaluations[0].run}` / `{first.clip_id}`:", "",
+        lines += [f"Animated preview of {md_text(evaluations[0].run)} / {md_text(first.clip_id)}:", "",
                   f"![preview]({data_uri(gif_preview(first.side_by_side), 'image/gif')})", ""]
     # where the runs folder is served over HTTP: $VID2VID_OUTPUTS_URL, else the review app's file route
     base_url = os.environ.get("VID2VID_OUTPUTS_URL") or review_page("media")
@@ -171,10 +182,23 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
         for clip in evaluation.clips:
             for video in filter(None, (clip.video, clip.side_by_side)):
                 relative = Path(video).resolve().relative_to(root) if Path(video).resolve().is_relative_to(root) else None
-                target = f"{base_url.rstrip('/')}/{relative}" if base_url and relative else video
-                lines.append(f"- [{evaluation.run} / {Path(video).name}]({target})")
+                target = f"{base_url.rstrip('/')}/{quote(str(relative))}" if base_url and relative else quote(video)
+                lines.append(f"- [{md_text(evaluation.run)} / {md_text(Path(video).name)}]({target})")
     keys.append(publish_markdown(artifact_key("evaluate", layout.dataset, "videos"), "\n".join(lines),
                                  "synthesized videos and frame grid"))
+    if latest:  # the paper's table: this evaluation with every preference study of its runs
+        from review.commands import paper_markdown
+        from review.publish import paper_artifact_key
+
+        try:
+            text = paper_markdown(root, layout.dataset)
+        except Exception as exc:  # noqa: BLE001 - the studies' database is optional here; the table is not
+            logger.warning("the paper's table has no preference column: the studies database is unreadable (%s)", exc)
+            text = None
+        if text:
+            keys.append(publish_markdown(paper_artifact_key(layout.dataset), text,
+                                         f"the paper's table for {layout.dataset}: methods × metrics and human "
+                                         "preference, with sources"))
     for row in table:
         logger.info("%s", row)
     for line in description:

@@ -24,8 +24,8 @@ from models.training import TrainSettings, input_stages
 from models.vid2vid.config import load_model_config
 from storage import locations
 from storage.ingest import IngestConfig
-from review.settings import artifact_url
-from tasks.artifacts import artifact_key, publish_markdown
+from models.metric_display import header
+from tasks.artifacts import artifact_key, md_text, publish_markdown, version_link
 
 
 class RebuildParams(FlowParams):
@@ -124,8 +124,10 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
         f"(artifact `{preprocessed.artifact_key}`)",
         f"- **train**: {trained.status}: {trained.message}",
         f"- **evaluate**: {'kept the earlier evaluation' if earlier is not None else 'evaluated'}: "
-        + ", ".join(f"{k} = {v}" for k, v in (table[0] if table else {}).items() if k not in ("run", "evaluated")),
-        "", "Artifacts of each step: " + ", ".join(f"[{k}]({artifact_url(k)})" for k in keys),
+        + ", ".join(f"{header(k)} = {md_text(v)}" for k, v in (table[0] if table else {}).items()
+                    if k not in ("run", "evaluated", "config", "data")),
+        "", "Artifacts of each step (the versions this rebuild made): "
+        + ", ".join(f"[{k}]({version_link(k)})" for k in keys),
     ])
     keys.append(publish_markdown(artifact_key("rebuild", params.dataset), summary, "what the full rebuild did"))
     return RebuildResult(dataset=params.dataset, data_root=str(root), clips_ok=ingested.clips_ok,

@@ -12,10 +12,23 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.metric_display import cell
 from storage.layout import check_name, inside
 
 LATEST = "latest"
 MEDIA_SUFFIXES = {".mp4", ".png", ".gif", ".webm"}
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """A name from a URL as it may appear in a message: never long enough to flood a page."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
 
 
 class NotFound(FileNotFoundError):
@@ -47,10 +60,11 @@ class Evaluation:
     metrics: list[str]
     table: list[dict[str, str]]
     runs: dict[str, RunEntry]
+    data: dict = field(default_factory=dict)  # comparison.json as written (raw values, references, notes)
 
     def run(self, run: str) -> RunEntry:
         if run not in self.runs:
-            raise NotFound(f"run {run!r} is not in evaluation {self.name!r} of {self.dataset!r}")
+            raise NotFound(f"run {_short(run)!r} is not in evaluation {self.name!r} of {self.dataset!r}")
         return self.runs[run]
 
     @property
@@ -81,38 +95,42 @@ class Catalog:
         if name != LATEST:
             try:
                 folder = inside(folder, check_name(name, "evaluation"))
-            except ValueError as exc:
-                raise NotFound(str(exc)) from None
+            except (ValueError, OSError):
+                raise NotFound(f"no evaluation {_short(name)!r} for dataset {_short(dataset)!r}") from None
         path = folder / "comparison.json"
-        if not path.is_file():
-            raise NotFound(f"no evaluation {name!r} for dataset {dataset!r}")
+        if not _is_file(path):
+            raise NotFound(f"no evaluation {_short(name)!r} for dataset {_short(dataset)!r}")
         data = json.loads(path.read_text())
         runs: dict[str, RunEntry] = {}
         for item in data.get("evaluations", []):
             clips = {c["clip_id"]: ClipVideos(c["clip_id"], self._relative(c.get("video")),
                                               self._relative(c.get("side_by_side")), int(c.get("frames", 0)))
                      for c in item.get("clips", [])}
-            values = {k: (f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in item.get("values", {}).items()}
+            details = item.get("details", {})  # rounded as in the comparison table (models.metric_display)
+            values = {k: cell(k, v, details.get(k)) for k, v in item.get("values", {}).items()}
             runs[item["run"]] = RunEntry(item["run"], item.get("variant", ""), item.get("config", ""), values, clips)
-        return Evaluation(dataset, name, folder, list(data.get("metrics", [])), list(data.get("table", [])), runs)
+        return Evaluation(dataset, name, folder, list(data.get("metrics", [])), list(data.get("table", [])), runs, data)
 
     def media(self, relative: str) -> Path:
-        """A servable file under the runs root, or NotFound (never a path outside it)."""
+        """A servable file under the runs root, or NotFound (never a path outside it). The message names
+        no server path: not the runs root, not where a link points."""
         try:
             path = inside(self.root, relative)
-        except ValueError as exc:
-            raise NotFound(str(exc)) from None
-        if path.suffix.lower() not in MEDIA_SUFFIXES or not path.is_file():
-            raise NotFound(f"no media file {relative!r}")
+            servable = path.suffix.lower() in MEDIA_SUFFIXES and path.is_file()
+        except (ValueError, OSError):  # outside the root, a name too long for the file system, ...
+            servable = False
+        if not servable:
+            raise NotFound(f"no media file {_short(relative)!r}")
         return path
 
     def _dataset_dir(self, dataset: str) -> Path:
         try:
             folder = inside(self.evaluations_dir, check_name(dataset, "dataset"))
-        except ValueError as exc:
-            raise NotFound(str(exc)) from None
-        if not folder.is_dir():
-            raise NotFound(f"no evaluations for dataset {dataset!r}")
+            found = folder.is_dir()
+        except (ValueError, OSError):
+            found = False
+        if not found:
+            raise NotFound(f"no evaluations for dataset {_short(dataset)!r}")
         return folder
 
     @staticmethod

@@ -40,7 +40,7 @@ def serve(runs_root: Path, host: str, port: int, db_url: str | None = None) -> i
 
 
 def create_study(runs_root: Path, dataset: str, runs: list[str], clips: int | None, kind: str,
-                 evaluation: str = LATEST, raters: int = 1, attention_checks: int = 0,
+                 evaluation: str = LATEST, raters: int = 1, attention_checks: int | None = None,
                  db_url: str | None = None) -> studies.StudyLinks:
     links = _with_db(runs_root, db_url, lambda db: studies.create_study(
         db, Catalog(runs_root), dataset, runs, clips, kind, evaluation, raters, attention_checks))
@@ -49,7 +49,8 @@ def create_study(runs_root: Path, dataset: str, runs: list[str], clips: int | No
           f"{links.trials} trial(s) + {links.attention_checks} attention check(s)")
     for token in links.tokens:
         print(f"rater link: {review_page('s', study.id, 'r', token)}")
-    print(f"results: {review_page('s', study.id)}  (vid2vid study results --study {study.id})")
+    print(f"owner link (results and run names; keep it private): {review_page('s', study.id, 'o', links.owner_token)}")
+    print(f"results here: vid2vid study results --study {study.id}")
     return links
 
 
@@ -64,7 +65,8 @@ def show_results(runs_root: Path, dataset: str | None, study_id: str | None, pub
                  db_url: str | None = None) -> list[dict[str, str]]:
     """The tallies as table rows; publishes the Prefect table artifact of each dataset involved (all of
     that dataset's studies, so ablations stand side by side) unless told not to."""
-    from review.publish import publish_results
+    from review import paper
+    from review.publish import paper_artifact, paper_artifact_key, publish_results, upsert
 
     found = _with_db(runs_root, db_url, lambda db: studies.results(db, dataset=dataset, study_id=study_id))
     if study_id and not found:
@@ -73,4 +75,27 @@ def show_results(runs_root: Path, dataset: str | None, study_id: str | None, pub
         for name in sorted({r.study.dataset for r in found}):
             everyone = _with_db(runs_root, db_url, lambda db: studies.results(db, dataset=name))  # noqa: B023
             print(f"Prefect artifact: {publish_results(name, everyone)}")
+            try:
+                evaluation = Catalog(runs_root).evaluation(name, LATEST)
+            except FileNotFoundError:
+                continue  # studies of an evaluation that is gone: no table to put them in
+            upsert(paper_artifact(paper.build(evaluation, everyone), review_page("d", name, "table")))
+            print(f"Prefect artifact: {paper_artifact_key(name)}")
     return [{"dataset": r.study.dataset, **r.row()} for r in found]
+
+
+def paper_markdown(runs_root: Path, dataset: str, db_url: str | None = None) -> str | None:
+    """The paper's table of the dataset's latest evaluation with every study of it, as the artifact's markdown;
+    None when there is no evaluation. Safe to call from a flow (the database is read on its own thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from review import paper
+    from review.catalog import NotFound
+
+    try:
+        evaluation = Catalog(runs_root).evaluation(dataset, LATEST)
+    except NotFound:
+        return None
+    with ThreadPoolExecutor(1) as pool:
+        results = pool.submit(_with_db, runs_root, db_url, lambda db: studies.results(db, dataset=dataset)).result()
+    return paper.markdown(paper.build(evaluation, results), review_page("d", dataset, "table"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, event
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -32,6 +32,7 @@ class Study(Base):
     variant_b: Mapped[str] = mapped_column(String(256), default="")
     kind: Mapped[str] = mapped_column(String(16))  # short | long
     question: Mapped[str] = mapped_column(String(256))
+    owner_sha256: Mapped[str] = mapped_column(String(64), default="")  # sha256 of the owner token: results, run names
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -93,6 +94,15 @@ class Database:
     async def create(self) -> None:
         async with self.engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
+            await connection.run_sync(_add_missing_columns)
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _add_missing_columns(connection) -> None:  # noqa: ANN001 - a sync Connection inside run_sync
+    """Databases made before a column existed get it (empty): a study without an owner token shows its
+    results only through `vid2vid study results`, which reads the database directly."""
+    present = {c["name"] for c in inspect(connection).get_columns(Study.__tablename__)}
+    if "owner_sha256" not in present:
+        connection.execute(text(f"ALTER TABLE {Study.__tablename__} ADD COLUMN owner_sha256 VARCHAR(64) DEFAULT ''"))

@@ -1,9 +1,11 @@
 """Study videos: snapshots of the evaluation's videos (a later evaluation overwrites those), cut to the
-short-sequence length when asked, and attention-check pairs whose better side is known."""
+short-sequence length when asked, and attention-check pairs whose better side is known.
+
+Every study video goes through the same encoder and is then padded to one common size, so neither the
+bytes' origin nor ``Content-Length`` tells an attention check from a real trial."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +18,28 @@ def _source(path: Path) -> VideoSource:
 
 
 def snapshot(src: Path, dst: Path, max_frames: int | None) -> Path:
-    """``src`` copied to ``dst``, or its first ``max_frames`` frames re-encoded (H.264) when it is longer."""
+    """``src`` (its first ``max_frames`` frames when given) re-encoded to ``dst`` with the encoder the
+    attention checks use: same container, codec and settings for every video a rater gets."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     info = probe(_source(src))
-    if max_frames is None or (info.n_frames is not None and info.n_frames <= max_frames):
-        shutil.copyfile(src, dst)
-        return dst
-    frames = (f for i, f in zip(range(max_frames), decode(_source(src))))
+    frames = (f for _, f in zip(range(max_frames or 10**9), decode(_source(src))))
     return encode(dst, frames, info.fps)
+
+
+PAD_BLOCK = 4096
+_FREE_HEADER = 8  # an ISO-BMFF box: 4-byte big-endian size, then the type b"free"; players skip it
+
+
+def pad_to_common_size(paths: list[Path]) -> int:
+    """Append one ``free`` box to every mp4 so all have the same size (the largest, plus at least one
+    header, rounded up to ``PAD_BLOCK``); returns that size."""
+    target = max(p.stat().st_size for p in paths) + _FREE_HEADER
+    target += -target % PAD_BLOCK
+    for path in paths:
+        gap = target - path.stat().st_size
+        with open(path, "ab") as handle:
+            handle.write(gap.to_bytes(4, "big") + b"free" + bytes(gap - _FREE_HEADER))
+    return target
 
 
 def attention_pair(side_by_side: Path, real_dst: Path, broken_dst: Path, max_frames: int | None,

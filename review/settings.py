@@ -35,9 +35,24 @@ def database_url(runs_root: Path, override: str | None = None) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+def prefect_api_url() -> str:
+    """Where the review app asks Prefect which version of an artifact is the latest."""
+    return (os.environ.get("PREFECT_API_URL") or prefect_ui_url() + "/api").rstrip("/")
+
+
 def artifact_url(key: str) -> str:
-    """The Prefect UI page of an artifact key (its latest version)."""
-    return f"{prefect_ui_url()}/artifacts/key/{key}"
+    """A link that opens the latest version of an artifact key, its table or text, in the UI that Prefect's
+    ``/`` serves: the review app looks the version up when the link is followed (``/prefect/artifact/<key>``)."""
+    return review_page("prefect", "artifact", key)
+
+
+def ui_artifact(artifact_id: str) -> str:
+    """One artifact version's page in Prefect's new UI (what ``/`` redirects to in Prefect 3.9)."""
+    return f"{prefect_ui_url()}/v2/artifacts/artifact/{artifact_id}"
+
+
+def ui_artifact_versions(key: str) -> str:
+    return f"{prefect_ui_url()}/v2/artifacts/key/{key}"
 
 
 def review_page(*parts: str) -> str:

@@ -1,6 +1,13 @@
 """Human preference studies (the paper's Tables 1-3): create one, show a rater their trials, record votes,
 tally the results.
 
+The study's owner holds a third token (printed once by ``study create``, stored only as its sha256): the
+results and the run names behind A and B are shown to that token alone, never on a rater's page.
+
+Attention checks (real vs visibly broken video) are on by default, at least one per ten trials. Their files
+are named like every other study video (random hex), encoded by the same encoder and padded to the same
+size, and their trial ids are interleaved with the real ones, so nothing but the pictures tells them apart.
+
 A rater is identified by an unguessable link token (``secrets.token_urlsafe``) looked up in the database
 together with the study it belongs to. Each rater sees the trials in their own shuffled order with the two
 runs on sides drawn per trial; both follow from the rater's stored seed, so the page and the vote handler
@@ -9,6 +16,9 @@ agree without the browser ever being trusted with which side is which run.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
 import random
 import re
 import secrets
@@ -22,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from review.catalog import LATEST, Catalog, NotFound, RunEntry
 from review.db import Database, Rater, Study, Trial, Vote
-from review.media import attention_pair, snapshot
+from review.media import attention_pair, pad_to_common_size, snapshot
 from review.stats import wilson_interval
 
 KINDS = {"short": 30, "long": None}  # frames shown: the paper's short sequences vs whole clips
@@ -39,6 +49,7 @@ class StudyLinks:
     trials: int
     attention_checks: int
     tokens: list[str]
+    owner_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,9 +85,18 @@ def _new_rater(study_id: str, label: str) -> Rater:
     return Rater(study_id=study_id, token=secrets.token_urlsafe(24), seed=secrets.randbelow(2**31), label=label)
 
 
+def default_attention_checks(trials: int) -> int:
+    """At least one check per ten trials shown: k >= (trials + k) / 10, i.e. k >= trials / 9, and never 0."""
+    return max(1, math.ceil(trials / 9))
+
+
+def owner_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 async def create_study(db: Database, catalog: Catalog, dataset: str, runs: list[str], clips: int | None = None,
                        kind: str = "short", evaluation: str = LATEST, raters: int = 1,
-                       attention_checks: int = 0) -> StudyLinks:
+                       attention_checks: int | None = None) -> StudyLinks:
     """A study of run A against run B on ``clips`` clips of an evaluation, with ``raters`` rater links.
 
     The videos are copied under ``<runs_root>/studies/<id>/`` first, so a later evaluation cannot change what
@@ -86,7 +106,7 @@ async def create_study(db: Database, catalog: Catalog, dataset: str, runs: list[
         raise ValueError(f"a study compares two different runs (--runs A,B), got {runs}")
     if kind not in KINDS:
         raise ValueError(f"--kind must be one of {sorted(KINDS)}, got {kind!r}")
-    if raters < 1 or attention_checks < 0 or (clips is not None and clips < 1):
+    if raters < 1 or (attention_checks is not None and attention_checks < 0) or (clips is not None and clips < 1):
         raise ValueError("--raters must be at least 1, --clips at least 1, --attention-checks not negative")
     try:
         found = catalog.evaluation(dataset, evaluation)
@@ -98,10 +118,14 @@ async def create_study(db: Database, catalog: Catalog, dataset: str, runs: list[
     if not common:
         raise ValueError(f"runs {runs[0]!r} and {runs[1]!r} share no synthesized clip in evaluation {evaluation!r}")
     chosen = common[: clips or len(common)]
+    if attention_checks is None:
+        attention_checks = default_attention_checks(len(chosen))
     study_id = _study_id(dataset)
+    owner = secrets.token_urlsafe(24)
     folder = catalog.root / "studies" / study_id
     study = Study(id=study_id, dataset=dataset, evaluation=evaluation, run_a=runs[0], run_b=runs[1],
-                  variant_a=entry_a.variant, variant_b=entry_b.variant, kind=kind, question=QUESTION)
+                  variant_a=entry_a.variant, variant_b=entry_b.variant, kind=kind, question=QUESTION,
+                  owner_sha256=owner_digest(owner))
     people = [_new_rater(study_id, f"rater {i + 1}") for i in range(raters)]
     try:
         trials = _prepare_trials(catalog, entry_a, entry_b, chosen, study_id, folder, KINDS[kind], attention_checks)
@@ -113,25 +137,28 @@ async def create_study(db: Database, catalog: Catalog, dataset: str, runs: list[
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # no half-made study left behind
         raise
-    return StudyLinks(study, len(chosen), len(trials) - len(chosen), [p.token for p in people])
+    return StudyLinks(study, len(chosen), len(trials) - len(chosen), [p.token for p in people], owner)
 
 
 def _prepare_trials(catalog: Catalog, entry_a: RunEntry, entry_b: RunEntry, chosen: list[str], study_id: str,
                     folder: Path, max_frames: int | None, attention_checks: int) -> list[Trial]:
-    """Copy (or cut) each clip's two videos into the study folder; make the attention-check pairs."""
+    """Encode (and cut) each clip's two videos into the study folder, make the attention-check pairs, pad
+    all to one size; the trials come back shuffled, so database ids do not group the checks."""
     trials = []
+    neutral = lambda: folder / f"{secrets.token_hex(8)}.mp4"  # noqa: E731 - no clip, run or role in a name
     for clip in chosen:
-        a = snapshot(catalog.media(entry_a.clips[clip].video), folder / f"{clip}.a.mp4", max_frames)
-        b = snapshot(catalog.media(entry_b.clips[clip].video), folder / f"{clip}.b.mp4", max_frames)
+        a = snapshot(catalog.media(entry_a.clips[clip].video), neutral(), max_frames)
+        b = snapshot(catalog.media(entry_b.clips[clip].video), neutral(), max_frames)
         trials.append(Trial(study_id=study_id, clip_id=clip, video_a=_rel(catalog, a), video_b=_rel(catalog, b)))
     sources = [c for c in chosen if entry_a.clips[c].side_by_side]
     for index in range(attention_checks if sources else 0):
         clip = sources[index % len(sources)]
-        real, broken = attention_pair(catalog.media(entry_a.clips[clip].side_by_side),
-                                      folder / f"check{index}.real.mp4", folder / f"check{index}.broken.mp4",
+        real, broken = attention_pair(catalog.media(entry_a.clips[clip].side_by_side), neutral(), neutral(),
                                       max_frames, seed=index)
         trials.append(Trial(study_id=study_id, clip_id=clip, video_a=_rel(catalog, real),
                             video_b=_rel(catalog, broken), attention=True, expected="a"))
+    pad_to_common_size(sorted(folder.glob("*.mp4")))
+    random.Random(secrets.randbits(64)).shuffle(trials)
     return trials
 
 
@@ -161,6 +188,16 @@ async def rater_of(db: Database, study_id: str, token: str) -> tuple[Study, Rate
         raise Forbidden("this link is not valid for this study")
 
 
+async def owned_study(db: Database, study_id: str, owner: str) -> Study:
+    """The study whose owner token this is; Forbidden otherwise (an unknown study included: a guess at a
+    study id learns nothing)."""
+    async with db.session() as session:
+        study = await session.get(Study, study_id)
+    if study is None or not study.owner_sha256 or not hmac.compare_digest(study.owner_sha256, owner_digest(owner)):
+        raise Forbidden("this link is not this study's owner link")
+    return study
+
+
 async def rater_state(db: Database, study: Study, rater: Rater) -> tuple[list[Shown], set[int]]:
     """The rater's trials in their order, and the ids of those already voted on."""
     async with db.session() as session:
@@ -173,7 +210,7 @@ async def record_vote(db: Database, study_id: str, token: str, trial_id: int, si
     """Store the rater's choice for a trial: (its study, True if stored now, False if this rater had already
     voted on it — the first vote stands)."""
     if side not in ("left", "right"):
-        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+        raise ValueError(f"side must be 'left' or 'right', got {side[:20]!r}")
     study, rater = await rater_of(db, study_id, token)
     async with db.session() as session:
         trial = await session.get(Trial, trial_id)

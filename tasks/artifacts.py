@@ -9,20 +9,34 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from models.metric_display import markdown_text as md_text  # noqa: F401 - names in artifacts go through it
+
 
 def artifact_key(*parts: str) -> str:
     key = "-".join(re.sub(r"[^a-z0-9]+", "-", part.lower()).strip("-") for part in parts if part)
     return key[:100] or "vid2vid"
 
 
+#: key -> id of the version this process published last: a summary links the versions its own run made
+#: (a later run publishing the same key must not change where an earlier summary's links land)
+PUBLISHED: dict[str, str] = {}
+
+
 def publish_table(key: str, rows: Sequence[dict[str, Any]], description: str) -> str:
-    create_table_artifact(key=key, table=[dict(row) for row in rows], description=description)
+    PUBLISHED[key] = str(create_table_artifact(key=key, table=[dict(row) for row in rows], description=description))
     return key
 
 
 def publish_markdown(key: str, markdown: str, description: str) -> str:
-    create_markdown_artifact(key=key, markdown=markdown, description=description)
+    PUBLISHED[key] = str(create_markdown_artifact(key=key, markdown=markdown, description=description))
     return key
+
+
+def version_link(key: str) -> str:
+    """The page of the version of ``key`` this process published (Prefect's new UI), else of its latest one."""
+    from review.settings import artifact_url, ui_artifact
+
+    return ui_artifact(PUBLISHED[key]) if key in PUBLISHED else artifact_url(key)
 
 
 def data_uri(payload: bytes, mime: str = "image/png") -> str:

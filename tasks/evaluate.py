@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from models.metrics import StatsCache, evaluate
 from models.metrics.lossless import lossless_path, read_lossless
-from models.metrics.report import FIRST_FRAME, scored
+from models.metrics.report import FIRST_FRAME, SCORED_FROM, scored
 from models.training.review import frame_grid, png_bytes
 from models.vid2vid.checkpoint import load_checkpoint, model_config
 from models.vid2vid.config import ModelConfig
@@ -115,20 +115,30 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
                          second_sample=second)
 
 
+def sample_indices(n: int, frames: int = 3) -> list[int]:
+    """``frames`` indices spread over the scored frames of an ``n``-frame clip: first, middle(s), last. Frame 0
+    is the real frame every method is given, and the frames just after it are warped from it: a grid of the
+    clip's start alone flatters a model that drifts later."""
+    first = min(SCORED_FROM, n - 1)
+    return sorted(set(np.linspace(first, n - 1, frames).round().astype(int).tolist())) if n > 0 else []
+
+
 def frame_grid_png(evaluations: Sequence[RunEvaluation], frames: int = 3) -> bytes:
-    """One block per run: the first frames of its first side-by-side video (source | synthesized | real);
+    """One block per run: frames sampled across its first side-by-side video (source | synthesized | real);
     for a multimodal run a second block puts two samples of that clip side by side (seed 0 | seed 1)."""
     blocks = []
     for evaluation in evaluations:
         if not evaluation.clips or not evaluation.clips[0].side_by_side:
             continue
-        blocks.append((f"{evaluation.run} ({evaluation.variant})",
-                       list(_decoded(evaluation.clips[0].side_by_side)[:frames])))
+        video = _decoded(evaluation.clips[0].side_by_side)
+        picked = sample_indices(len(video), frames)
+        blocks.append((f"{evaluation.run} ({evaluation.variant}), frames {', '.join(map(str, picked))}",
+                       list(video[picked])))
         if evaluation.second_sample is not None:
-            first, second = _decoded(evaluation.clips[0].video)[:frames], _decoded(evaluation.second_sample.video)[:frames]
-            n = min(len(first), len(second))
+            first, second = _decoded(evaluation.clips[0].video), _decoded(evaluation.second_sample.video)
+            picked = sample_indices(min(len(first), len(second)), frames)
             blocks.append((f"{evaluation.clips[0].clip_id}: seed 0 | seed {SECOND_SEED}",
-                           list(np.concatenate([first[:n], second[:n]], axis=2))))
+                           list(np.concatenate([first[picked], second[picked]], axis=2))))
     return png_bytes(frame_grid(blocks)) if blocks else b""
 
 

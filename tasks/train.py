@@ -42,11 +42,26 @@ class TrainingProgress:
                                                  description=description)
         self.tracker = progress.track(f"train {job.dataset} {job.run_path.name}", self.total, self.unit)
         self.shown, self.logged = -1.0, 0.0
+        self.waiting_logged = 0.0  # seconds into the start-up (Ray cluster, workers, data) last logged
         self.completed = False  # set by the caller when the run ended well: the artifact then reads 100 %
+
+    def starting(self) -> None:
+        """The first line, before Ray is asked for anything: what starts, and on what."""
+        job = self.job
+        where = job.ray_address or "a local Ray cluster (started now)"
+        self.logger.info("starting %d Ray Train worker(s) (%s) on %s; data: %s under %s (stages %s); %s %s",
+                         job.workers, f"{job.gpus_per_worker:g} GPU each" if job.gpus_per_worker else "CPU", where,
+                         job.dataset, job.data_root, ", ".join(job.stages) or "rgb",
+                         f"{self.total:.0f}", self.unit)
 
     def poll(self) -> None:
         metrics = read_metrics(self.job.run_path)
         if not metrics:
+            elapsed = time.monotonic() - self.started
+            if elapsed - self.waiting_logged >= 10:  # start-up is not silence: say where it is
+                self.waiting_logged = elapsed
+                self.logger.info("%.0f s: no training step yet (Ray cluster and workers starting, data loading, "
+                                 "first step)", elapsed)
             return
         last = metrics[-1]
         done = last.get("step", 0.0) if self.job.max_steps else last.get("epoch", 0.0) + 1
@@ -76,6 +91,7 @@ class TrainingProgress:
 def following(job: TrainJob, description: str, every: float = 2.0) -> Iterator[TrainingProgress]:
     """Poll ``TrainingProgress`` on a thread while the block trains (the in-process path blocks in fit())."""
     follower = TrainingProgress(job, description)
+    follower.starting()
     stop = threading.Event()
     context = contextvars.copy_context()  # the thread reports to the same Prefect run and server
 

@@ -8,24 +8,13 @@ protocol — goes into the notes printed under the table and used as its descrip
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping, Sequence
 
+from models.metric_display import BETTER, FORMATS, LABELLED as _LABELLED, LABELS, cell, header, too_few_samples  # noqa: F401 - re-exported
 from models.metrics.report import FIRST_FRAME, METRICS, SCORED_FROM
 
-LABELS = {"fid_i3d": "FID I3D", "fid_resnext101": "FID ResNeXt-101", "fid_inception": "frame FID (Inception-v3)",
-          "warp_error": "temporal warp error", "psnr": "PSNR dB", "ssim": "SSIM"}
-BETTER = {"fid_i3d": "lower", "fid_resnext101": "lower", "fid_inception": "lower", "warp_error": "lower",
-          "psnr": "higher", "ssim": "higher"}
-FORMATS = {"fid_i3d": "{:.2f}", "fid_resnext101": "{:.2f}", "fid_inception": "{:.2f}", "warp_error": "{:.5f}",
-           "psnr": "{:.2f}", "ssim": "{:.3f}"}
 REFERENCE_METHOD = "real frames (reference)"
 BASELINE = "frame-by-frame baseline"
-_SHORT = (("weights missing", "n/a — weights missing"), ("checksum mismatch", "n/a — checksum mismatch"),
-          ("wrong key layout", "n/a — wrong weights file"), ("weights unusable", "n/a — weights unusable"),
-          ("need >= 2", "n/a — too few samples"), ("no source flows", "n/a — no flows"),
-          ("no real frames", "n/a — no real frames"), ("no reference", "n/a — no training frames"),
-          ("no clip", "n/a — no clip"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,26 +25,6 @@ class ScoredRun:
     details: Mapping[str, Mapping]
     clips: int
     config: str
-
-
-def too_few_samples(details: Mapping) -> bool:
-    """A FID over fewer samples than feature dimensions: rank-deficient covariance, biased upward."""
-    n = min(details.get("n_fake", 0) or 0, details.get("n_real", 0) or 0)
-    return bool(details.get("feature_dim")) and n < details["feature_dim"]
-
-
-_LABELLED = re.compile(r"(-?[0-9.]+(?:e-?[0-9]+)?) \(unverified weights\)")  # a value, with its weights' label
-
-
-def cell(metric: str, value: float | str, details: Mapping | None = None) -> str:
-    suffix = ""
-    if isinstance(value, str):
-        labelled = _LABELLED.fullmatch(value)
-        if not labelled:
-            return next((short for key, short in _SHORT if key in value), "n/a")
-        value, suffix = float(labelled.group(1)), " (unverified)"
-    text = FORMATS.get(metric, "{:.4f}").format(value) + suffix
-    return text + " ⚠" if details and too_few_samples(details) else text
 
 
 def _order(runs: Sequence[ScoredRun]) -> list[ScoredRun]:
@@ -80,7 +49,7 @@ def comparison_rows(runs: Sequence[ScoredRun], metrics: Sequence[str], reference
 
 def notes(runs: Sequence[ScoredRun], metrics: Sequence[str], references: Mapping[str, float | str]) -> list[str]:
     """The table's description: columns, protocol, weights behind each FID, sample counts, every n/a reason."""
-    lines = ["Columns: " + "; ".join(f"`{m}` = {LABELS.get(m, m)} ({BETTER.get(m, '')} is better)" for m in metrics) + ".",
+    lines = ["Columns: " + "; ".join(f"`{m}` = {header(m)} ({BETTER.get(m, '')} is better)" for m in metrics) + ".",
              f"Protocol: every method is given the clip's real frame 0 (`first_frame={FIRST_FRAME}`) and is scored on "
              f"frames {SCORED_FROM}..T-1 of every held-out clip; synthesized frames are scored from a lossless copy, "
              "real frames from their PNG shards."]

@@ -1,0 +1,61 @@
+"""How a metric value is shown, in one place for every page and artifact: label with unit and better
+direction, and one rounding per metric; and names made safe for markdown artifacts. No torch import, so
+the review app can use it cheaply."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+# metric -> (name, unit or "")
+LABELS = {"fid_i3d": ("FID I3D", ""), "fid_resnext101": ("FID ResNeXt-101", ""),
+          "fid_inception": ("frame FID (Inception-v3)", ""), "warp_error": ("warp error", "MSE, RGB 0–1"),
+          "psnr": ("PSNR", "dB"), "ssim": ("SSIM", "0–1")}
+BETTER = {"fid_i3d": "lower", "fid_resnext101": "lower", "fid_inception": "lower", "warp_error": "lower",
+          "psnr": "higher", "ssim": "higher"}
+FORMATS = {"fid_i3d": "{:.2f}", "fid_resnext101": "{:.2f}", "fid_inception": "{:.2f}", "warp_error": "{:.5f}",
+           "psnr": "{:.2f}", "ssim": "{:.3f}"}
+ARROW = {"lower": "↓", "higher": "↑"}
+_SHORT = (("weights missing", "n/a — weights missing"), ("checksum mismatch", "n/a — checksum mismatch"),
+          ("wrong key layout", "n/a — wrong weights file"), ("weights unusable", "n/a — weights unusable"),
+          ("need >= 2", "n/a — too few samples"), ("no source flows", "n/a — no flows"),
+          ("no real frames", "n/a — no real frames"), ("no reference", "n/a — no training frames"),
+          ("no clip", "n/a — no clip"))
+LABELLED = re.compile(r"(-?[0-9.]+(?:e-?[0-9]+)?) \(unverified weights\)")  # a value, with its weights' label
+
+
+def header(metric: str) -> str:
+    """e.g. "PSNR (dB) ↑", "FID I3D ↓"; an unknown metric keeps its name."""
+    name, unit = LABELS.get(metric, (metric, ""))
+    return f"{name}{f' ({unit})' if unit else ''} {ARROW.get(BETTER.get(metric, ''), '')}".rstrip()
+
+
+def number(metric: str, value: float) -> str:
+    return FORMATS.get(metric, "{:.4f}").format(value)
+
+
+def too_few_samples(details: Mapping) -> bool:
+    """A FID over fewer samples than feature dimensions: rank-deficient covariance, biased upward."""
+    n = min(details.get("n_fake", 0) or 0, details.get("n_real", 0) or 0)
+    return bool(details.get("feature_dim")) and n < details["feature_dim"]
+
+
+def cell(metric: str, value: float | str, details: Mapping | None = None) -> str:
+    """The short cell text: "12.35", "184.20 ⚠" (too few samples), "12.35 (unverified)", "n/a — weights missing"."""
+    suffix = ""
+    if isinstance(value, str):
+        labelled = LABELLED.fullmatch(value)
+        if not labelled:
+            return next((short for key, short in _SHORT if key in value), "n/a")
+        value, suffix = float(labelled.group(1)), " (unverified)"
+    text = number(metric, value) + suffix
+    return text + " ⚠" if details and too_few_samples(details) else text
+
+
+def markdown_text(text: str) -> str:
+    """A name (run, clip, dataset) safe inside markdown, table cells included: HTML and markup characters are
+    shown, not interpreted."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\`*_[]|#":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\n", " ")
