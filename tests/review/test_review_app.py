@@ -57,7 +57,9 @@ def test_pages_from_dataset_to_clip_and_the_comparison(client):
     assert "street" in client.get("/").text
     evaluation = client.get("/d/street/e/latest")
     assert evaluation.status_code == 200 and "run-a" in evaluation.text and "0.0200" in evaluation.text
-    assert "/artifacts/key/evaluate-street" in evaluation.text  # the way back to Prefect
+    assert "warp error (MSE, RGB 0–1) ↓" in evaluation.text  # labels with unit and better direction
+    assert "/prefect/artifact/evaluate-street" in evaluation.text  # the way back to Prefect (its latest version)
+    assert client.get("/d/street/e/latest/r/run-a").text.count("0.01000") == 1  # the table's rounding, not 0.0100
     clip = client.get("/d/street/e/latest/r/run-b/c/c1")
     assert clip.status_code == 200 and "/media/evaluations/street/run-b/c1.side_by_side.mp4" in clip.text
     compare = client.get("/d/street/e/latest/compare", params={"a": "run-a", "b": "run-b", "clip": "c0"})
@@ -104,13 +106,13 @@ def test_links_name_one_study_and_votes_count_once(client, runs_root):
     foreign = client.post(f"/s/{study}/r/{other.tokens[0]}/vote", content=f"trial={trial}&side=left",
                           headers={"content-type": "application/x-www-form-urlencoded"})
     assert foreign.status_code == 403
-    tally = client.get(f"/api/s/{study}").json()
+    tally = client.get(f"/api/s/{study}/o/{first.owner_token}").json()
     seed, attention = _db(runs_root, "select r.seed, t.attention from vid2vid_study_rater r, vid2vid_study_trial t "
                                      "where r.token=? and t.id=?", token, trial)[0]
     left = studies.rater_order(seed, [SimpleNamespace(id=trial)])[0].left
     assert tally["votes"] == ("0" if attention else "1")  # attention checks are not preference votes
     assert tally["votes_a"] == (0 if attention or left == "b" else 1)  # the first vote (left) stands
-    assert client.get(f"/api/s/{other.study.id}").json()["votes"] == "0"
+    assert client.get(f"/api/s/{other.study.id}/o/{other.owner_token}").json()["votes"] == "0"
     # the video a rater gets is the trial's, by side, never by run name
     assert client.get(f"/s/{study}/r/{token}/v/{trial}/left").status_code == 200
     assert client.get(f"/s/{study}/r/{other.tokens[0]}/v/{trial}/left").status_code == 403
@@ -162,7 +164,7 @@ def test_a_rater_who_fails_an_attention_check_is_not_counted(client, runs_root):
             side = real_side if honest or not attention else ("right" if real_side == "left" else "left")
             client.post(f"/s/{study}/r/{token}/vote", content=f"trial={trial}&side={side}",
                         headers={"content-type": "application/x-www-form-urlencoded"})
-    tally = client.get(f"/api/s/{study}").json()
+    tally = client.get(f"/api/s/{study}/o/{links.owner_token}").json()
     assert (tally["votes"], tally["votes_a"], tally["raters"]) == ("1", 1, "2")
     assert tally["excluded (failed attention check)"] == "1"
 
