@@ -66,8 +66,9 @@ def study(tmp_path, prefect_server, monkeypatch):
     assert created.returncode == 0, created.stderr
     links = re.findall(r"rater link: (\S+)", created.stdout)
     assert len(links) == 2 and all(link.startswith(app.url + "/s/") for link in links)
+    owner = re.search(r"owner link \(.*\): (\S+)", created.stdout).group(1)
     app.start()
-    yield SimpleNamespace(app=app, links=links, runs_root=runs_root, study_id=links[0].split("/")[4])
+    yield SimpleNamespace(app=app, links=links, runs_root=runs_root, study_id=links[0].split("/")[4], owner=owner)
     app.stop()
 
 
@@ -137,7 +138,7 @@ def _wait_for_artifact(key: str, votes: str, timeout: float = 30) -> list[dict]:
 def test_raters_vote_through_a_study_and_the_results_survive_a_restart(study):
     from playwright.sync_api import sync_playwright
 
-    results_url = f"{study.app.url}/s/{study.study_id}"
+    results_url = study.owner  # results open only with the owner link
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM),
                                     args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
