@@ -79,12 +79,15 @@ def test_two_runs_give_videos_and_an_honest_table(setup):
             return {a.key: a for a in await client.read_latest_artifacts() if a.key in result.artifact_keys}
 
     artifacts = asyncio.run(read())
-    assert json.loads(artifacts["evaluate-street"].data)[0]["fid_inception"] == "n/a — checksum mismatch"
+    assert json.loads(artifacts["evaluate-street"].data)[0]["frame FID (Inception-v3) ↓"] == "n/a — checksum mismatch"
+    assert "<details>" in str(artifacts["evaluate-street"].description)  # provenance folded under the table
     assert "checksum mismatch (file" in str(artifacts["evaluate-street"].description)
     assert "data:image/png;base64," in artifacts["evaluate-street-videos"].data
     assert "data:image/gif;base64," in artifacts["evaluate-street-videos"].data
     assert "/d/street/e/latest)" in artifacts["evaluate-street-videos"].data  # links to the review app
     assert "/media/evaluations/street/full/v0.mp4)" in artifacts["evaluate-street-videos"].data
+    paper = artifacts["paper-street"].data  # the paper's table: methods by role, readable headers, sources
+    assert "| vid2vid |" in paper and "| real |" in paper and "PSNR (dB) ↑" in paper and "Sources:" in paper
 
 
 def test_later_evaluation_shows_earlier_numbers_and_cli_prints_the_table(setup):

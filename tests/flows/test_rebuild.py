@@ -49,14 +49,15 @@ def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everyth
     async def named_runs_and_summary():
         async with get_client() as client:
             runs = await client.read_flow_runs(sort="START_TIME_DESC", limit=20)
-            summary = [a for a in await client.read_latest_artifacts() if a.key == "rebuild-drives"]
-            return {run.name: run for run in runs}, summary[0].data
-    runs, summary = asyncio.run(named_runs_and_summary())
+            latest = {a.key: a for a in await client.read_latest_artifacts()}
+            return {run.name: run for run in runs}, latest["rebuild-drives"].data, latest
+    runs, summary, latest = asyncio.run(named_runs_and_summary())
     assert {"rebuild drives tiny_face", "ingest drives from videos", "preprocess drives sketch,flow",
             "evaluate drives 1 run"} <= set(runs), sorted(runs)
     assert {"dataset:drives", "config:tiny_face"} <= set(runs["rebuild drives tiny_face"].tags)
     assert any(name.startswith("train drives tiny_face-") for name in runs)
-    assert "/artifacts/key/preprocess-drives)" in summary and "/artifacts/key/train-drives)" in summary
+    for key in ("preprocess-drives", "train-drives", "evaluate-drives"):  # the versions this rebuild made, its own
+        assert f"/v2/artifacts/artifact/{latest[key].latest_id})" in summary, key
 
     before = _stage_mtimes(layout)
     second = rebuild_flow(params)

@@ -183,6 +183,7 @@ def test_raters_vote_through_a_study_and_the_results_survive_a_restart(study):
     printed = run_cli("study", "results", "--runs-root", str(study.runs_root), "--dataset", "street")
     assert printed.returncode == 0, printed.stderr
     assert "0.75 / 0.25" in printed.stdout and "Prefect artifact: study-street" in printed.stdout
+    assert "Prefect artifact: paper-street" in printed.stdout  # the paper's table, with this preference
 
 
 def _trial_ids(runs_root: Path) -> list[int]:
