@@ -28,8 +28,8 @@ from storage.manifest import read_manifest
 from models.metrics.report import SCORED_FROM
 from models.metrics.table import ScoredRun, comparison_rows, notes
 from storage.shards import read_meta
-from models.metric_display import header
-from tasks.artifacts import artifact_key, data_uri, md_text, publish_markdown, publish_table
+from models.metric_display import header, markdown_table
+from tasks.artifacts import artifact_key, data_uri, md_text, publish_markdown
 from tasks.progress import collect
 from tasks.evaluate import RunEvaluation, evaluate_run_task, frame_grid_png, gif_preview
 
@@ -159,13 +159,14 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     provenance = description + [f"data fingerprint `{data}`; configs: "
                                 + ", ".join(sorted({f"{r['run']}: {r['config']}" for r in current})),
                                 f"table as JSON: `{json_path}`"]
-    keys = [publish_table(artifact_key("evaluate", layout.dataset), readable,
-                          f"Evaluation of {len(evaluations)} run(s) on `{md_text(layout.dataset)}` ({len(clips)} "
-                          f"clip(s), split `{params.split}`). [Videos, runs side by side, the paper's table]({review})."
-                          + (f" {len(stale)} earlier row(s) computed on other data are left out (stale: "
-                             f"{', '.join(md_text(r['run']) for r in stale)})." if stale else "")
-                          + "\n\n<details><summary>Provenance: protocol, weights (sha256), samples</summary>\n\n"
-                          + "\n".join(f"- {line}" for line in provenance) + "\n\n</details>")]
+    keys = [publish_markdown(artifact_key("evaluate", layout.dataset),
+                             f"### Evaluation on {md_text(layout.dataset)}\n\n" + markdown_table(readable),
+                             f"Evaluation of {len(evaluations)} run(s) on `{md_text(layout.dataset)}` ({len(clips)} "
+                             f"clip(s), split `{params.split}`). [Videos, runs side by side, the paper's table]({review})."
+                             + (f" {len(stale)} earlier row(s) computed on other data are left out (stale: "
+                                f"{', '.join(md_text(r['run']) for r in stale)})." if stale else "")
+                             + "\n\n<details><summary>Provenance: protocol, weights (sha256), samples</summary>\n\n"
+                             + "\n".join(f"- {line}" for line in provenance) + "\n\n</details>")]
     grid = frame_grid_png(evaluations)
     lines = [f"### Synthesized videos ({md_text(layout.dataset)})", "",
              f"[Play them in the review app]({review}): every clip, two runs side by side, preference studies.", ""]

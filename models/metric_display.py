@@ -59,3 +59,14 @@ def markdown_text(text: str) -> str:
     for ch in "\\`*_[]|#":
         out = out.replace(ch, "\\" + ch)
     return out.replace("\n", " ")
+
+
+def markdown_table(rows: list[dict[str, str]]) -> str:
+    """Rows as a markdown table (its cells made safe): unlike Prefect's table widget, a markdown table wraps its
+    cells, so a wide comparison fits the UI's artifact pane instead of being cut off."""
+    if not rows:
+        return "(no rows)"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(markdown_text(k) for k in keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(markdown_text(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
