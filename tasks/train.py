@@ -31,7 +31,10 @@ HEADLINE_LOSSES = ("G_total", "D_total", "L1", "G_flow_warp")
 class TrainingProgress:
     """Where a run is, read from its metrics.jsonl while Ray trains it, told three ways: the run's progress
     artifact, a log line every tenth of the run (losses, samples/s, ETA), and the CLI's progress bar.
-    Both ways of training (in process, a Ray Job) poll this; metrics.jsonl is written by worker 0."""
+    Both ways of training (in process, a Ray Job) poll this; metrics.jsonl is written by worker 0. Until the
+    first step it says where the start-up is, every ``WAIT_LOG_EVERY`` seconds: a run is never silent."""
+
+    WAIT_LOG_EVERY = 10.0
 
     def __init__(self, job: TrainJob, description: str) -> None:
         self.job, self.logger, self.started = job, get_run_logger(), time.monotonic()
@@ -58,7 +61,7 @@ class TrainingProgress:
         metrics = read_metrics(self.job.run_path)
         if not metrics:
             elapsed = time.monotonic() - self.started
-            if elapsed - self.waiting_logged >= 10:  # start-up is not silence: say where it is
+            if elapsed - self.waiting_logged >= self.WAIT_LOG_EVERY:  # start-up is not silence: say where it is
                 self.waiting_logged = elapsed
                 self.logger.info("%.0f s: no training step yet (Ray cluster and workers starting, data loading, "
                                  "first step)", elapsed)

@@ -237,3 +237,29 @@ def test_prefect_ui_shows_the_named_run_and_the_training_progress(first_run, pre
         page.screenshot(path=str(tmp_path / "progress.png"))
         browser.close()
     assert (tmp_path / "runs.png").stat().st_size > 10_000 and (tmp_path / "progress.png").stat().st_size > 10_000
+
+
+def test_a_training_run_logs_from_its_first_seconds(street, tmp_path, caplog, monkeypatch):
+    """Before Ray has a cluster, workers or data, the run already says what starts, and then where it is."""
+    import logging
+    import time
+
+    from prefect import flow
+
+    from tasks.train import TrainingProgress, following
+
+    monkeypatch.setattr(TrainingProgress, "WAIT_LOG_EVERY", 0.5)
+    job = _job(street, tmp_path / "quiet")
+
+    @flow(name="start-up-logs")
+    def starting() -> None:
+        with following(job, "start-up", every=0.2):
+            time.sleep(1.5)  # where Ray would be starting its cluster and workers
+
+    with caplog.at_level(logging.INFO, logger="prefect"):
+        started = time.monotonic()
+        starting()
+    lines = [(r.created, r.getMessage()) for r in caplog.records]
+    first = next(created for created, text in lines if "starting 2 Ray Train worker(s)" in text)
+    assert first - lines[0][0] < 5 and time.monotonic() - started < 60
+    assert any("no training step yet" in text and "data loading" in text for _, text in lines)
