@@ -201,3 +201,27 @@ def test_the_frame_grid_samples_the_whole_clip():
     from tasks.evaluate import sample_indices
 
     assert sample_indices(24) == [1, 12, 23] and sample_indices(2) == [1] and sample_indices(5) == [1, 2, 4]
+
+
+def test_a_database_from_before_owner_tokens_keeps_its_studies_closed(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # the study table as it was before owner tokens
+        old.execute("create table vid2vid_study (id varchar(64) primary key, dataset varchar(128), evaluation "
+                    "varchar(128), run_a varchar(256), run_b varchar(256), variant_a varchar(256), variant_b "
+                    "varchar(256), kind varchar(16), question varchar(256), created datetime)")
+        old.execute("insert into vid2vid_study values ('old-1', 'street', 'latest', 'run-a', 'run-b', '', '', 'short', "
+                    "'q', '2026-01-01 00:00:00')")
+
+    async def work() -> list[studies.StudyResult]:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await db.create()
+            with pytest.raises(studies.Forbidden):
+                await studies.owned_study(db, "old-1", "")  # no owner token: no web results, ever
+            return await studies.results(db)
+        finally:
+            await db.close()
+
+    assert [r.study.id for r in asyncio.run(work())] == ["old-1"]  # `vid2vid study results` still reads it
