@@ -131,7 +131,7 @@ def build(evaluation: Evaluation, results: Sequence[StudyResult], visible: Itera
                 method.cells[metric] = Cell(cell(metric, value, item.get("details", {}).get(metric)), source,
                                             _flag(metric, value))
             else:
-                method.cells[metric] = Cell("not evaluated", "")
+                method.cells[metric] = Cell("n/a", f"evaluation {evaluation.name} did not compute {header(metric)}")
         methods.append(method)
     references = items[0].get("references", {}) if items else {}
     real = Method(REAL, "")
@@ -186,12 +186,18 @@ def build(evaluation: Evaluation, results: Sequence[StudyResult], visible: Itera
 
 def markdown(table: PaperTable, review_link: str) -> str:
     """The artifact: the table, then its sources and flags as numbered notes."""
+    metrics = [(k, h) for k, h in table.columns if not k.startswith("pref")]
+    opponents = [(k, k.removeprefix("pref:")) for k, _ in table.columns if k.startswith("pref:")]
     lines = [f"### {md(table.dataset)}: the paper's table (evaluation {md(table.evaluation)})", "",
-             "| method | " + " | ".join(md(h) for _, h in table.columns) + " |",
-             "|" + "---|" * (len(table.columns) + 1)]
+             "| method | " + " | ".join(md(h) for _, h in metrics) + " | human preference ↑ |",
+             "|" + "---|" * (len(metrics) + 2)]
     for method in table.methods:
-        cells = [f"{md(method.cells[k].text)} {md(table.marker(method.cells[k]))}".strip() for k, _ in table.columns]
-        lines.append(f"| {md(method.name)} | " + " | ".join(cells) + " |")
+        cells = [f"{md(method.cells[k].text)} {md(table.marker(method.cells[k]))}".strip() for k, _ in metrics]
+        # one preference column (the UI's artifact pane is ~580 px wide): "vs <method>: share [CI], votes" each
+        against = [f"vs {md(other)}: {md(method.cells[k].text)} {md(table.marker(method.cells[k]))}".strip()
+                   for k, other in opponents if method.cells[k].text != "—"]
+        pref = "; ".join(against) if opponents else md(method.cells["pref"].text)
+        lines.append(f"| {md(method.name)} | " + " | ".join(cells) + f" | {pref or '—'} |")
     lines += ["", "Human preference: share of votes for the row's method against the column's (\"which video looks "
               "more real?\"), its 95 % Wilson interval, and the counted votes.", "", "Sources:", ""]
     lines += [f"{i}. {md(s)}" for i, s in enumerate(table.sources(), 1)]

@@ -93,7 +93,8 @@ def test_the_artifact_link_lands_on_the_latest_version_in_the_new_ui(site):
         time.sleep(2)
     assert page.url.startswith(f"{site.ui}/v2/artifacts/artifact/")
     page.wait_for_selector("text=Sources", timeout=60000)  # the table itself, not a list of versions
-    assert "preferred over" in page.inner_text("body")
+    body = page.inner_text("body")
+    assert "human preference ↑" in body and "vs vid2vid without flow warping: 1.00 [" in body
     fits = "(t => t.scrollWidth <= t.parentElement.clientWidth)(document.querySelector('table'))"
     assert page.evaluate(fits) and page.evaluate("document.documentElement.scrollWidth") <= 1280  # wraps, not cut
 
