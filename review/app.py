@@ -21,7 +21,7 @@ from review.catalog import Catalog, NotFound
 from review.db import Database
 from review.publish import Publisher, study_artifact_key
 from review.settings import artifact_url, prefect_ui_url
-from tasks.artifacts import artifact_key
+from storage.keys import artifact_key
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 

@@ -8,27 +8,28 @@ import logging
 import os
 
 from review.settings import review_page
+from storage.keys import artifact_key
 from review.study import StudyResult
 
 log = logging.getLogger("vid2vid.review")
 
 
 def study_artifact_key(dataset: str) -> str:
-    from tasks.artifacts import artifact_key
-
     return artifact_key("study", dataset)
 
 
 def publish_results(dataset: str, results: list[StudyResult]) -> str:
     """Publish the table; returns its key."""
-    from tasks.artifacts import publish_table
+    from prefect.artifacts import create_table_artifact
 
     rows = [r.row() for r in results]
     votes = sum(r.votes for r in results)
-    return publish_table(study_artifact_key(dataset), rows, (
+    key = study_artifact_key(dataset)
+    create_table_artifact(key=key, table=rows, description=(
         f"Human preference studies on `{dataset}`: share of votes for A / for B (\"which video looks more "
         f"real?\"), the 95 % Wilson interval of A's share, and the number of counted votes ({votes} in all). "
         f"Raters who failed an attention check are not counted. Live results: {review_page('d', dataset)}"))
+    return key
 
 
 class Publisher:

@@ -11,7 +11,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 
-from models.metrics.report import FIRST_FRAME, METRICS, SCORED_FROM
+from models.metrics.names import FIRST_FRAME, METRICS, SCORED_FROM
 
 LABELS = {"fid_i3d": "FID I3D", "fid_resnext101": "FID ResNeXt-101", "fid_inception": "frame FID (Inception-v3)",
           "warp_error": "temporal warp error", "psnr": "PSNR dB", "ssim": "SSIM"}
