@@ -142,12 +142,14 @@ def ray_head(tmp_path_factory) -> Iterator[str]:
     """A Ray head on loopback in its own process group (stopped through it: `ray stop` would stop every Ray on
     the machine); 4 CPUs, so two single-worker trainings fit side by side."""
     port = free_port()
+    low = 20000 + (os.getpid() % 90) * 100  # its workers' ports: heads of parallel sessions never share one
     log_path = tmp_path_factory.mktemp("ray") / "head.log"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": _pythonpath(),
            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     with open(log_path, "wb") as log:
         head = subprocess.Popen([str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
                                  "--port", str(port), "--num-cpus", "4", "--include-dashboard", "false",
+                                 "--min-worker-port", str(low), "--max-worker-port", str(low + 99),
                                  "--disable-usage-stats"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                                 start_new_session=True)
     try:
