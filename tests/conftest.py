@@ -20,6 +20,8 @@ CLI calls:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -97,19 +99,49 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
 @pytest.fixture
 def vid2vid(capsys) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``vid2vid(*args)``: the CLI's ``main(args)`` in this process; returns what ``run_cli`` returns (exit code,
-    stdout, stderr). Argument errors exit through argparse's SystemExit, caught here as the exit code."""
+    stdout, stderr). Argument errors exit through argparse's SystemExit, caught here as the exit code. What the
+    console shows is captured as a user would see it: our lines, Prefect's console log lines (its handler is
+    pointed at the captured stream for the call) and Ray's worker lines; only C-level writes to fd 2 are not."""
     from flows.cli import main
 
     def call(*args: str) -> subprocess.CompletedProcess[str]:
         capsys.readouterr()  # what the test printed before is not the command's
-        try:
-            code = main(list(args))
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
+        with _console_handlers_to(sys.stderr):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
         out, err = capsys.readouterr()
         return subprocess.CompletedProcess(["vid2vid", *args], code, out, err)
 
     return call
+
+
+@contextlib.contextmanager
+def _console_handlers_to(stream) -> Iterator[None]:  # noqa: ANN001 - a text stream
+    """Point the console log handlers (Prefect's, and plain stream handlers on the terminal) at ``stream``; a
+    handler made by an earlier test still holds that test's captured stream."""
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    ensure_logging_setup()
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    moved = []
+    for handler in {id(h): h for lg in loggers for h in lg.handlers}.values():
+        console = isinstance(handler, PrefectConsoleHandler) or (
+            type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, sys.__stdout__))
+        if console:
+            moved.append((handler, handler.stream, getattr(getattr(handler, "console", None), "file", None)))
+            handler.stream = stream
+            if hasattr(handler, "console"):
+                handler.console.file = stream
+    try:
+        yield
+    finally:
+        for handler, old, old_file in moved:
+            handler.stream = old
+            if old_file is not None:
+                handler.console.file = old_file
 
 
 @pytest.fixture(scope="session")
