@@ -2,9 +2,8 @@
 preprocess the stages the model's declared inputs name → train → evaluate), then `vid2vid synthesize`.
 
 All rows share one synthetic street dataset: ingest and the stages already built are skipped by their
-fingerprints, so each row pays only for its own stage, training run and videos. The commands run in process
-(``vid2vid`` fixture) on the session's Dask scheduler and Ray head (``shared_services``): what a row checks is
-the pipeline's outputs, not a process's start-up.
+fingerprints, so each row pays only for its own stage, training run and videos. The commands find the session's
+Dask scheduler and Ray head through the environment (``shared_services``): no row starts a cluster of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from models.vid2vid.config import load_model_config
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
 from storage.video import VideoSource, decode
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "shared_services")
 
@@ -40,16 +40,16 @@ def roots(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def _cli(vid2vid, roots: dict[str, Path], *args: str):
-    return vid2vid("--data-root", str(roots["data"]), *args)
+def _cli(roots: dict[str, Path], *args: str):
+    return run_cli("--data-root", str(roots["data"]), *args, timeout=600)
 
 
 def _frames(path: str | Path) -> np.ndarray:
     return np.stack(list(decode(VideoSource(Path(path).stem, Path(path)))))
 
 
-def _rebuild(vid2vid, roots: dict[str, Path], config: str) -> str:
-    done = _cli(vid2vid, roots, "rebuild", "--dataset", "street", "--config", config, "--max-steps", "2", "--workers", "1",
+def _rebuild(roots: dict[str, Path], config: str) -> str:
+    done = _cli(roots, "rebuild", "--dataset", "street", "--config", config, "--max-steps", "2", "--workers", "1",
                 "--train-workers", "1", "--runs-root", str(roots["runs"]), "--weights-dir", str(roots["weights"]))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     model = re.search(r"model (\S+\.pt)", done.stdout)
@@ -67,9 +67,9 @@ ROWS = {  # row: (config, the stages its declared inputs name)
 
 
 @pytest.mark.parametrize("row", list(ROWS))
-def test_rebuild_synthesize_evaluate(vid2vid, roots, row):
+def test_rebuild_synthesize_evaluate(roots, row):
     config, stages = ROWS[row]
-    model = _rebuild(vid2vid, roots, str(roots[config]) if config in roots else config)
+    model = _rebuild(roots, str(roots[config]) if config in roots else config)
     declared = model_config(load_checkpoint(model), model)  # the model file carries its declared inputs
     assert set(declared.data_stages) == stages
     layout = DatasetLayout(roots["data"], "street")
@@ -77,7 +77,7 @@ def test_rebuild_synthesize_evaluate(vid2vid, roots, row):
     val = next(r for r in read_manifest(layout) if r.split == "val")
 
     out = roots["out"] / f"{row}.mp4"
-    made = _cli(vid2vid, roots, "synthesize", "--checkpoint", model, "--dataset", "street", "--clip", val.clip_id, "--out", str(out))
+    made = _cli(roots, "synthesize", "--checkpoint", model, "--dataset", "street", "--clip", val.clip_id, "--out", str(out))
     assert made.returncode == 0, made.stderr[-3000:]
     video = _frames(out)
     assert video.shape == (val.n_frames, declared.input.height, declared.input.width, 3)
@@ -103,7 +103,7 @@ def test_rebuild_synthesize_evaluate(vid2vid, roots, row):
     # remakes the evaluation's video, seed 5 makes another one.
     def synthesize(seed: int) -> np.ndarray:
         out = roots["out"] / f"seed{seed}.mp4"
-        done = _cli(vid2vid, roots, "synthesize", "--checkpoint", model, "--dataset", "street", "--clip", val.clip_id,
+        done = _cli(roots, "synthesize", "--checkpoint", model, "--dataset", "street", "--clip", val.clip_id,
                     "--out", str(out), "--seed", str(seed), "--first-frame", "real")
         assert done.returncode == 0, done.stderr[-2000:]
         return _frames(out)
