@@ -5,7 +5,7 @@ Services (each starts once per session, on first request, and is stopped at the 
   the API address and a private PREFECT_HOME are set here, before any test module imports Prefect.
 - ``dask_scheduler``: a Dask scheduler with two warm worker processes (one thread each); its address.
 - ``ray_head``: a Ray head on loopback (``ray start --head``, no dashboard); its GCS address.
-- ``shared_services`` (per test): exports both addresses as ``VID2VID_DASK_ADDRESS`` / ``VID2VID_RAY_ADDRESS``
+- ``shared_services`` (per test; ``shared_dask`` for the scheduler alone): exports both addresses as ``VID2VID_DASK_ADDRESS`` / ``VID2VID_RAY_ADDRESS``
   for the test's duration, so flows, and CLI calls of either kind, find them through ``storage.locations``
   as a deployment on a cluster would: no Dask cluster or Ray instance is started per flow. The local-start
   paths keep their own tests (tests/preprocess/test_preprocess_flow.py starts local Dask clusters,
@@ -197,10 +197,19 @@ def ray_head(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def shared_services(dask_scheduler, ray_head, monkeypatch) -> dict[str, str]:
-    """The session's Dask scheduler and Ray head, named in the environment for this test (see the docstring)."""
+    """The session's Dask scheduler and Ray head, named in the environment for this test (see the docstring).
+    Train through them in a subprocess (``run_cli``): a test process stays a driver of at most one Ray session
+    (a second ``ray.init`` to the head from a process that had been its driver was seen to hang)."""
     monkeypatch.setenv("VID2VID_DASK_ADDRESS", dask_scheduler)
     monkeypatch.setenv("VID2VID_RAY_ADDRESS", ray_head)
     return {"VID2VID_DASK_ADDRESS": dask_scheduler, "VID2VID_RAY_ADDRESS": ray_head}
+
+
+@pytest.fixture
+def shared_dask(dask_scheduler, monkeypatch) -> str:
+    """Only the session's Dask scheduler in the environment (flows run in this process keep a local Ray)."""
+    monkeypatch.setenv("VID2VID_DASK_ADDRESS", dask_scheduler)
+    return dask_scheduler
 
 
 def _pythonpath() -> str:

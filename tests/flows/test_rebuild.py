@@ -1,5 +1,6 @@
-"""The full rebuild as users run it: on the session's Dask scheduler and Ray head (found through the environment,
-as a deployment finds them), then as a deployment run by a Prefect process worker on those services."""
+"""The full rebuild as users run it: in this process on the session's Dask scheduler (found through the environment,
+as a deployment finds it) with a local Ray, then as a deployment run by a Prefect process worker on the session's
+Dask scheduler and Ray head."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def _stage_mtimes(layout: DatasetLayout) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in (layout.base / "stages").rglob("*.parquet")}
 
 
-def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everything(shared_services, vid2vid, tmp_path):
+def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everything(shared_dask, vid2vid, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     for k in range(3):
