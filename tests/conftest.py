@@ -165,7 +165,7 @@ def dask_scheduler(tmp_path_factory) -> Iterator[str]:
             client.wait_for_workers(2, timeout=120)
         yield address
     finally:
-        stop_process_groups(started)
+        stop_process_groups(started, timeout=10)  # nothing of a test's is left in them: no need to wait 30 s
         log.close()
 
 
@@ -192,7 +192,7 @@ def ray_head(tmp_path_factory) -> Iterator[str]:
             time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        stop_process_groups([head])
+        stop_process_groups([head], timeout=10)
 
 
 @pytest.fixture
