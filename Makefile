@@ -82,8 +82,11 @@ test-packages:
 	@command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
 	  $(SUDO) apt-get install -y $(TEST_DEBS) || ($(SUDO) apt-get update && $(SUDO) apt-get install -y $(TEST_DEBS))
 
+# Two pytest workers, each taking whole test files (module fixtures are built once); the 25 slowest steps are
+# listed at the end. `make test PYTEST_WORKERS=0` runs in one process; PYTEST_ARGS adds options (e.g. -x).
+PYTEST_WORKERS ?= 2
 test: install test-packages
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # Every stage's benchmark, one after the other; each prints its own figures.
 bench: install

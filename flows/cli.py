@@ -242,7 +242,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
         return import_fid_inception_cli(args.source, args.weights_dir)
     _print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")}
                                         for row in status(args.weights_dir)])
-    from models.weights import official_inputs
+    from models.vid2vid.official_inputs import official_inputs
 
     _print_table("released vid2vid models: the input encodings their weights need, and how we produce them",
                  [{k: row[k] for k in ("preset", "input", "encoding", "exact via", "approximate via",

@@ -18,14 +18,13 @@ from pydantic import BaseModel, Field, field_validator
 
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
-from models.metrics.names import DEFAULT_METRICS, metric_names
+from models.metrics.names import DEFAULT_METRICS, SCORED_FROM, metric_names
 from storage import locations
 from review.settings import review_page
 from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
 from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
-from models.metrics.report import SCORED_FROM
 from models.metrics.table import ScoredRun, comparison_rows, notes
 from storage.shards import read_meta
 from models.metric_display import header, markdown_table

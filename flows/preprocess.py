@@ -2,7 +2,7 @@
 
 One task per (clip, stage) so the UI shows each one's fate; an existing Dask scheduler when one is named
 (``dask_address``, else ``$VID2VID_DASK_ADDRESS``), else a local cluster. Unchanged inputs are skipped by
-fingerprint. Bad input quarantines the clip (with the reason, in the manifest and quarantine/) and the
+fingerprint; when every shard of the run is current that is known before any cluster starts, and none does. Bad input quarantines the clip (with the reason, in the manifest and quarantine/) and the
 flow completes, counting it; missing weights or a missing mediapipe venv fail the stage with a message
 naming the file, and the flow then ends Failed after publishing its summary: nothing is silently skipped.
 """
@@ -25,13 +25,14 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.futures import as_completed
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
 from flows.failures import PreprocessFailed
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
-from models.preprocess.clip import RunSettings, StageOutcome
+from models.preprocess.clip import RunSettings, StageOutcome, would_skip
 from models.preprocess.registry import DEFAULT_BACKENDS, DEFAULT_STAGES, BackendSettings, Stage, check_backend
 from storage import locations
 from storage.clip_reader import iter_clip_frames
@@ -201,9 +202,48 @@ def _describe(params: PreprocessParams) -> str:
     return f"{params.dataset} {','.join(params.stage_list)}"
 
 
+def _plan(params: PreprocessParams) -> tuple[DatasetLayout, dict[str, ClipRecord]]:
+    """The dataset and its ok clips this run covers; a missing manifest or an unknown clip is refused."""
+    layout = DatasetLayout(locations.data_root(params.data_root), check_name(params.dataset, "dataset"))
+    manifest = read_manifest(layout)
+    if not manifest:
+        raise FileNotFoundError(f"no manifest for dataset {params.dataset!r} at {layout.manifest_path}: ingest first")
+    records = {r.clip_id: r for r in manifest if r.status == "ok"}
+    if params.clips is not None:
+        unknown = sorted(set(params.clips) - set(records))
+        if unknown:
+            raise ValueError(f"clips {unknown} are not ok clips of {params.dataset!r}")
+        records = {c: records[c] for c in params.clips}
+    return layout, records
+
+
+def _run_settings(params: PreprocessParams) -> RunSettings:
+    return RunSettings(device=params.device, resolution=params.resolution, weights_dir=params.weights_dir,
+                       batch_size=params.batch_size, threads=params.threads_per_worker, force=params.force)
+
+
+def _size(record: ClipRecord) -> tuple[int, int] | None:
+    return (record.width, record.height) if record.height and record.width else None
+
+
+def needs_workers(params: PreprocessParams) -> bool:
+    """Whether any (clip, stage) of this run has frames to compute or labels to validate, decided before any
+    Dask cluster starts (or is joined): a rerun with every shard current costs no worker processes."""
+    try:
+        layout, records = _plan(params)
+    except (FileNotFoundError, ValueError):
+        return False  # refused by the flow itself, which needs no workers for that
+    run = _run_settings(params)
+    return not all(would_skip(layout, clip_id, stage, params.settings_for(stage), run, _size(record))
+                   for stage in params.stage_list for clip_id, record in records.items())
+
+
 @flow(name="preprocess", log_prints=True, flow_run_name=run_name("preprocess", PreprocessParams, _describe, dataset_tag))
 def preprocess_flow(params: PreprocessParams) -> PreprocessSummary:
-    """Entry point (CLI, deployments, the full rebuild): runs the stages on the Dask runner the params ask for."""
+    """Entry point (CLI, deployments, the full rebuild): runs the stages on the Dask runner the params ask for.
+    When every shard is current, no cluster: the tasks only confirm their skips, on threads of this process."""
+    if not needs_workers(params):
+        return preprocess_on_dask.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(params)
     with workers_share_api(params):
         return preprocess_on_dask.with_options(task_runner=task_runner(params))(params)
 
@@ -213,24 +253,15 @@ def preprocess_flow(params: PreprocessParams) -> PreprocessSummary:
 def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
     logger = get_run_logger()
     started = time.perf_counter()
-    layout = DatasetLayout(locations.data_root(params.data_root), check_name(params.dataset, "dataset"))
-    records = {r.clip_id: r for r in read_manifest(layout) if r.status == "ok"}
-    if not read_manifest(layout):
-        raise FileNotFoundError(f"no manifest for dataset {params.dataset!r} at {layout.manifest_path}: ingest first")
-    if params.clips is not None:
-        unknown = sorted(set(params.clips) - set(records))
-        if unknown:
-            raise ValueError(f"clips {unknown} are not ok clips of {params.dataset!r}")
-        records = {c: records[c] for c in params.clips}
-    run = RunSettings(device=params.device, resolution=params.resolution, weights_dir=params.weights_dir,
-                      batch_size=params.batch_size, threads=params.threads_per_worker, force=params.force)
+    layout, records = _plan(params)
+    run = _run_settings(params)
     stages = params.stage_list
     jobs = {}
     for stage in stages:
         settings = params.settings_for(stage)
         for clip_id, record in sorted(records.items()):
-            size = (record.width, record.height) if record.height and record.width else None
-            future = preprocess_clip_task.submit(str(layout.root), layout.dataset, clip_id, stage, settings, run, size)
+            future = preprocess_clip_task.submit(str(layout.root), layout.dataset, clip_id, stage, settings, run,
+                                                 _size(record))
             jobs[future] = (stage, clip_id, settings.backend)
     total = max(1, len(jobs))
     progress = create_progress_artifact(progress=0.0, key=artifact_key("preprocess-progress", layout.dataset),

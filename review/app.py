@@ -29,6 +29,7 @@ from review.catalog import LATEST, Catalog, NotFound
 from review.db import Database
 from review.publish import Artifact, Publisher, paper_artifact, paper_artifact_key, study_artifact, study_artifact_key
 from review.settings import prefect_api_url, prefect_ui_url, review_page, ui_artifact, ui_artifact_versions
+from storage.keys import artifact_key
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MAX_BODY = 16 * 1024  # a vote is a few dozen bytes
@@ -43,8 +44,6 @@ class TooLarge(ValueError):
 
 
 def _artifact_key(*parts: str) -> str:
-    from tasks.artifacts import artifact_key
-
     return artifact_key(*parts)
 
 

@@ -13,20 +13,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from review.settings import review_page
+from storage.keys import artifact_key
 from review.study import StudyResult
 
 log = logging.getLogger("vid2vid.review")
 
 
 def study_artifact_key(dataset: str) -> str:
-    from tasks.artifacts import artifact_key
-
     return artifact_key("study", dataset)
 
 
 def paper_artifact_key(dataset: str) -> str:
-    from tasks.artifacts import artifact_key
-
     return artifact_key("paper", dataset)
 
 

@@ -63,7 +63,8 @@ def write_stage(
     shard current and skips. Writers of other clips are not held up.
     """
     path = layout.shard_path(stage, clip_id)
-    expected = fingerprint(stage, backend, config, [*upstream_ids, *upstream_hashes(list(upstream))], code_version)
+    expected = stage_fingerprint(stage, backend=backend, config=config, code_version=code_version,
+                                 upstream=upstream, upstream_ids=upstream_ids)
     with file_lock(layout.shard_lock_path(stage, clip_id)):
         if not force and is_current(path, expected):
             existing = ShardReader(path)
@@ -75,6 +76,18 @@ def write_stage(
         counter = _Counter(frames())
         written = write_shard(path, meta, counter)
     return StageResult(stage, clip_id, path, False, counter.count, written.extra)
+
+
+def stage_fingerprint(stage: str, *, backend: str, config: Mapping[str, Any], code_version: str,
+                      upstream: Sequence[Path] = (), upstream_ids: Sequence[str] = ()) -> str:
+    """The fingerprint ``write_stage`` gives (and expects of) a shard made from these inputs."""
+    return fingerprint(stage, backend, config, [*upstream_ids, *upstream_hashes(list(upstream))], code_version)
+
+
+def stage_is_current(layout: DatasetLayout, stage: str, clip_id: str, **inputs: Any) -> bool:
+    """True when ``write_stage`` with these inputs (``stage_fingerprint``'s keywords) would skip: lets a caller
+    decide before starting workers that there is nothing to compute."""
+    return is_current(layout.shard_path(stage, clip_id), stage_fingerprint(stage, **inputs))
 
 
 def invalidate_stages(layout: DatasetLayout, clip_id: str, keep: Sequence[str] = ("rgb",)) -> list[str]:

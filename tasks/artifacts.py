@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from models.metric_display import markdown_text as md_text  # noqa: F401 - names in artifacts go through it
-
-
-def artifact_key(*parts: str) -> str:
-    key = "-".join(re.sub(r"[^a-z0-9]+", "-", part.lower()).strip("-") for part in parts if part)
-    return key[:100] or "vid2vid"
+from storage.keys import artifact_key  # noqa: F401 - the key rule lives in a Prefect-free leaf
 
 
 #: key -> id of the version this process published last: a summary links the versions its own run made

@@ -31,5 +31,5 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
       retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def preprocess_clip_task(root: str, dataset: str, clip_id: str, stage: str, settings: BackendSettings,
                          run: RunSettings, expected_size: tuple[int, int] | None = None) -> StageOutcome:
-    limit_threads(run.threads)
-    return preprocess_clip(DatasetLayout(Path(root), dataset), clip_id, stage, settings, run, expected_size)
+    return preprocess_clip(DatasetLayout(Path(root), dataset), clip_id, stage, settings, run, expected_size,
+                           before_compute=lambda: limit_threads(run.threads))

@@ -4,18 +4,34 @@ Pure PyTorch/NumPy, no Prefect; pretrained weights only through ``models.weights
 The evaluation task needs ``evaluate`` (honest per-metric values); the rest is for finer control.
 """
 
-from models.metrics.features import (FeatureExtractor, NETWORKS, accumulate, clip_starts, iter_clips, iter_feature_batches,
-                                     load_feature_network)
-from models.metrics.frechet import FrechetResult, frechet_distance
-from models.metrics.preprocessing import PREPROCESSING, Preprocessing, preprocess_frames
-from models.metrics.report import METRICS, EvaluationReport, evaluate, weights_problem
-from models.metrics.stats import FeatureStats, RunningStats, StatsKeyMismatchError
-from models.metrics.stats_cache import StatsCache, stats_key
-from models.metrics.warp_error import WarpError, forward_backward_occlusion, warping_error
+from models.lazy import lazy_face
 
-__all__ = [
-    "METRICS", "NETWORKS", "PREPROCESSING", "EvaluationReport", "FeatureExtractor", "FeatureStats", "FrechetResult",
-    "Preprocessing", "RunningStats", "StatsCache", "StatsKeyMismatchError", "WarpError", "accumulate", "clip_starts", "evaluate",
-    "forward_backward_occlusion", "frechet_distance", "iter_clips", "iter_feature_batches", "load_feature_network",
-    "preprocess_frames", "stats_key", "warping_error", "weights_problem",
-]
+# public name -> submodule that defines it; loaded on first use (models/lazy.py says why)
+_EXPORTS = {
+    "FeatureExtractor": "features",
+    "NETWORKS": "features",
+    "accumulate": "features",
+    "clip_starts": "features",
+    "iter_clips": "features",
+    "iter_feature_batches": "features",
+    "load_feature_network": "features",
+    "FrechetResult": "frechet",
+    "frechet_distance": "frechet",
+    "PREPROCESSING": "preprocessing",
+    "Preprocessing": "preprocessing",
+    "preprocess_frames": "preprocessing",
+    "EvaluationReport": "report",
+    "METRICS": "report",
+    "evaluate": "report",
+    "weights_problem": "report",
+    "FeatureStats": "stats",
+    "RunningStats": "stats",
+    "StatsKeyMismatchError": "stats",
+    "StatsCache": "stats_cache",
+    "stats_key": "stats_cache",
+    "WarpError": "warp_error",
+    "forward_backward_occlusion": "warp_error",
+    "warping_error": "warp_error",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

@@ -1,14 +1,24 @@
 """The metric names users type (CLI, forms) and the metric names of ``models.metrics``.
 
 Parameter models check names here when they are built, so an unknown metric is refused before any work
-(not after a training run).
+(not after a training run). A leaf: checking a name loads no feature network (no torch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.metrics.report import METRICS
+# metric name -> feature network (None: needs no weights)
+METRICS: dict[str, str | None] = {
+    "fid_i3d": "i3d",
+    "fid_resnext101": "resnext101",
+    "fid_inception": "inception",
+    "warp_error": None,
+    "psnr": None,
+    "ssim": None,
+}
+FIRST_FRAME = "real"  # what every variant gets as frame 0 (tasks.synthesize's first_frame)
+SCORED_FROM = 1  # frames [SCORED_FROM:] of every clip are scored, synthesized and real alike
 
 DEFAULT_METRICS = ["fid-i3d", "fid-resnext", "fid-frame", "warp", "psnr", "ssim"]
 METRIC_ALIASES = {"fid-i3d": "fid_i3d", "fid-resnext": "fid_resnext101", "fid-frame": "fid_inception",

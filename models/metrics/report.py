@@ -34,21 +34,11 @@ from models.metrics.features import (NETWORKS, FeatureExtractor, Video, choose_w
                                      load_feature_network)
 from models.metrics.fidelity import fidelity
 from models.metrics.frechet import FrechetResult
+from models.metrics.names import FIRST_FRAME, METRICS, SCORED_FROM  # noqa: F401 - re-exported
 from models.metrics.stats import FeatureStats, RunningStats
 from models.metrics.stats_cache import StatsCache, stats_key
 from models.metrics.warp_error import warping_error
 
-# metric name -> feature network (None: needs no weights)
-METRICS: dict[str, str | None] = {
-    "fid_i3d": "i3d",
-    "fid_resnext101": "resnext101",
-    "fid_inception": "inception",
-    "warp_error": None,
-    "psnr": None,
-    "ssim": None,
-}
-FIRST_FRAME = "real"  # what every variant gets as frame 0 (tasks.synthesize's first_frame)
-SCORED_FROM = 1  # frames [SCORED_FROM:] of every clip are scored, synthesized and real alike
 
 WarpClip = tuple  # (synthesized frames, source flows t->t+1[, valid mask[, real frames]])
 

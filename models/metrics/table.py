@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from models.metric_display import BETTER, FORMATS, LABELLED as _LABELLED, LABELS, cell, header, too_few_samples  # noqa: F401 - re-exported
-from models.metrics.report import FIRST_FRAME, METRICS, SCORED_FROM
+from models.metrics.names import FIRST_FRAME, METRICS, SCORED_FROM
 
 REFERENCE_METHOD = "real frames (reference)"
 BASELINE = "frame-by-frame baseline"

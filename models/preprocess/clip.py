@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,7 @@ from storage.errors import BadInputError, ShardError
 from storage.fingerprint import sha256_file
 from storage.layout import DatasetLayout
 from storage.shards import ShardReader
-from storage.stages import write_stage
+from storage.stages import stage_is_current, write_stage
 
 BAD_INPUT = (PreprocessInputError, BadInputError, ShardError)
 SETUP = (WeightsError, MediapipeUnavailableError, OpenMMLabUnavailableError, PreprocessSetupError)
@@ -94,10 +94,12 @@ def _validate_dataset_shard(layout: DatasetLayout, stage: str, clip_id: str, rgb
 
 
 def preprocess_clip(layout: DatasetLayout, clip_id: str, stage: str, settings: BackendSettings, run: RunSettings,
-                    expected_size: tuple[int, int] | None = None) -> StageOutcome:
+                    expected_size: tuple[int, int] | None = None,
+                    before_compute: Callable[[], None] | None = None) -> StageOutcome:
     """Build (or skip, or validate) ``stages/<stage>/<clip_id>.parquet``. Bad input comes back quarantined.
 
-    ``expected_size`` is the manifest's (width, height) of the clip.
+    ``expected_size`` is the manifest's (width, height) of the clip; ``before_compute`` runs only when frames
+    are about to be computed (a skip or a validation loads no network and no torch).
     """
     start = time.perf_counter()
     try:
@@ -116,6 +118,8 @@ def preprocess_clip(layout: DatasetLayout, clip_id: str, stage: str, settings: B
 
         def outputs() -> Iterator[dict[str, Any]]:
             nonlocal empty
+            if before_compute is not None:
+                before_compute()
             backend = build(stage, settings, clip_id, weights_dir=run.weights_dir, device=run.device,
                             resolution=run.network_hw)
             if hasattr(backend, "check_count"):
@@ -127,12 +131,10 @@ def preprocess_clip(layout: DatasetLayout, clip_id: str, stage: str, settings: B
                 empty += bool(out.get("empty", False))
                 yield out
 
-        config = {**settings.fingerprint_config(), "resolution": run.network_hw}
         space = label_space(stage, settings)
-        result = write_stage(layout, stage, clip_id, backend=settings.backend, config=config,
-                             code_version=CODE_VERSION, frames=outputs, upstream=[rgb_path], force=run.force,
-                             upstream_ids=_import_hashes(stage, settings, clip_id),
-                             extra={"label_space": space} if space else None)
+        result = write_stage(layout, stage, clip_id, frames=outputs, force=run.force,
+                             extra={"label_space": space} if space else None,
+                             **_fingerprint_inputs(rgb_path, stage, settings, run, clip_id))
         if result.skipped:
             empty = _count_empty(result.path)
         return StageOutcome(clip_id=clip_id, stage=stage, backend=settings.backend,
@@ -143,6 +145,29 @@ def preprocess_clip(layout: DatasetLayout, clip_id: str, stage: str, settings: B
             layout.shard_path(stage, clip_id).unlink(missing_ok=True)  # never leave a stale shard behind
         return StageOutcome(clip_id=clip_id, stage=stage, backend=settings.backend, status="quarantined",
                             error=f"{stage}: {exc}", seconds=time.perf_counter() - start)
+
+
+def _fingerprint_inputs(rgb_path: Path, stage: str, settings: BackendSettings, run: RunSettings,
+                       clip_id: str) -> dict[str, Any]:
+    return {"backend": settings.backend, "config": {**settings.fingerprint_config(), "resolution": run.network_hw},
+            "code_version": CODE_VERSION, "upstream": [rgb_path],
+            "upstream_ids": _import_hashes(stage, settings, clip_id)}
+
+
+def would_skip(layout: DatasetLayout, clip_id: str, stage: str, settings: BackendSettings, run: RunSettings,
+               expected_size: tuple[int, int] | None = None) -> bool:
+    """True when ``preprocess_clip`` would only find the shard current and skip it (no frame computed, nothing
+    validated or quarantined). False whenever unsure: the task then decides as always."""
+    if run.force or settings.backend == "dataset":
+        return False
+    rgb_path = layout.shard_path("rgb", clip_id)
+    try:
+        rgb = ShardReader(rgb_path)
+        if expected_size and tuple(expected_size) != (rgb.meta.width, rgb.meta.height):
+            return False
+        return stage_is_current(layout, stage, clip_id, **_fingerprint_inputs(rgb_path, stage, settings, run, clip_id))
+    except Exception:  # noqa: BLE001 - a missing or unreadable input is the task's to report
+        return False
 
 
 def _import_hashes(stage: str, settings: BackendSettings, clip_id: str) -> list[str]:

@@ -3,7 +3,16 @@
 No Prefect here: ``tasks/train.py`` wraps ``run_training`` in a Prefect task; a notebook can call it too.
 """
 
-from .job import FaultInjection, TrainJob, TrainOutcome, TrainSettings, input_stages
-from .launch import run_training
+from models.lazy import lazy_face
 
-__all__ = ["FaultInjection", "TrainJob", "TrainOutcome", "TrainSettings", "input_stages", "run_training"]
+# public name -> submodule that defines it; loaded on first use (models/lazy.py says why)
+_EXPORTS = {
+    "FaultInjection": "job",
+    "TrainJob": "job",
+    "TrainOutcome": "job",
+    "TrainSettings": "job",
+    "input_stages": "job",
+    "run_training": "launch",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

@@ -3,50 +3,42 @@
 Never imports Prefect: usable from a notebook, a Ray worker or a Prefect task alike.
 """
 
-from .batch import encode_source, reference_backward_flows, remap_labels, validate_batch
-from .checkpoint import load_checkpoint, load_generator, load_multimodal, load_trainer, save_checkpoint
-from .config import ModelConfig, load_model_config
-from .discriminators import Discriminators, ImageDiscriminator, VideoDiscriminator, temporal_indices
-from .encoder import FeatureEncoder, instance_average
-from .generator import Vid2VidGenerator
-from .inference import optimize_for_inference, synthesize
-from .losses import VGGLoss
-from .multimodal import ClassFeatureGMM, InstanceFeatureSampler, collect_instance_features, fit_class_mixtures
-from .schedule import ProgressiveSchedule, Stage
-from .trainer import GeneratorSide, Vid2VidTrainer
-from .warp import compose_backward_flows, forward_to_backward_flow, warp
+from models.lazy import lazy_face
 
-__all__ = [
-    "ClassFeatureGMM",
-    "Discriminators",
-    "FeatureEncoder",
-    "GeneratorSide",
-    "ImageDiscriminator",
-    "InstanceFeatureSampler",
-    "ModelConfig",
-    "ProgressiveSchedule",
-    "Stage",
-    "VGGLoss",
-    "VideoDiscriminator",
-    "Vid2VidGenerator",
-    "Vid2VidTrainer",
-    "collect_instance_features",
-    "compose_backward_flows",
-    "encode_source",
-    "fit_class_mixtures",
-    "forward_to_backward_flow",
-    "instance_average",
-    "load_checkpoint",
-    "load_generator",
-    "load_model_config",
-    "load_multimodal",
-    "load_trainer",
-    "optimize_for_inference",
-    "reference_backward_flows",
-    "remap_labels",
-    "save_checkpoint",
-    "synthesize",
-    "temporal_indices",
-    "validate_batch",
-    "warp",
-]
+# public name -> submodule that defines it; loaded on first use (models/lazy.py says why)
+_EXPORTS = {
+    "encode_source": "batch",
+    "reference_backward_flows": "batch",
+    "remap_labels": "batch",
+    "validate_batch": "batch",
+    "load_checkpoint": "checkpoint",
+    "load_generator": "checkpoint",
+    "load_multimodal": "checkpoint",
+    "load_trainer": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "ModelConfig": "config",
+    "load_model_config": "config",
+    "Discriminators": "discriminators",
+    "ImageDiscriminator": "discriminators",
+    "VideoDiscriminator": "discriminators",
+    "temporal_indices": "discriminators",
+    "FeatureEncoder": "encoder",
+    "instance_average": "encoder",
+    "Vid2VidGenerator": "generator",
+    "optimize_for_inference": "inference",
+    "synthesize": "inference",
+    "VGGLoss": "losses",
+    "ClassFeatureGMM": "multimodal",
+    "InstanceFeatureSampler": "multimodal",
+    "collect_instance_features": "multimodal",
+    "fit_class_mixtures": "multimodal",
+    "ProgressiveSchedule": "schedule",
+    "Stage": "schedule",
+    "GeneratorSide": "trainer",
+    "Vid2VidTrainer": "trainer",
+    "compose_backward_flows": "warp",
+    "forward_to_backward_flow": "warp",
+}
+# (the function ``warp`` is imported from ``models.vid2vid.warp``: the submodule of that name would shadow it)
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

@@ -2,7 +2,8 @@
 preprocess the stages the model's declared inputs name → train → evaluate), then `vid2vid synthesize`.
 
 All rows share one synthetic street dataset: ingest and the stages already built are skipped by their
-fingerprints, so each row pays only for its own stage, training run and videos.
+fingerprints, so each row pays only for its own stage, training run and videos. The commands find the session's
+Dask scheduler and Ray head through the environment (``shared_services``): no row starts a cluster of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from storage.manifest import read_manifest
 from storage.video import VideoSource, decode
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = pytest.mark.usefixtures("prefect_server", "shared_services")
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +113,12 @@ def test_rebuild_synthesize_evaluate(roots, row):
     assert not np.array_equal(synthesize(5), seed0)
 
 
-def test_missing_shards_of_a_declared_input_name_the_stage_before_ray_starts(tmp_path):
+def test_missing_shards_of_a_declared_input_name_the_stage_before_ray_starts(vid2vid, tmp_path):
     data, runs = tmp_path / "data", tmp_path / "runs"
-    made = run_cli("--data-root", str(data), "synth", "--dataset", "bare", "--clips", "2", "--frames", "6",
+    made = vid2vid("--data-root", str(data), "synth", "--dataset", "bare", "--clips", "2", "--frames", "6",
                    "--size", "64x32")
     assert made.returncode == 0, made.stderr[-2000:]
-    failed = run_cli("--data-root", str(data), "train", "--dataset", "bare", "--config", "tiny_pose", "--workers", "1",
+    failed = vid2vid("--data-root", str(data), "train", "--dataset", "bare", "--config", "tiny_pose", "--workers", "1",
                      "--max-steps", "1", "--runs-root", str(runs))
     assert failed.returncode != 0
     said = failed.stdout + failed.stderr

@@ -1,17 +1,17 @@
-"""The full rebuild as users run it: embedded services, then the cluster services started as processes."""
+"""The full rebuild as users run it: in this process on the session's Dask scheduler (found through the environment,
+as a deployment finds it) with a local Ray, then as a deployment run by a Prefect process worker on the session's
+Dask scheduler and Ray head."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import socket
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pytest
-import ray
 from prefect.client.orchestration import get_client
 
 from flows.rebuild import RebuildParams, rebuild_flow
@@ -19,8 +19,8 @@ from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
 from storage.synthetic import StreetScene
 from storage.video import encode
-from tests.conftest import ROOT, VENV_BIN, run_cli
-from tests.services import free_port, stop_process_groups
+from tests.conftest import ROOT, VENV_BIN
+from tests.services import stop_process_groups
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -29,7 +29,7 @@ def _stage_mtimes(layout: DatasetLayout) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in (layout.base / "stages").rglob("*.parquet")}
 
 
-def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everything(tmp_path):
+def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everything(shared_dask, vid2vid, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     for k in range(3):
@@ -65,7 +65,7 @@ def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everyth
     assert second.evaluation_skipped and second.evaluation == first.evaluation
     assert _stage_mtimes(layout) == before  # ingest and every preprocessing stage skipped
 
-    again = run_cli("--data-root", str(tmp_path / "data"), "rebuild", str(videos), "--dataset", "drives", "--config",
+    again = vid2vid("--data-root", str(tmp_path / "data"), "rebuild", str(videos), "--dataset", "drives", "--config",
                     "tiny_face", "--workers", "1", "--runs-root", str(tmp_path / "runs"))
     assert again.returncode == 0, again.stderr
     assert "training unchanged" in again.stdout and "quarantined broken" in again.stdout
@@ -77,74 +77,62 @@ def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everyth
     (("--backend", "flow=dis:arch=resnet101"), "backend 'dis' has no option 'arch'"),
     (("--metrics", "warp,fid-bogus"), "unknown metrics ['fid-bogus']"),
 ])
-def test_rebuild_refuses_unknown_options_and_metrics_before_ingesting(tmp_path, option, reason):
-    done = run_cli("--data-root", str(tmp_path / "data"), "rebuild", "--runs-root", str(tmp_path / "runs"), *option)
+def test_rebuild_refuses_unknown_options_and_metrics_before_ingesting(vid2vid, tmp_path, option, reason):
+    done = vid2vid("--data-root", str(tmp_path / "data"), "rebuild", "--runs-root", str(tmp_path / "runs"), *option)
     assert done.returncode == 2 and reason in done.stderr, done.stderr
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()  # nothing was started
 
 
-def test_rebuild_with_nothing_to_ingest_fails_in_one_line(tmp_path):
+def test_rebuild_with_nothing_to_ingest_fails_in_one_line(vid2vid, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / "broken.mp4").write_bytes(b"garbage" * 50)
-    done = run_cli("--data-root", str(tmp_path / "data"), "rebuild", str(videos), "--dataset", "empty",
+    done = vid2vid("--data-root", str(tmp_path / "data"), "rebuild", str(videos), "--dataset", "empty",
                    "--runs-root", str(tmp_path / "runs"))
     assert done.returncode == 1 and f"error: no clip of {videos} was ingested into 'empty'" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
 
 
-def _wait_for(check, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not come up in {timeout:.0f} s")
-        time.sleep(0.5)
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture
-def cluster_services(tmp_path):
-    """What docker-compose.yml starts, as plain processes on loopback: Dask scheduler + workers, a Ray head,
-    and a Prefect process worker on the deployments of prefect.yaml (the Prefect server is the session's)."""
-    dask_port, ray_port = free_port(), free_port()
-    env = {**os.environ, "VID2VID_PROJECT_DIR": str(ROOT), "VID2VID_DATA_ROOT": str(tmp_path / "data"),
-           "VID2VID_RUNS_ROOT": str(tmp_path / "runs"), "VID2VID_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
-           "VID2VID_RAY_ADDRESS": f"127.0.0.1:{ray_port}", "RAY_AUTH_MODE": "disabled"}
+def cluster_services(shared_services, tmp_path):
+    """What docker-compose.yml starts, as plain processes on loopback: the session's Dask scheduler + workers
+    and Ray head, and here a Prefect process worker on the deployments of prefect.yaml (the Prefect server is
+    the session's)."""
+    env = {**os.environ, **shared_services, "VID2VID_PROJECT_DIR": str(ROOT),
+           "VID2VID_DATA_ROOT": str(tmp_path / "data"), "VID2VID_RUNS_ROOT": str(tmp_path / "runs"),
+           "RAY_AUTH_MODE": "disabled"}
     logs = open(tmp_path / "services.log", "wb")
     started: list[subprocess.Popen] = []
-
-    def spawn(*args: str) -> None:
-        started.append(subprocess.Popen([str(VENV_BIN / args[0]), *args[1:]], env=env, cwd=ROOT, stdout=logs,
-                                        stderr=subprocess.STDOUT, start_new_session=True))
-
-    subprocess.run([str(VENV_BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
-                    str(ray_port), "--num-cpus", "3", "--include-dashboard", "false", "--disable-usage-stats"],
-                   env=env, check=True, stdout=logs, stderr=subprocess.STDOUT, timeout=120)
     try:
-        spawn("dask", "scheduler", "--host", "127.0.0.1", "--port", str(dask_port), "--no-dashboard")
-        _wait_for(lambda: _port_open(dask_port), "dask scheduler")
-        spawn("dask", "worker", f"tcp://127.0.0.1:{dask_port}", "--nworkers", "2", "--nthreads", "1",
-              "--no-dashboard", "--host", "127.0.0.1")
         subprocess.run([str(VENV_BIN / "prefect"), "work-pool", "create", "vid2vid-process", "--type", "process",
                         "--overwrite"], env=env, check=True, stdout=logs, stderr=subprocess.STDOUT, timeout=120)
         subprocess.run([str(VENV_BIN / "prefect"), "--no-prompt", "deploy", "--all"], env=env, check=True, cwd=ROOT,
                        stdout=logs, stderr=subprocess.STDOUT, timeout=300)
-        spawn("prefect", "worker", "start", "--pool", "vid2vid-process", "--type", "process")
+        started.append(subprocess.Popen([str(VENV_BIN / "prefect"), "worker", "start", "--pool", "vid2vid-process",
+                                         "--type", "process"], env=env, cwd=ROOT, stdout=logs,
+                                        stderr=subprocess.STDOUT, start_new_session=True))
         yield env
     finally:
         stop_process_groups(started)
-        subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], env=env, stdout=logs, stderr=subprocess.STDOUT,
-                       timeout=120)
         logs.close()
+
+
+def _ray_jobs(address: str) -> dict[str, bool]:
+    """The Ray head's job table: driver id -> whether it came and went (this query's own driver is alive). Read
+    by a driver process of its own: this test process has been a driver of the same head already."""
+    code = ("import json, sys, ray; ray.init(address=sys.argv[1]); "
+            "print(json.dumps({str(j['JobID']): bool(j['IsDead']) for j in ray._private.state.jobs()})); ray.shutdown()")
+    done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_rebuild_deployment_runs_on_the_cluster_services(cluster_services, tmp_path):
     from prefect.deployments import run_deployment
+
+    drivers_before = set(_ray_jobs(cluster_services["VID2VID_RAY_ADDRESS"]))  # the session's earlier drivers too
 
     parameters = {"params": {"dataset": "street", "synth": {"clips": 3, "frames": 10, "size": [64, 32]},
                              "train": {"max_steps": 2, "workers": 2}, "evaluate": {"metrics": ["warp"]}}}
@@ -164,11 +152,8 @@ def test_rebuild_deployment_runs_on_the_cluster_services(cluster_services, tmp_p
     ray_address = cluster_services["VID2VID_RAY_ADDRESS"]
     [summary] = runs.glob("street-tiny-*/summary.json")
     assert json.loads(summary.read_text())["job"]["ray_address"] == ray_address  # resolved from the environment
-    ray.init(address=ray_address)  # the head's job table: a driver other than this test came and went
-    try:
-        finished = [job for job in ray._private.state.jobs() if job["IsDead"]]
-    finally:
-        ray.shutdown()
-    assert finished, "no training driver ever connected to the Ray head the environment names"
+    # the head's job table: a driver other than this test came and went during the deployment run
+    finished = {job for job, dead in _ray_jobs(ray_address).items() if dead} - drivers_before
+    assert finished, "no training driver connected to the Ray head the environment names"
     layout = DatasetLayout(Path(cluster_services["VID2VID_DATA_ROOT"]), "street")
     assert layout.stages() == ["flow", "instance", "rgb", "semantic"]

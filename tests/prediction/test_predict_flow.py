@@ -77,15 +77,15 @@ def test_predict_writes_side_by_side_and_the_horizon_table(setup):
 
 
 @pytest.mark.parametrize("case", ["too_many_observed", "vid2vid_as_predictor", "predictor_as_checkpoint"])
-def test_bad_requests_exit_2_with_a_clear_error(setup, case):
-    layout, vid2vid, predictor, root = setup
+def test_bad_requests_exit_2_with_a_clear_error(setup, case, vid2vid):  # the CLI in process: the refusal is the subject
+    layout, model, predictor, root = setup
     observed, checkpoint, pred, message = {
-        "too_many_observed": (FRAMES + 1, vid2vid, predictor, f"clip 'v1' has {FRAMES} frames; --observed {FRAMES + 1}"),
-        "vid2vid_as_predictor": (OBSERVED, vid2vid, vid2vid, "is a vid2vid model, not a mask predictor"),
+        "too_many_observed": (FRAMES + 1, model, predictor, f"clip 'v1' has {FRAMES} frames; --observed {FRAMES + 1}"),
+        "vid2vid_as_predictor": (OBSERVED, model, model, "is a vid2vid model, not a mask predictor"),
         "predictor_as_checkpoint": (OBSERVED, predictor, predictor, "is a mask predictor, not a vid2vid model"),
     }[case]
     out = root / "bad" / f"{case}.mp4"
-    result = run_cli("--data-root", str(layout.root), "predict", "--checkpoint", str(checkpoint), "--predictor",
+    result = vid2vid("--data-root", str(layout.root), "predict", "--checkpoint", str(checkpoint), "--predictor",
                      str(pred), "--dataset", "street", "--clip", "v1", "--observed", str(observed), "--future", "2",
                      "--out", str(out), "--no-evaluate")
     assert result.returncode == 2, result.stderr[-2000:]
@@ -108,9 +108,9 @@ def test_train_predictor_flow_on_ray(setup, monkeypatch):
     assert _artifact(result.artifact_key) is not None
 
 
-def test_train_predictor_cli_refuses_a_vid2vid_checkpoint_to_resume_from(setup):
-    layout, vid2vid, _, root = setup
-    result = run_cli("--data-root", str(layout.root), "train-predictor", "--dataset", "street", "--runs-root",
-                     str(root / "runs"), "--resume-from", str(vid2vid), "--max-steps", "1")
+def test_train_predictor_cli_refuses_a_vid2vid_checkpoint_to_resume_from(setup, vid2vid):
+    layout, model, _, root = setup
+    result = vid2vid("--data-root", str(layout.root), "train-predictor", "--dataset", "street", "--runs-root",
+                     str(root / "runs"), "--resume-from", str(model), "--max-steps", "1")
     assert result.returncode == 2, result.stderr[-2000:]
-    assert f"--resume-from {vid2vid} is a vid2vid model, not a mask predictor" in result.stderr
+    assert f"--resume-from {model} is a vid2vid model, not a mask predictor" in result.stderr

@@ -25,7 +25,7 @@ from models.preprocess.openpose_official import draw_person, read_people, render
 from models.preprocess.registry import BackendSettings
 from models.vid2vid.batch import encode_input
 from models.vid2vid.config import ModelConfig, load_model_config, load_official
-from models.weights import official_inputs
+from models.vid2vid.official_inputs import official_inputs
 from storage.clip_reader import iter_clip_frames
 from storage.codecs import decode_planes, encode_planes
 from storage.dataset import frames_tensor, require_label_spaces

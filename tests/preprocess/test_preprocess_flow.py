@@ -16,6 +16,7 @@ from storage.shards import ShardReader
 from storage.stages import write_stage
 from storage.synthetic import write_synthetic_clip
 from tests.conftest import run_cli
+from tests.services import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 STAGES = ["semantic", "instance", "flow", "sketch", "pose"]
@@ -71,6 +72,12 @@ def test_flow_on_two_dask_workers_builds_every_stage_then_skips_all(data_root):
     assert by_stage["flow"]["computed frames/s"] == "n/a (unchanged, skipped)"
     assert by_stage["semantic"]["computed frames/s"].startswith("n/a (validated")
     assert float(summary.stages["flow"].throughput) > 0  # the first run computed the flow stage
+    # every shard current and no labels to validate: known before a cluster starts, so none is started or
+    # joined (the scheduler address named here has nobody listening)
+    nobody = f"tcp://127.0.0.1:{free_port()}"
+    current = preprocess_flow(_params(data_root, dask_address=nobody).model_copy(update={"stages": ["flow", "sketch", "pose"]}))
+    assert all(current.stages[s].skipped == 2 for s in ("flow", "sketch", "pose")) and not current.failed
+    assert current.stages["pose"].empty_frames == 6 and _mtimes(layout) == before
 
 
 def test_preprocess_runs_are_named_and_tagged(data_root):

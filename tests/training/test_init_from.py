@@ -1,5 +1,6 @@
 """``vid2vid train --init-from``: a stand-in official experiment imported with the CLI starts a new two-step run
-(Ray Train, one CPU worker); wrong files and wrong requests are refused on the driver with exit 2."""
+(Ray Train, one CPU worker, on the session's Ray head); wrong files and wrong requests are refused on the driver
+with exit 2 (those CLI calls run in process: the refusal is the subject, not the process)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from flows.cli import main
 from models.training.launch import read_metrics
 from models.vid2vid.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from models.vid2vid.config import ModelConfig
@@ -37,17 +39,16 @@ def setup(tmp_path_factory) -> dict[str, Path]:
                          train={"lr": 0.0})
     folder, preset = write_official_experiment(base, config, seed=3)
     imported = base / "imported.pt"
-    done = run_cli("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(imported))
-    assert done.returncode == 0, done.stderr
+    assert main(["import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(imported)]) == 0
     return {"data": layout.root, "runs": base / "runs", "preset": preset, "imported": imported}
 
 
-def _train(setup: dict[str, Path], *args: str):
-    return run_cli("--data-root", str(setup["data"]), "train", "--dataset", "street", "--runs-root", str(setup["runs"]),
-                   "--workers", "1", "--max-steps", "2", "--checkpoint-every", "2", *args)
+def _train(setup: dict[str, Path], *args: str, cli=run_cli):  # noqa: ANN001 - run_cli or the vid2vid fixture
+    return cli("--data-root", str(setup["data"]), "train", "--dataset", "street", "--runs-root", str(setup["runs"]),
+               "--workers", "1", "--max-steps", "2", "--checkpoint-every", "2", *args)
 
 
-def test_a_run_starts_from_the_imported_weights_at_step_zero(setup) -> None:
+def test_a_run_starts_from_the_imported_weights_at_step_zero(setup, shared_services) -> None:
     done = _train(setup, "--config", str(setup["preset"]), "--run-name", "init", "--init-from", str(setup["imported"]))
     assert done.returncode == 0, done.stderr[-3000:]
     run = setup["runs"] / "init"
@@ -71,8 +72,8 @@ def test_a_run_starts_from_the_imported_weights_at_step_zero(setup) -> None:
     assert "Reporting training result" not in console and "TrainingReport(" not in console
 
 
-def test_an_architecture_mismatch_is_one_error_line_and_starts_nothing(setup) -> None:
-    done = _train(setup, "--config", "tiny", "--run-name", "mismatch", "--init-from", str(setup["imported"]))
+def test_an_architecture_mismatch_is_one_error_line_and_starts_nothing(setup, vid2vid) -> None:
+    done = _train(setup, "--config", "tiny", "--run-name", "mismatch", "--init-from", str(setup["imported"]), cli=vid2vid)
     assert done.returncode == 2, done.stderr[-3000:]
     [line] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert f"--init-from {setup['imported'].resolve()} does not fit this run's model config 'tiny'" in line
@@ -80,10 +81,10 @@ def test_an_architecture_mismatch_is_one_error_line_and_starts_nothing(setup) ->
     assert not (setup["runs"] / "mismatch").exists()
 
 
-def test_an_imported_file_cannot_be_resumed_and_the_error_says_what_to_use(setup) -> None:
+def test_an_imported_file_cannot_be_resumed_and_the_error_says_what_to_use(setup, vid2vid) -> None:
     """(A missing file, both --resume-from and --init-from: tests/models/test_init_from.py, tests/flows/test_params.py.)"""
     resumed = _train(setup, "--config", str(setup["preset"]), "--run-name", "resumed",
-                     "--resume-from", str(setup["imported"]))
+                     "--resume-from", str(setup["imported"]), cli=vid2vid)
     assert resumed.returncode == 2, resumed.stderr[-3000:]
     assert "imported model" in resumed.stderr and "--init-from" in resumed.stderr
     assert not (setup["runs"] / "resumed").exists()
