@@ -414,6 +414,8 @@ class RunAnnouncer:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId, FlowRunFilterTags
 
+        if not answers(os.environ.get("PREFECT_API_URL", "").rstrip("/") + "/health", timeout=1.0):
+            return  # no server to ask (a refused request never reached one); the client would retry for minutes
         try:
             with get_client(sync_client=True) as client:
                 runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(

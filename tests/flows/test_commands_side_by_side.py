@@ -52,6 +52,7 @@ def _server_processes(home: Path) -> list[int]:
     return found
 
 
+@pytest.mark.timeout(1800)  # 20 CLI processes: ~100 s per repetition on 2 busy cores, ~25 s on idle ones
 def test_four_commands_started_together_on_a_fresh_home_all_succeed(tmp_path):
     """The failure this replaces: two servers migrating one fresh SQLite database at once (2 of 6 tries failed)."""
     videos = [write_mp4(tmp_path / f"clip{k}.mp4", n=3, width=32, height=24) for k in range(4)]
