@@ -103,6 +103,10 @@ def _run_ingest(run: Callable[[], object]) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not Path(args.src).exists():  # a typo is a wrong request: no flow run, no manifest row, no clip touched
+        raise FileNotFoundError(f"ingest source {args.src!r} does not exist (nothing was written)")
     from flows.ingest import IngestParams, ingest_flow
     from storage.ingest import IngestConfig
     from storage.video import FramePolicy

@@ -20,7 +20,7 @@ from storage.errors import ManagedPathError
 from storage.layout import check_output_path
 
 #: folders the pipeline owns wherever they appear under the runs root (Ray's storage_path is <run>/ray)
-MANAGED_DIRS = ("ray", "tensorboard", "evaluations", "review", "checkpoints", ".locks")
+MANAGED_DIRS = ("ray", "tensorboard", "evaluations", "review", "checkpoints", "superseded", ".locks")
 #: files a run folder holds (models/training: launch.py, loop.py, ray_jobs.py; tasks/train.py)
 MANAGED_FILES = ("model.pt", "checkpoint.pt", "summary.json", "metrics.jsonl", "attempts.jsonl", "progress.json",
                  "nan_stop.json", "artifacts.json", "job.json", ".failure_injected", "review.db")
