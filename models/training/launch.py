@@ -67,6 +67,10 @@ def _start_ray(job: TrainJob) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True, **QUIET_RAY)
         return True
+    # Ray Train's preemption watcher (node draining on a cluster) means nothing on one machine, and its actor's
+    # creation logs an error-level line ("constructor arguments in the object store") in every run; the local
+    # instance's processes inherit this setting, a cluster keeps its own
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     cpus = max(job.workers + 1, os.cpu_count() or 1)
     # address="local": a new instance, never a cluster some other `ray start` left on this machine
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 1024**2,
