@@ -58,8 +58,10 @@ def test_four_commands_started_together_on_a_fresh_home_all_succeed(tmp_path):
     videos = [write_mp4(tmp_path / f"clip{k}.mp4", n=3, width=32, height=24) for k in range(4)]
     for repetition in range(5):
         home, data = tmp_path / f"home{repetition}", tmp_path / f"data{repetition}"
+        # the subject is correctness side by side, not start-up speed: a loaded machine may take minutes
+        env = _env(home, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="900")
         procs = [subprocess.Popen([CLI, "--data-root", str(data), "ingest", str(video), "--dataset", "d"],
-                                  env=_env(home), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for video in videos]
         outputs = [proc.communicate(timeout=400) for proc in procs]
         for proc, (out, err) in zip(procs, outputs):
