@@ -103,6 +103,10 @@ def _run_ingest(run: Callable[[], object]) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not Path(args.src).exists():  # a typo is a wrong request: no flow run, no manifest row, no clip touched
+        raise FileNotFoundError(f"ingest source {args.src!r} does not exist (nothing was written)")
     from flows.ingest import IngestParams, ingest_flow
     from storage.ingest import IngestConfig
     from storage.video import FramePolicy
@@ -304,6 +308,10 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
+    from storage.outputs import check_synthesis_outputs
+
+    # a managed file as an output ends here, before torch is imported or a flow run starts
+    check_synthesis_outputs(args.out, args.frames_dir, True, args.data_root, [args.checkpoint, args.single_checkpoint])
     from flows.synthesize import SynthesizeParams, synthesize_flow
 
     result = synthesize_flow(SynthesizeParams(
@@ -418,7 +426,9 @@ def _parser_demo(sub: argparse._SubParsersAction) -> None:
 # --- NVIDIA's released checkpoints --------------------------------------------------------------------------
 def cmd_import_official(args: argparse.Namespace) -> int:
     from models.vid2vid.official_import import OfficialImportError, import_official
+    from storage.outputs import check_output
 
+    check_output(args.out, "--out", data_root=args.data_root)  # never onto a run's model file, or any managed file
     try:
         summary = import_official(args.checkpoint_dir, args.out, preset=args.preset, epoch=args.epoch,
                                   single_frame=args.single_frame, discriminators=not args.no_discriminators)
@@ -447,6 +457,11 @@ def _parser_import_official(sub: argparse._SubParsersAction) -> None:
 
 # --- future video prediction (the paper's Section 4) ----------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
+    from storage.outputs import check_output
+
+    out = check_output(args.out, "--out", data_root=args.data_root, inputs=[args.checkpoint, args.predictor])
+    check_output(out.with_name(out.stem + ".masks.mp4"), "--out's masks file", data_root=args.data_root,
+                 inputs=[args.checkpoint, args.predictor])
     from flows.predict import PredictParams, predict_flow
     from models.prediction.pipeline import validate_request
     from storage.errors import StorageError

@@ -35,3 +35,7 @@ class PreprocessFailed(PipelineFailure):
 
 class TrainingFailed(PipelineFailure):
     """Training stopped without a model (a non-finite loss); the last good checkpoint is named and kept."""
+
+
+class EnvironmentFailure(PipelineFailure):
+    """The machine failed the work (disk full, permissions), naming the path; no input was marked bad for it."""

@@ -7,18 +7,18 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
-from flows.failures import NothingIngested
+from flows.failures import EnvironmentFailure, NothingIngested
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from tasks.artifacts import artifact_key, publish_table
-from storage.errors import BadInputError
+from storage.errors import BadInputError, SourceError, StorageEnvironmentError
 from storage.ingest import IngestConfig, clip_ids
 from storage.layout import DatasetLayout, check_name, data_root
-from storage.manifest import ClipRecord, merge_records, quarantine
+from storage.manifest import ClipRecord, merge_records
 from storage.synthetic import clip_seed, synthetic_splits
 from storage.video import discover, size_problem
 from tasks.ingest import ingest_clip_task, synth_clip_task
-from tasks.progress import collect
+from tasks.progress import collect, track
 
 
 class IngestParams(FlowParams):
@@ -91,21 +91,35 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))
     try:
         sources = discover(params.src)
-    except BadInputError as exc:
-        record = ClipRecord(clip_id=check_name(Path(params.src).name.replace(" ", "_") or "source", "clip"),
-                            source=params.src, status="quarantined", error=str(exc))
-        quarantine(layout, record)
-        merge_records(layout, [record])
-        return _publish(layout, [record], "ingest", params.src)
+    except BadInputError as exc:  # the request names nothing to ingest: no clip to record, nothing written
+        raise SourceError(f"nothing to ingest: {exc} (no clip was touched)") from None
     ids = clip_ids(sources)
     futures = [ingest_clip_task.submit(layout.root, layout.dataset, source, cid, params.config)
                for source, cid in zip(sources, ids)]
-    records = collect(futures, f"ingest {layout.dataset}")
+    records, failures = _gather(futures, f"ingest {layout.dataset}")
     for record in records:
         if record.status != "ok":
             logger.warning("quarantined %s: %s", record.clip_id, record.error)
-    merge_records(layout, records)
+    merge_records(layout, records)  # what was ingested before a failure is kept and counted
+    if failures:
+        ok = [r.clip_id for r in records if r.status == "ok"]
+        raise EnvironmentFailure(f"{failures[0]}{f' (and {len(failures) - 1} more)' if len(failures) > 1 else ''}; "
+                                 f"{len(ok)} clip(s) ingested and kept{': ' + ', '.join(ok[:10]) if ok else ''}")
     return _publish(layout, records, "ingest", params.src)
+
+
+def _gather(futures: list, label: str) -> tuple[list[ClipRecord], list[StorageEnvironmentError]]:
+    """Every clip's record, and the environment failures (disk full, permissions) that stopped some clips:
+    the others' work is kept, the failures fail the flow afterwards."""
+    records, failures = [], []
+    with track(label, len(futures), "clips") as tracker:
+        for future in futures:
+            try:
+                records.append(future.result())
+            except StorageEnvironmentError as exc:
+                failures.append(exc)
+            tracker.advance()
+    return records, failures
 
 
 @flow(name="synthesize-street-dataset", log_prints=True, flow_run_name=run_name(

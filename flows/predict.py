@@ -26,6 +26,7 @@ from models.training.ray_jobs import is_job_endpoint
 from storage import locations
 from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
+from storage.outputs import check_output
 from tasks.ray_job import train_on_cluster_task
 from tasks.predict import (evaluate_horizon_task, predict_clip_task, publish_horizon_task,
                            publish_predictor_training_task, train_predictor_task)
@@ -56,6 +57,9 @@ class PredictResult(BaseModel):
 def predict_flow(params: PredictParams) -> PredictResult:
     layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     validate_request(layout, params.clip, params.observed, params.future, params.checkpoint, params.predictor)
+    out = check_output(params.out, "--out", data_root=layout.root, inputs=[params.checkpoint, params.predictor])
+    check_output(out.with_name(out.stem + ".masks.mp4"), "--out's masks file", data_root=layout.root,
+                 inputs=[params.checkpoint, params.predictor])
     video = predict_clip_task(params.checkpoint, params.predictor, str(layout.root), layout.dataset, params.clip,
                               params.observed, params.future, params.out)
     print(f"wrote {video.frames} frames to {video.video} and {video.masks}")

@@ -9,9 +9,9 @@ from pydantic import Field
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.synthesis import parse_remap
-from storage.frame_folder import check_frames_dir
-from storage.layout import DatasetLayout, check_name, check_output_path
+from storage.layout import DatasetLayout, check_name
 from storage.locations import data_root
+from storage.outputs import check_synthesis_outputs
 from tasks.synthesize import FirstFrameChoice, SynthesizedClip, synthesize_clip_task
 
 
@@ -35,9 +35,8 @@ class SynthesizeParams(FlowParams):
 def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     check_name(params.clip, "clip")
-    out = check_output_path(params.out, layout.root)  # never onto a manifest, shard or quarantine record
-    review = check_output_path(out.with_name(out.stem + ".side_by_side.mp4"), layout.root) if params.side_by_side else None
-    frames_dir = check_frames_dir(params.frames_dir, layout.root) if params.frames_dir else None
+    out, review, frames_dir = check_synthesis_outputs(params.out, params.frames_dir, params.side_by_side, layout.root,
+                                                      [params.checkpoint, params.single_checkpoint])
     return synthesize_clip_task(params.checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
                                 None if review is None else str(review), parse_remap(params.remap), params.seed,
                                 params.first_frame, params.single_checkpoint,

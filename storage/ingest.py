@@ -8,6 +8,7 @@ the old clip stays until the new one is fully written; only then are its other s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from storage.errors import BadInputError, ShardError
+from storage.errors import BadInputError, ShardError, StorageEnvironmentError, environment_cause
 from storage.fingerprint import sha256_file
 from storage.layout import DatasetLayout
 from storage.locks import file_lock
@@ -88,6 +89,10 @@ def _existing_clip(layout: DatasetLayout, clip_id: str) -> tuple[str, str] | Non
     return str(meta.extra.get("source") or (row.source if row else "?")), sha
 
 
+def errno_name(error: OSError) -> str:
+    return errno.errorcode.get(error.errno or 0, str(error.errno))
+
+
 def _validate_only(source: VideoSource, config: IngestConfig) -> None:
     """Decode the whole source without writing anything: its problem, if any, as a ``BadInputError``."""
     for _ in _at_least(decode(source, config.policy), config.min_frames, str(source.path)):
@@ -102,7 +107,7 @@ def ingest_clip(layout: DatasetLayout, source: VideoSource, clip_id: str, config
     """
     layout.check_tree()
     record = ClipRecord(clip_id=clip_id, source=str(source.path), split=split_for(clip_id, config.val_fraction))
-    replaced = False
+    replaced = rewritten = False
     with file_lock(layout.shard_lock_path("rgb", clip_id)):
         existing = _existing_clip(layout, clip_id)
         try:
@@ -121,18 +126,28 @@ def ingest_clip(layout: DatasetLayout, source: VideoSource, clip_id: str, config
                                 _at_least(decode(source, config.policy), config.min_frames, str(source.path))),
                 extra={"source": str(source.path), "fps": info.fps, "source_sha256": sha},
             )
+            # the same source rewritten (another --size, codec, policy): the stage shards made from the old frames
+            # are stale, so they go, as for a replaced source
+            rewritten = existing is not None and not result.skipped
             size = config.policy.size or (info.width, info.height)
             record = record.model_copy(update=dict(n_frames=result.n_frames, fps=info.fps, width=size[0],
                                                    height=size[1], source_sha256=sha, status="ok"))
             clear_quarantine(layout, clip_id)
         except (BadInputError, ShardError, OSError) as exc:
-            replaced = False
+            cause = environment_cause(exc)
+            if cause is not None:  # the disk or its permissions, not the clip: nothing is recorded against it
+                path = cause.filename or layout.shard_path("rgb", clip_id)
+                kept = f"; the existing clip {clip_id!r} is unchanged" if existing is not None else ""
+                raise StorageEnvironmentError(
+                    f"ingest of {source.path} as clip {clip_id!r} failed on {path}: {cause.strerror or cause} "
+                    f"[{errno_name(cause)}] (the machine, not the clip: nothing was quarantined{kept})") from exc
+            replaced = rewritten = False
             if existing is not None:  # the good clip and its stage shards stay exactly as they were
                 record = record.model_copy(update=dict(
                     status="rejected", error=f"{exc} (the existing clip {clip_id!r} from {existing[0]} was kept)"))
             else:
                 record = record.model_copy(update=dict(status="quarantined", error=str(exc)))
             quarantine(layout, record)
-    if replaced:  # outside the rgb lock: shard locks are never nested (no deadlock between writers)
+    if replaced or rewritten:  # outside the rgb lock: shard locks are never nested (no deadlock between writers)
         invalidate_stages(layout, clip_id)
     return record

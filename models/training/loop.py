@@ -60,7 +60,11 @@ def worker_setup(job_data: dict) -> tuple[TrainJob, int, int, torch.device]:
 
 
 def _restore(trainer: Vid2VidTrainer, job: TrainJob) -> tuple[str, int]:
-    """Load the state to start from; returns (origin, batches of the current epoch already trained)."""
+    """Load the state to start from; returns (origin, batches of the current epoch already trained).
+
+    Ray's checkpoint comes first, and it is only ever this run's own (its worker group restarted): checkpoints
+    Ray registered before an explicit ``resume_from`` were moved aside by the driver
+    (``launch.supersede_ray_state``), so the named file always wins over an older run's state."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -69,7 +73,9 @@ def _restore(trainer: Vid2VidTrainer, job: TrainJob) -> tuple[str, int]:
         return "ray-checkpoint", int(progress["batches_done"])
     if job.resume_from:
         trainer.load_state_dict(load_checkpoint(job.resume_from))
-        return f"resume-from:{job.resume_from}", 0
+        progress = Path(job.resume_from).with_name(PROGRESS_FILE)  # a Ray checkpoint's: where in its epoch it was
+        done = json.loads(progress.read_text()) if progress.is_file() else {}
+        return f"resume-from:{job.resume_from}", int(done.get("batches_done", 0)) if done.get("epoch") == trainer.epoch else 0
     if job.init_from:
         parts = trainer.load_weights(load_checkpoint(job.init_from))
         return f"init-from:{job.init_from} ({', '.join(parts)})", 0
