@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows.demo_reference import demo_reference_flow
 from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
 from flows.preprocess import face_demo
 from flows.rebuild import RebuildParams, rebuild_flow
@@ -69,6 +70,7 @@ def run_demo(root_override: str | None = None, runs_override: str | None = None,
         train=TrainSettings(max_steps=steps), evaluate=EvaluateSettings(metrics=REBUILD_METRICS)))
     face = face_demo(str(root), dataset="face")
     comparison = demo_comparison_flow(str(root), str(runs), street.run_dir or street.model_path or "", steps, started)
+    reference = demo_reference_flow(str(root), str(runs), comparison["json"], steps)  # the shipped models
     api = os.environ.get("PREFECT_API_URL")
     api = None if api == temporary_api() else api  # this command's own server ends with it: point at `make ui`
     sketch = face.stages["sketch"]
@@ -85,10 +87,12 @@ def run_demo(root_override: str | None = None, runs_override: str | None = None,
         "", "  " + " | ".join(metric_columns),
         *["  " + " | ".join(row[c] for c in metric_columns) for row in comparison["table"]],
         *["  " + note for note in comparison["notes"]],
-        "", "goals:", *["  " + goal for goal in comparison["goals"]], "  " + comparison["budget"], "",
+        "", "goals:", *["  " + goal for goal in comparison["goals"]], "  " + comparison["budget"],
+        *reference["lines"], "",
         f"face (real clip, mediapipe sketches): {sketch.frames} frames, {sketch.empty_frames} without a face, "
         f"under {root / 'face'}",
-        "artifacts: " + ", ".join(street.artifact_keys + comparison["artifacts"] + [face.artifact_key]),
+        "artifacts: " + ", ".join(street.artifact_keys + comparison["artifacts"] + reference["artifacts"]
+                                  + [face.artifact_key]),
         f"inspect:    .venv/bin/vid2vid --data-root {root} info --dataset street",
     ]
     if api:
