@@ -162,8 +162,10 @@ def _install(staged: Path, target: Path) -> None:
     """Put the staged folder at ``target`` as a whole (an earlier model there is replaced only at the end)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     incoming = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
+    incoming.chmod(0o755)  # a folder of the repository, not a private temp folder
     for item in staged.iterdir():
         shutil.copy2(item, incoming / item.name)
+        (incoming / item.name).chmod(0o644)
     old = target.parent / f".{target.name}.old"
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
