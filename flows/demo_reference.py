@@ -27,11 +27,17 @@ from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_ta
 
 SHEET_FRAMES = (1, 8, 16, 23)  # the contact sheet's frames: synthesized above real, per method
 REAL = "real frames (reference)"
+EVALUATION = "shipped-reference"  # runs/evaluations/<dataset>/shipped-reference/: the review app's evaluation name
 METRIC_ORDER = ("fid_inception", "warp_error", "psnr", "ssim", "fid_i3d", "fid_resnext101")
 
 
 def _rows_by_method(table: list[dict[str, str]]) -> dict[str, dict[str, str]]:
-    return {row["method"]: row for row in table if row.get("run") != "—" or row["method"] == REAL}
+    """The rows evaluated now, by method (earlier evaluations' rows, which the table carries along, left out)."""
+    rows: dict[str, dict[str, str]] = {}
+    for row in table:
+        if not str(row.get("evaluated", "")).endswith("(earlier)"):
+            rows.setdefault(row["method"], row)
+    return rows
 
 
 def _labelled(row: dict[str, str], label: str, steps: object) -> dict[str, str]:
@@ -86,8 +92,11 @@ def _sheet(layout: DatasetLayout, out_dir: str, name: str, blocks: list[tuple[st
 
 
 def _evaluate(dataset: str, runs: list[str], root: str, runs_root: str) -> EvaluationResult:
+    """The shipped models as the evaluation ``EVALUATION`` of ``dataset`` (the review app lists it by that name),
+    so the demo's own latest comparison stays as it is."""
+    out = Path(runs_root) / "evaluations" / dataset / EVALUATION
     return evaluate_flow(EvaluateParams(dataset=dataset, runs=runs, metrics=list(DEFAULT_METRICS), data_root=root,
-                                        runs_root=runs_root))
+                                        runs_root=runs_root, out_dir=str(out)))
 
 
 @flow(name="demo-reference-models", log_prints=True)

@@ -22,7 +22,7 @@ from flows.naming import run_name
 from flows.params import FlowParams
 from flows.preprocess import PreprocessParams, carphone_path, preprocess_flow
 from flows.train import TrainParams, train_flow
-from models.metrics.names import DEFAULT_METRICS
+from models.metrics.names import DEFAULT_METRICS, metric_names
 from models.preprocess.registry import BackendSettings
 from models.reference.card import (CARD_FILE, CARD_MARKDOWN, DataRecord, HeldOut, ModelCard, Segment, WallTime,
                                    reference_dir, write_card)
@@ -183,21 +183,25 @@ def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
     started = time.perf_counter()
     logger = get_run_logger()
     recipe = load_recipe(params.name)
+    metric_names(params.metrics)  # a misspelt metric is refused now, not after hours of training
     steps = params.steps or recipe.budget.steps
     runs = locations.runs_root(params.runs_root).resolve()
-    resume = None
+    resume, start_step = None, 0
     if params.resume_from:  # settled before any work: a wrong request costs nothing
         resume = latest_checkpoint(runs, recipe.name) if params.resume_from == "latest" else Path(params.resume_from)
         if not resume.is_file():
             raise FileNotFoundError(f"--resume-from {resume}: no such checkpoint")
+        start_step = int(load_checkpoint(resume).get("step", 0))
+        if start_step >= steps:
+            raise ValueError(f"--resume-from {resume} is at step {start_step} already: give --steps above it "
+                             f"(the total to reach, now {steps})")
     data = reference_data_flow(ReferenceDataParams(name=params.name, data_root=params.data_root))
     if params.data_only:
         return ReferenceResult(name=recipe.name, data=data, seconds=time.perf_counter() - started)
     root = Path(data.data_root)
     layout = DatasetLayout(root, data.dataset)
-    start_step, before = 0, []
+    before = []
     if resume is not None:
-        start_step = int(load_checkpoint(resume).get("step", 0))
         before = segments_until(resume, start_step)
         logger.info("resuming %s from %s (step %d; %d earlier segment(s))", recipe.name, resume, start_step, len(before))
     trained = train_flow(TrainParams(
@@ -216,9 +220,10 @@ def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
     staged = run / "reference" / recipe.name  # the evaluation names the run after this folder
     staged.mkdir(parents=True, exist_ok=True)
     parts = pack_model(trained.model_path or "", staged / "model.pt")
-    evaluation = evaluate_flow(EvaluateParams(dataset=data.dataset, runs=[str(staged / "model.pt")],
-                                              metrics=params.metrics, data_root=str(root), runs_root=str(runs),
-                                              weights_dir=params.weights_dir))
+    evaluation = evaluate_flow(EvaluateParams(  # its own named evaluation: the dataset's latest one stays as it is
+        dataset=data.dataset, runs=[str(staged / "model.pt")], metrics=params.metrics, data_root=str(root),
+        runs_root=str(runs), weights_dir=params.weights_dir,
+        out_dir=str(runs / "evaluations" / data.dataset / f"reference-{recipe.name}")))
     scored = evaluation.evaluations[0]
     clips = [c.clip_id for c in scored.clips]
     model = load_model_config(recipe.preset)
