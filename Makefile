@@ -22,7 +22,7 @@ export VID2VID_PREFECT_UI_URL ?= http://127.0.0.1:$(PREFECT_PORT)
 TEST_DEBS := chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo ui server deploy worker test-packages test bench clean mediapipe-venv openmmlab
+.PHONY: install demo reference-models ui server deploy worker test-packages test bench clean mediapipe-venv openmmlab
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,15 @@ install: $(STAMP) $(MP_STAMP) $(OMM_STAMP)
 # The demo needs no OpenMMLab build: only the main venv and the mediapipe side venv.
 demo: $(STAMP) $(MP_STAMP)
 	$(VENV)/bin/vid2vid demo
+
+# The shipped reference models (reference_models/<name>/: fp16 model.pt + card.json + card.md), each trained by its
+# recipe's budget (configs/reference/<name>.yaml), niced; one at a time. `REFERENCE_MODELS=street` for one,
+# `REFERENCE_STEPS=N` for another budget, `REFERENCE_ARGS=--resume-from latest` to continue interrupted runs.
+REFERENCE_MODELS ?= street street_frame face face_frame
+reference-models: $(STAMP) $(MP_STAMP)
+	for name in $(REFERENCE_MODELS); do \
+	  nice -n 19 $(VENV)/bin/vid2vid reference-model --name $$name $(if $(REFERENCE_STEPS),--steps $(REFERENCE_STEPS)) $(REFERENCE_ARGS) || exit 1; \
+	done
 
 # The Prefect server + UI over the same embedded database the demo wrote to, and beside it the review app
 # (playable videos, runs side by side, preference studies) over ./runs. Blocks; Ctrl-C stops both.

@@ -23,7 +23,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 EXIT_FAILED = 1  # the work failed (a flow ended Failed, a stage could not run)
 EXIT_USAGE = 2  # the request is wrong: nothing was started
 #: subcommands that show progress: bars on a terminal, plain periodic lines otherwise (tasks/progress.py)
-LONG_WORK = {"ingest", "synth", "preprocess", "face-demo", "train", "evaluate", "rebuild", "demo"}
+LONG_WORK = {"ingest", "synth", "preprocess", "face-demo", "train", "evaluate", "rebuild", "demo", "reference-model"}
 
 
 # --- shared helpers --------------------------------------------------------------------------------------
@@ -423,6 +423,46 @@ def _parser_demo(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+# --- shipped reference models ----------------------------------------------------------------------------
+def cmd_reference_model(args: argparse.Namespace) -> int:
+    from flows.reference import ReferenceParams, reference_model_flow
+    from models.reference.recipe import load_recipe
+
+    load_recipe(args.name)  # an unknown name is refused before any server or Ray starts
+    if args.nice:  # Ray's workers are started from this process and inherit its priority
+        os.nice(max(0, args.nice - os.nice(0)))
+    result = reference_model_flow(ReferenceParams(**_given(
+        name=args.name, steps=args.steps, workers=args.workers, resume_from=args.resume_from, data_only=args.data_only,
+        data_root=args.data_root, runs_root=args.runs_root, out_dir=args.out_dir, weights_dir=args.weights_dir,
+        metrics=_csv(args.metrics))))
+    print(f"data: dataset {result.data.dataset} under {result.data.data_root}, held out: "
+          f"{', '.join(result.data.heldout_clips)}")
+    if result.model_path:
+        print(f"reference model {result.name}: {result.steps} steps -> {result.model_path}")
+        print("held-out: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                       for k, v in result.heldout.items()))
+        print(f"card: {result.card_path} (and card.md); {result.seconds:.0f} s")
+    return 0
+
+
+def _parser_reference_model(sub: argparse._SubParsersAction) -> None:
+    ref = sub.add_parser("reference-model", help="train, pack and card one shipped reference model "
+                                                 "(configs/reference/NAME.yaml) into reference_models/NAME/")
+    ref.add_argument("--name", required=True, help="street, street_frame, face, face_frame")
+    ref.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's budget)")
+    ref.add_argument("--workers", type=int, default=None, help="Ray Train workers (default: the recipe's)")
+    ref.add_argument("--resume-from", default=None, metavar="CKPT|latest",
+                     help="continue an earlier run of this model (its checkpoint.pt / model.pt, or 'latest'); the "
+                          "card sums the time of every segment")
+    ref.add_argument("--data-only", action="store_true", help="build the recipe's dataset and stop")
+    ref.add_argument("--nice", type=int, default=19, help="run at this niceness (default 19; 0 leaves it)")
+    ref.add_argument("--runs-root", default=None)
+    ref.add_argument("--out-dir", default=None, help="default: $VID2VID_REFERENCE_DIR or the repo's reference_models/")
+    ref.add_argument("--weights-dir", default=None)
+    ref.add_argument("--metrics", default=None, help="held-out metrics of the card (default: all)")
+    ref.set_defaults(func=cmd_reference_model)
+
+
 # --- NVIDIA's released checkpoints --------------------------------------------------------------------------
 def cmd_import_official(args: argparse.Namespace) -> int:
     from models.vid2vid.official_import import OfficialImportError, import_official
@@ -595,7 +635,8 @@ def _parser_study(sub: argparse._SubParsersAction) -> None:
 # One entry per subcommand, in the order `vid2vid --help` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _parser_ingest, _parser_synth, _parser_info, _parser_preprocess, _parser_face_demo, _parser_weights,
-    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_import_official,
+    _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_reference_model,
+    _parser_import_official,
     _parser_predict, _parser_review, _parser_study,
 ]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows.demo_reference import demo_reference_flow
 from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
 from flows.preprocess import face_demo
 from flows.rebuild import RebuildParams, rebuild_flow
@@ -62,21 +63,22 @@ def demo_comparison_flow(root: str, runs: str, vid2vid_run: str, steps: int, sta
 @flow(name="demo", flow_run_name="demo {steps} steps", log_prints=True)
 def demo_flow(root: str, runs: str, steps: int, started: float) -> tuple:
     """The whole demo as one run in the UI, its parts as sub-runs: the street rebuild, the face clip, the
-    comparison with the baseline."""
+    comparison with the baseline, the shipped reference models."""
     street = rebuild_flow(RebuildParams(
         data_root=root, runs_root=runs, config=DEMO_CONFIG,
         synth=SynthSettings(clips=DEMO_CLIPS, frames=DEMO_FRAMES, size=DEMO_SIZE),
         train=TrainSettings(max_steps=steps), evaluate=EvaluateSettings(metrics=REBUILD_METRICS)))
     face = face_demo(root, dataset="face")
     comparison = demo_comparison_flow(root, runs, street.run_dir or street.model_path or "", steps, started)
-    return street, face, comparison
+    reference = demo_reference_flow(root, runs, comparison["json"], steps)  # the shipped models
+    return street, face, comparison, reference
 
 
 def run_demo(root_override: str | None = None, runs_override: str | None = None, steps: int = DEMO_STEPS) -> int:
     started = time.perf_counter()
     root = data_root(root_override).resolve()
     runs = runs_root(runs_override).resolve()
-    street, face, comparison = demo_flow(str(root), str(runs), steps, started)
+    street, face, comparison, reference = demo_flow(str(root), str(runs), steps, started)
     api = os.environ.get("PREFECT_API_URL")
     api = None if api == temporary_api() else api  # this command's own server ends with it: point at `make ui`
     sketch = face.stages["sketch"]
@@ -93,10 +95,12 @@ def run_demo(root_override: str | None = None, runs_override: str | None = None,
         "", "  " + " | ".join(metric_columns),
         *["  " + " | ".join(row[c] for c in metric_columns) for row in comparison["table"]],
         *["  " + note for note in comparison["notes"]],
-        "", "goals:", *["  " + goal for goal in comparison["goals"]], "  " + comparison["budget"], "",
+        "", "goals:", *["  " + goal for goal in comparison["goals"]], "  " + comparison["budget"],
+        *reference["lines"], "",
         f"face (real clip, mediapipe sketches): {sketch.frames} frames, {sketch.empty_frames} without a face, "
         f"under {root / 'face'}",
-        "artifacts: " + ", ".join(street.artifact_keys + comparison["artifacts"] + [face.artifact_key]),
+        "artifacts: " + ", ".join(street.artifact_keys + comparison["artifacts"] + reference["artifacts"]
+                                  + [face.artifact_key]),
         f"inspect:    .venv/bin/vid2vid --data-root {root} info --dataset street",
     ]
     if api:

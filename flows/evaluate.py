@@ -67,7 +67,12 @@ class EvaluationResult(BaseModel):
 
 
 def resolve_model(run: str, root: Path) -> tuple[str, str]:
-    """(run name, model file) from a run name, a run folder or a model file."""
+    """(run name, model file) from a run name, a run folder, a model file or a shipped model (``reference:street``
+    → run ``reference-street``, its file checked against its card's sha256)."""
+    if run.startswith("reference:"):
+        from models.reference.registry import resolve_model_file
+
+        return f"reference-{run.removeprefix('reference:')}", str(resolve_model_file(run).resolve())
     path = Path(run)
     candidates = [path] if path.suffix == ".pt" else [path / "model.pt", root / run / "model.pt"]
     for candidate in candidates:

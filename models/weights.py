@@ -72,6 +72,7 @@ class WeightSpec:
     state_dict_key: str | None = None  # e.g. "state_dict" for checkpoints that nest the weights
     git_blob_sha1: str | None = None
     unverified: bool = False  # no fingerprint of the official file is known offline: say so everywhere
+    directory: str | None = None  # a fixed folder (the shipped reference models); None: the weights folder
 
     def __post_init__(self) -> None:
         fingerprinted = self.sha256_prefix is not None or self.git_blob_sha1 is not None
@@ -212,6 +213,29 @@ for _spec in (
     register(_spec)
 
 
+def _register_shipped_models() -> None:
+    """The reference models shipped in the repository (reference_models/<name>/, models/reference/): each card's
+    sha256 is its file's registered checksum, so ``resolve``/``verify_checksum`` treat them like any weight.
+    A folder with an invalid card registers nothing (``models.reference.shipped_models`` says why)."""
+    from models.reference.card import MODEL_FILE, PREFIX, shipped_models
+
+    for shipped in shipped_models():
+        if shipped.card is None:
+            continue
+        card = shipped.card
+        metrics = card.heldout.metrics
+        psnr = f", held-out PSNR {metrics['psnr']:.2f} dB" if isinstance(metrics.get("psnr"), float) else ""
+        register(WeightSpec(
+            name=f"{PREFIX}{card.name}", filename=card.file or MODEL_FILE, directory=str(shipped.folder),
+            url=f"shipped in the repository; rebuilt by: {card.command}",
+            used_by=f"shipped reference model ({card.method}, preset {card.preset}, {card.steps} steps{psnr}); "
+                    f"--init-from / --runs / --checkpoint {PREFIX}{card.name}",
+            required_keys=("format", "config", "generator", "discriminators"), sha256=card.sha256))
+
+
+_register_shipped_models()
+
+
 def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The folder checkpoints are looked for in: argument, then ``$VID2VID_WEIGHTS_DIR``, then ./weights."""
     return locations.weights_dir(override)
@@ -228,7 +252,7 @@ def get_spec(name_or_spec: str | WeightSpec) -> WeightSpec:
 
 def expected_path(name_or_spec: str | WeightSpec, directory: str | os.PathLike[str] | None = None) -> Path:
     spec = get_spec(name_or_spec)
-    return weights_dir(directory) / spec.filename
+    return Path(spec.directory) / spec.filename if spec.directory else weights_dir(directory) / spec.filename
 
 
 def resolve(name_or_spec: str | WeightSpec, directory: str | os.PathLike[str] | None = None) -> Path:

@@ -6,6 +6,8 @@ a ``BadInputError`` that names the input and says what is wrong with it.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -286,6 +288,12 @@ def pick_codec() -> str:
     return "libx264" if "libx264" in available else ("h264" if "h264" in available else "mpeg4")
 
 
+def stream_rate(fps: float) -> int | Fraction:
+    """The frame rate as PyAV's ``add_stream`` takes it: an int, or a fraction (29.97 → 30000/1001); a float is
+    refused by PyAV ('float' object has no attribute 'numerator')."""
+    return round(fps) if abs(fps - round(fps)) < 1e-6 else Fraction(fps).limit_denominator(1001)
+
+
 class VideoWriter:
     """An mp4 (H.264, yuv420p, browser-playable) written frame by frame and placed atomically on close.
 
@@ -302,8 +310,7 @@ class VideoWriter:
     def write(self, frame: np.ndarray) -> None:
         if self._stream is None:
             codec = pick_codec()
-            rate = round(self.fps) if abs(self.fps - round(self.fps)) < 1e-6 else self.fps
-            self._stream = self._container.add_stream(codec, rate=rate)
+            self._stream = self._container.add_stream(codec, rate=stream_rate(self.fps))
             height, width = frame.shape[:2]
             self._stream.width, self._stream.height = width - width % 2, height - height % 2  # yuv420p: even sizes
             self._stream.pix_fmt = "yuv420p"

@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from storage.atomic import atomic_path
+from storage.video import stream_rate
 
 SUFFIX = ".lossless.mkv"
 
@@ -35,8 +36,7 @@ class LosslessWriter:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.dtype} {frame.shape}")
         if self._stream is None:
-            rate = round(self.fps) if abs(self.fps - round(self.fps)) < 1e-6 else self.fps
-            self._stream = self._container.add_stream("ffv1", rate=rate)
+            self._stream = self._container.add_stream("ffv1", rate=stream_rate(self.fps))
             self._stream.height, self._stream.width = frame.shape[:2]
             self._stream.pix_fmt = "bgr0"
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):

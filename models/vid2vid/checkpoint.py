@@ -37,8 +37,11 @@ from .trainer import CHECKPOINT_FORMAT, Vid2VidTrainer
 
 #: NVIDIA's released generators imported by ``vid2vid import-official`` (no optimizer or discriminator state)
 IMPORTED_FORMAT = "vid2vid-imported/1"
-#: what a model file may be: a trained checkpoint, or an imported official generator
-MODEL_FORMATS = (CHECKPOINT_FORMAT, IMPORTED_FORMAT)
+#: a shipped reference model (reference_models/<name>/model.pt): generator and discriminators in fp16, no
+#: optimizer state (models/reference/pack.py); loading casts them to the modules' float32
+REFERENCE_FORMAT = "vid2vid-reference/1"
+#: what a model file may be: a trained checkpoint, an imported official generator, or a shipped reference model
+MODEL_FORMATS = (CHECKPOINT_FORMAT, IMPORTED_FORMAT, REFERENCE_FORMAT)
 
 REQUIRED_KEYS = ("format", "config", "generator")
 
@@ -73,9 +76,17 @@ def save_checkpoint(
     return path
 
 
+def _model_file(path: str | os.PathLike[str]) -> Path:
+    """A path as given, or a shipped model's file (``reference:<name>``) once its sha256 matches its card."""
+    from models.reference.registry import resolve_model_file  # the weights registry: only when a name is given
+
+    return resolve_model_file(path) if str(path).startswith("reference:") else Path(path)
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint's dict, checked to be a vid2vid checkpoint; otherwise a ``CheckpointError``."""
-    path = Path(path)
+    """The checkpoint's dict, checked to be a vid2vid checkpoint; otherwise a ``CheckpointError``. ``path`` may
+    name a shipped reference model (``reference:street``)."""
+    path = _model_file(path)
     if not path.exists():
         raise MissingCheckpointError(f"checkpoint {path} does not exist")
     state = torch_load_safely(path, CheckpointError, "checkpoint", map_location)
@@ -111,10 +122,11 @@ def validate_checkpoint(path: str | os.PathLike[str], model: dict[str, Any] | No
 
     With ``model`` (a ModelConfig as plain data), the checkpoint must have been written for that config.
     """
-    absolute = Path(path).expanduser().resolve()
+    absolute = _model_file(path).expanduser().resolve()
     state = load_checkpoint(absolute)
     if state["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {absolute} is an imported model ({state['format']}) with no optimizer state "
+        kind = "a shipped reference model" if state["format"] == REFERENCE_FORMAT else "an imported model"
+        raise CheckpointError(f"checkpoint {absolute} is {kind} ({state['format']}) with no optimizer state "
                               f"or step to continue: start a new run from its weights with --init-from")
     config = model_config(state, absolute)
     if model is not None and config != ModelConfig.model_validate(model):
@@ -155,8 +167,9 @@ def validate_init_from(path: str | os.PathLike[str], model: dict[str, Any]) -> t
     """Check on the driver that a model file (ours or imported) can start a run of ``model`` (a ModelConfig as
     plain data): it exists, is a vid2vid model file, and its generator (encoder, discriminators when it has
     them) have exactly the keys and shapes the run's config builds. Returns (absolute path, the parts it will
-    initialise, notes on config fields that differ without changing shapes)."""
-    absolute = Path(path).expanduser().resolve()
+    initialise, notes on config fields that differ without changing shapes). ``path`` may name a shipped
+    reference model (``reference:street``), verified against its card's sha256 first."""
+    absolute = _model_file(path).expanduser().resolve()
     state = load_checkpoint(absolute)
     file_config = model_config(state, absolute)
     config = ModelConfig.model_validate(model)

@@ -1,0 +1,255 @@
+"""`vid2vid reference-model --name N`: one shipped reference model from nothing, as its recipe says
+(configs/reference/N.yaml) — the data, the training (resumable with --resume-from; the card sums every
+segment's time), the fp16 pack, the held-out evaluation of the packed file, and the model card — placed
+under reference_models/N/. `make reference-models` runs it for every recipe, niced.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from flows.evaluate import EvaluateParams, evaluate_flow, evaluation_data_fingerprint
+from flows.ingest import IngestParams, SynthParams, ingest_flow, synth_flow
+from flows.naming import run_name
+from flows.params import FlowParams
+from flows.preprocess import PreprocessParams, carphone_path, preprocess_flow
+from flows.train import TrainParams, train_flow
+from models.metrics.names import DEFAULT_METRICS, metric_names
+from models.preprocess.registry import BackendSettings
+from models.reference.card import (CARD_FILE, CARD_MARKDOWN, DataRecord, HeldOut, ModelCard, Segment, WallTime,
+                                   reference_dir, write_card)
+from models.reference.provenance import LEDGER, code_commit, machine, render_markdown, segments_until
+from models.reference.recipe import CarphoneData, ReferenceRecipe, load_recipe
+from models.training import input_stages
+from models.training.launch import dataset_fingerprint
+from models.vid2vid.config import load_model_config
+from storage import locations
+from storage.atomic import atomic_write_bytes
+from storage.fingerprint import sha256_file
+from storage.ingest import IngestConfig
+from storage.layout import DatasetLayout
+from storage.manifest import merge_records, read_manifest
+from storage.video import FramePolicy, VideoSource, decode, probe
+from tasks.artifacts import artifact_key, publish_markdown
+
+PROTOCOL = ("the evaluate flow's (README, 'Evaluation protocol'): every held-out clip synthesized at full length "
+            "from its real frame 0, frames 1..T-1 scored against the real frames (synthesized ones from a lossless "
+            "copy); PSNR/SSIM averaged per clip, then over clips; warp error under the clips' own flows; each FID "
+            "needs its weights file (else 'not computed')")
+HELDOUT_CLIP, TRAIN_CLIP = "carphone_heldout", "carphone_train"
+
+
+class ReferenceDataParams(FlowParams):
+    name: str = Field(description="the recipe: configs/reference/<name>.yaml")
+    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
+
+
+class ReferenceParams(ReferenceDataParams):
+    steps: int | None = Field(default=None, ge=1, description="default: the recipe's budget")
+    workers: int | None = Field(default=None, ge=1, description="default: the recipe's")
+    resume_from: str | None = Field(default=None, description="a checkpoint of an earlier run of this model, or "
+                                                              "'latest' (the newest run's newest checkpoint)")
+    data_only: bool = Field(default=False, description="build the data and stop")
+    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
+    out_dir: str | None = Field(default=None, description="default: $VID2VID_REFERENCE_DIR or the repo's reference_models/")
+    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), description="held-out metrics of the card")
+
+
+class ReferenceData(BaseModel):
+    dataset: str
+    data_root: str
+    heldout_clips: list[str]
+    source_sha256: str | None
+    regenerate: str
+
+
+class ReferenceResult(BaseModel):
+    name: str
+    data: ReferenceData
+    model_path: str | None = None
+    card_path: str | None = None
+    steps: int = 0
+    heldout: dict[str, float | str] = {}
+    seconds: float = 0.0
+
+
+def _carphone_frames(size: tuple[int, int], train_fraction: float) -> tuple[Path, str, float]:
+    """The carphone clip cut in time into two frame folders (train | held out) under a folder named by the clip's
+    sha256, so a rerun ingests the same sources; returns (folder, sha256, fps)."""
+    source = carphone_path()
+    sha = sha256_file(source)
+    video = VideoSource("carphone", source)
+    fps = probe(video).fps
+    folder = Path(tempfile.gettempdir()) / f"vid2vid-carphone-{sha[:12]}-{train_fraction:.2f}"
+    if not (folder / ".complete").is_file():
+        from PIL import Image
+
+        frames = list(decode(video))
+        cut = round(len(frames) * train_fraction)
+        staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+        for clip, part in ((TRAIN_CLIP, frames[:cut]), (HELDOUT_CLIP, frames[cut:])):
+            (staging / clip).mkdir()
+            for index, frame in enumerate(part):
+                Image.fromarray(frame).save(staging / clip / f"{index:06d}.png")
+        (staging / ".complete").write_text(f"{len(frames)} frames, cut at {cut}\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    return folder, sha, fps
+
+
+@flow(name="reference-data", log_prints=True,
+      flow_run_name=run_name("reference-data", ReferenceDataParams, lambda p: p.name))
+def reference_data_flow(params: ReferenceDataParams) -> ReferenceData:
+    """The recipe's dataset, built (or found unchanged) by the pipeline's own flows."""
+    recipe = load_recipe(params.name)
+    root = locations.data_root(params.data_root).resolve()
+    data = recipe.data
+    model = load_model_config(recipe.preset).to_dict()
+    stages = list(input_stages(model))
+    target = {"dataset": data.dataset, "data_root": str(root)}
+    source_sha = None
+    if isinstance(data, CarphoneData):
+        folder, source_sha, fps = _carphone_frames(data.size, data.train_fraction)
+        policy = FramePolicy(size=data.size, mode="crop", frame_fps=fps)
+        ingested = ingest_flow(IngestParams(src=str(folder), config=IngestConfig(policy=policy, val_fraction=0.0), **target))
+        split = {TRAIN_CLIP: "train", HELDOUT_CLIP: "val"}  # cut in time, not by the ingest's hash of the clip id
+        merge_records(DatasetLayout(root, data.dataset),
+                      [r.model_copy(update={"split": split.get(r.clip_id, r.split)}) for r in ingested.records])
+        preprocess_flow(PreprocessParams(stages=stages, **target))
+    else:  # the demo's synthetic street: exact labels and flow, validated, never re-estimated
+        synth_flow(SynthParams(clips=data.clips, frames=data.frames, size=data.size, seed=data.seed,
+                               val_fraction=data.val_fraction, **target))
+        backends = {stage: BackendSettings(backend="dataset") for stage in ("semantic", "instance", "flow")}
+        preprocess_flow(PreprocessParams(stages=stages, backends=backends, **target))
+    layout = DatasetLayout(root, data.dataset)
+    heldout = [r.clip_id for r in read_manifest(layout) if r.status == "ok" and r.split == "val"]
+    return ReferenceData(dataset=data.dataset, data_root=str(root), heldout_clips=heldout, source_sha256=source_sha,
+                         regenerate=f"vid2vid --data-root DATA reference-model --name {recipe.name} --data-only")
+
+
+def latest_checkpoint(runs: Path, name: str) -> Path:
+    """The newest checkpoint of the newest run of reference model ``name``: its model.pt when it finished, else
+    its newest Ray checkpoint (a killed run)."""
+    folders = sorted(runs.glob(f"reference-{name}-*"))
+    for folder in reversed(folders):
+        candidates = [folder / "model.pt"] if (folder / "model.pt").is_file() else sorted(
+            (folder / "ray").rglob("checkpoint.pt"), key=lambda p: p.stat().st_mtime)
+        if candidates:
+            return candidates[-1]
+    raise FileNotFoundError(f"--resume-from latest: no run of reference model {name!r} with a checkpoint under {runs} "
+                            f"(looked for reference-{name}-*/model.pt and its ray/**/checkpoint.pt)")
+
+
+def _budget_note(recipe: ReferenceRecipe, steps: int) -> str:
+    if steps >= recipe.budget.steps:
+        return (f"The recipe's budget (configs/reference/{recipe.name}.yaml: {recipe.budget.steps} steps, sized to "
+                f"<= {recipe.budget.hours_on_2_cpu_cores} h on 2 CPU cores).")
+    return (f"A SHORT SMOKE BUDGET: {steps} of the recipe's {recipe.budget.steps} steps, so the files, card, loading "
+            f"and fine-tuning can be checked; it is not what the recipe reaches. `make reference-models` trains the "
+            f"budget.")
+
+
+def _install(staged: Path, target: Path) -> None:
+    """Put the staged folder at ``target`` as a whole (an earlier model there is replaced only at the end)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    incoming = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
+    incoming.chmod(0o755)  # a folder of the repository, not a private temp folder
+    for item in staged.iterdir():
+        shutil.copy2(item, incoming / item.name)
+        (incoming / item.name).chmod(0o644)
+    old = target.parent / f".{target.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    incoming.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@flow(name="reference-model", log_prints=True,
+      flow_run_name=run_name("reference-model", ReferenceParams, lambda p: f"{p.name} {p.steps or 'budget'} steps"))
+def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
+    from models.reference.pack import pack_model
+    from models.vid2vid.checkpoint import load_checkpoint
+
+    started = time.perf_counter()
+    logger = get_run_logger()
+    recipe = load_recipe(params.name)
+    metric_names(params.metrics)  # a misspelt metric is refused now, not after hours of training
+    steps = params.steps or recipe.budget.steps
+    runs = locations.runs_root(params.runs_root).resolve()
+    resume, start_step = None, 0
+    if params.resume_from:  # settled before any work: a wrong request costs nothing
+        resume = latest_checkpoint(runs, recipe.name) if params.resume_from == "latest" else Path(params.resume_from)
+        if not resume.is_file():
+            raise FileNotFoundError(f"--resume-from {resume}: no such checkpoint")
+        start_step = int(load_checkpoint(resume).get("step", 0))
+        if start_step >= steps:
+            raise ValueError(f"--resume-from {resume} is at step {start_step} already: give --steps above it "
+                             f"(the total to reach, now {steps})")
+    data = reference_data_flow(ReferenceDataParams(name=params.name, data_root=params.data_root))
+    if params.data_only:
+        return ReferenceResult(name=recipe.name, data=data, seconds=time.perf_counter() - started)
+    root = Path(data.data_root)
+    layout = DatasetLayout(root, data.dataset)
+    before = []
+    if resume is not None:
+        before = segments_until(resume, start_step)
+        logger.info("resuming %s from %s (step %d; %d earlier segment(s))", recipe.name, resume, start_step, len(before))
+    trained = train_flow(TrainParams(
+        dataset=data.dataset, config=recipe.preset, data_root=str(root), runs_root=str(runs),
+        run_name=f"reference-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}", max_steps=steps,
+        workers=params.workers or recipe.budget.workers, checkpoint_every=recipe.budget.checkpoint_every,
+        resume_from=str(resume) if resume else None, weights_dir=params.weights_dir))
+    run = Path(trained.run_dir or "")
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    segments = [*before, Segment(run_dir=str(run), start_step=start_step, end_step=trained.steps,
+                                 seconds=round(float(summary.get("seconds", 0.0)), 1),
+                                 resumed_from=str(resume) if resume else None)]
+    atomic_write_bytes(run / LEDGER, json.dumps({"name": recipe.name, "segments": [s.model_dump() for s in segments]},
+                                                indent=2).encode())
+
+    staged = run / "reference" / recipe.name  # the evaluation names the run after this folder
+    staged.mkdir(parents=True, exist_ok=True)
+    parts = pack_model(trained.model_path or "", staged / "model.pt")
+    evaluation = evaluate_flow(EvaluateParams(  # its own named evaluation: the dataset's latest one stays as it is
+        dataset=data.dataset, runs=[str(staged / "model.pt")], metrics=params.metrics, data_root=str(root),
+        runs_root=str(runs), weights_dir=params.weights_dir,
+        out_dir=str(runs / "evaluations" / data.dataset / f"reference-{recipe.name}")))
+    scored = evaluation.evaluations[0]
+    clips = [c.clip_id for c in scored.clips]
+    model = load_model_config(recipe.preset)
+    commit, dirty = code_commit()
+    card = ModelCard(
+        name=recipe.name, preset=recipe.preset, method=scored.variant, twin=recipe.twin,
+        sha256=sha256_file(staged / "model.pt"), size_bytes=(staged / "model.pt").stat().st_size, parts=parts,
+        command=f"nice -n 19 .venv/bin/vid2vid reference-model --name {recipe.name} --steps {steps}",
+        config=load_checkpoint(staged / "model.pt")["config"], steps=trained.steps, budget_steps=recipe.budget.steps,
+        budget_note=_budget_note(recipe, trained.steps),
+        wall_time=WallTime(training_seconds=round(sum(s.seconds for s in segments), 1), segments=segments,
+                           last_command_seconds=round(time.perf_counter() - started, 1)),
+        machine=machine(),
+        data=DataRecord(kind=recipe.data.kind, dataset=data.dataset, recipe=recipe.data.model_dump(mode="json"),
+                        train_fingerprint=dataset_fingerprint(layout, input_stages(model.to_dict())),
+                        heldout_fingerprint=evaluation_data_fingerprint(layout, clips), heldout_clips=clips,
+                        source_sha256=data.source_sha256, regenerate=data.regenerate),
+        code_commit=commit, code_dirty=dirty,
+        heldout=HeldOut(metrics=scored.values, references=scored.references, protocol=PROTOCOL, clips=len(clips),
+                        frames_scored=int(scored.details.get("psnr", {}).get("n_frames", 0))),
+        trained_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    write_card(staged, card, render_markdown(card))
+    target = reference_dir(params.out_dir) / recipe.name
+    _install(staged, target)
+    publish_markdown(artifact_key("reference", recipe.name), (target / CARD_MARKDOWN).read_text(),
+                     f"reference model {recipe.name}: its card")
+    return ReferenceResult(name=recipe.name, data=data, model_path=str(target / "model.pt"),
+                           card_path=str(target / CARD_FILE), steps=trained.steps, heldout=scored.values,
+                           seconds=time.perf_counter() - started)
