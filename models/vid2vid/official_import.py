@@ -103,9 +103,7 @@ def single_key_map(generator: Vid2VidGenerator) -> dict[str, str]:
         scale, module, index, rest = _split(key)
         if generator.n_scales == 1:
             official = f"model.{offsets[module] + index}"
-        elif scale == 0:
-            if module == "bg_out":
-                continue  # LocalEnhancer drops the global generator's output layer
+        elif scale == 0:  # the LocalEnhancer's global part (its output layer dropped: generator.coarse_outputs)
             official = f"model.{offsets[module] + index}"
         else:
             name = "model1_1" if module == "src_down" else "model1_2"
@@ -366,6 +364,7 @@ def single_frame_config(config: ModelConfig, load_size: int) -> ModelConfig:
         "norm": "instance",
         "use_fg_prior": False,
         "use_flow_warping": False,
+        "coarse_outputs": load_size != 2048,  # the LocalEnhancer's global part has no output layer
     }
     data["frame_by_frame"] = True
     data["discriminator"] = {**data["discriminator"], "use_video_discriminator": False}
