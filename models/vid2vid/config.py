@@ -224,6 +224,10 @@ class LossConfig(_Strict):
     raw_image_losses: bool = False
     # NVIDIA's G_Warp: |x~_t - w_ref(x~_{t-1})|_1 weighted by the reference flow's confidence (their lambda_T)
     lambda_fake_warp: float = 0.0
+    # the frame G_Warp warps onto a chunk's first frame: the previous output ("previous"), or, from the second
+    # chunk on, the chunk's own last output ("chunk_last"): what NVIDIA's train.py computes, since its generator
+    # extends the list of last outputs in place before compute_fake_B_prev reads its last frame
+    fake_warp_first: Literal["previous", "chunk_last"] = "previous"
     # confidence-weighted L1 of the flow terms: sum / sum of weights ("weighted_mean") or NVIDIA's MaskedL1Loss,
     # the mean of |a*w - b*w| over every pixel ("masked_mean"); "official" flow EPE also / 2**(n_scales-1)
     masked_l1: Literal["weighted_mean", "masked_mean"] = "weighted_mean"
@@ -266,6 +270,9 @@ class TrainConfig(_Strict):
     # (--niter_step) from initial_seq_len - n_prev (--n_frames_total), rounded down to frames_per_step chunks
     schedule: Literal["paper", "official"] = "paper"
     epochs_finest_only: int = Field(0, ge=0)
+    # the last lr_decay_epochs of ``epochs`` decay G's and D's learning rate linearly towards 0 (NVIDIA's
+    # --niter_decay; their D_T optimisers keep theirs); 0: constant
+    lr_decay_epochs: int = Field(0, ge=0)
 
 
 class OfficialInput(_Strict):

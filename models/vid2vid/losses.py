@@ -25,7 +25,7 @@ def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.
     num_d = len(fake)
     total = fake[0][0].new_zeros(())
     for fake_scale, real_scale in zip(fake, real):
-        n_layers = len(fake_scale) - 1
+        n_layers = len(fake_scale) - 2  # PatchGAN outputs: n_layers + 2 (pix2pixHD: 4 / (n_layers_D + 1))
         weight = 4.0 / (n_layers + 1) / num_d
         for f, r in zip(fake_scale[:-1], real_scale[:-1]):
             total = total + weight * F.l1_loss(f, r.detach())

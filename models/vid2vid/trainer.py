@@ -134,6 +134,12 @@ class Vid2VidTrainer:
         self.epoch = epoch
         if was_finest_only and not self.stage.finest_only:  # NVIDIA's update_fixed_params: a fresh Adam for G
             self.opt_G.state.clear()
+        t = self.config.train
+        if t.lr_decay_epochs:  # NVIDIA's update_learning_rate at the end of every epoch past --niter
+            constant = t.epochs - t.lr_decay_epochs
+            lr = t.lr * (1 - (epoch - constant) / t.lr_decay_epochs) if epoch > constant else t.lr
+            for group in (*self.opt_G.param_groups, *self.opt_D.param_groups):
+                group["lr"] = lr
         return self.stage
 
     @property
@@ -168,7 +174,7 @@ class Vid2VidTrainer:
                     off = factor // 2
                     value = value[..., off::factor, off::factor]
                 else:
-                    flat = value.reshape(-1, *value.shape[2:]).float()
+                    flat = value.reshape(-1, *value.shape[2:]).to(torch.get_default_dtype())
                     flat = resize_flow(flat, factor) if key in ("flow", "flow_backward") else F.avg_pool2d(flat, factor)
                     value = flat.reshape(*lead, *flat.shape[1:])
             out[key] = value
@@ -182,7 +188,7 @@ class Vid2VidTrainer:
         batch = self.prepare(batch, stage)
         self.G.train()
         self.D.train()
-        real = batch["image"].float()
+        real = batch["image"].to(torch.get_default_dtype())
         B, T = real.shape[:2]
         L = cfg.generator.n_prev
         if T <= L:
@@ -352,7 +358,10 @@ class Vid2VidTrainer:
             if lw.lambda_mask:
                 losses["G_mask"] = out["mask"].mean() * lw.lambda_mask
         if lw.lambda_fake_warp and ref is not None:  # the previous output warped by the reference flow
-            prev_fake = torch.stack([history[start - 1].detach(), *fake[:, :-1].detach().unbind(1)], 1).flatten(0, 1)
+            first = history[start - 1]
+            if lw.fake_warp_first == "chunk_last" and start > cfg.generator.n_prev:
+                first = fake[:, -1]
+            prev_fake = torch.stack([first.detach(), *fake[:, :-1].detach().unbind(1)], 1).flatten(0, 1)
             target = warp(prev_fake, ref).detach()
             losses["G_fake_warp"] = masked_l1(fake.flatten(0, 1), target, conf, lw.masked_l1) * lw.lambda_fake_warp
         losses["G_total"] = sum(losses.values())  # type: ignore[assignment]
