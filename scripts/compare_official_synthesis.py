@@ -2,9 +2,11 @@
 
     git clone https://github.com/NVIDIA/vid2vid /tmp/vid2vid   # read and run from there, never copied here
     python scripts/compare_official_synthesis.py --official-repo /tmp/vid2vid [--scales 2] [--frames 7]
+    python scripts/compare_official_synthesis.py --official-repo /tmp/vid2vid --single-size 2048  # the 2048 preset's
 
 Random weights (batch norm, fg branch, instance edges, 2 previous frames) are written in the official file
-layout (``official_import``'s key maps, inverted), with a pix2pixHD single-frame G; our ``synthesize`` runs
+layout (``official_import``'s key maps, inverted), with a pix2pixHD single-frame G (``--single-size``: 512 a
+GlobalGenerator, 2048 the LocalEnhancer of the 2048 street model, full size as their ``load_single_G`` builds it); our ``synthesize`` runs
 them for each first-frame option, then a subprocess runs the official ``Vid2VidModelG.inference`` the way
 ``test.py`` does (windows of ``n_frames_G`` frames) with ``--use_real_img`` / ``--use_single_G`` /
 ``--no_first_img``, and prints max |official - ours| per frame. The official code targets torch 0.4 on CUDA:
@@ -24,7 +26,7 @@ W, H = 64, 32
 FLAGS = {"real": "--use_real_img", "model": "--use_single_G", "zeros": "--no_first_img"}
 
 
-def ours(work: Path, scales: int, n_frames: int) -> None:
+def ours(work: Path, scales: int, n_frames: int, single_size: int = 512) -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,7 +51,7 @@ def ours(work: Path, scales: int, n_frames: int) -> None:
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0, 0.2)
     generator.eval()
-    single = Vid2VidGenerator(single_frame_config(config, 512)).eval()
+    single = Vid2VidGenerator(single_frame_config(config, single_size)).eval()
     (work / "ckpt" / "compare").mkdir(parents=True)
     (work / "checkpoints" / "label2city_single").mkdir(parents=True)  # where the official code looks
     state = generator.state_dict()
@@ -57,7 +59,7 @@ def ours(work: Path, scales: int, n_frames: int) -> None:
         torch.save({official: state[key] for official, key in mapping.items()}, work / "ckpt" / "compare" / f"latest_net_G{s}.pth")
     single_state = single.state_dict()
     torch.save({official: single_state[key] for official, key in single_key_map(single).items()},
-               work / "checkpoints" / "label2city_single" / "latest_net_G_512.pth")
+               work / "checkpoints" / "label2city_single" / f"latest_net_G_{single_size}.pth")
 
     g = torch.Generator().manual_seed(1)
     texture = torch.nn.functional.avg_pool2d(torch.rand(1, 3, H, W + 3 * n_frames + 8, generator=g) * 2 - 1, 3, 1, 1)
@@ -74,7 +76,7 @@ def ours(work: Path, scales: int, n_frames: int) -> None:
     torch.save({"images": images, "semantic": semantic, "instance": instance, "ours": outputs}, work / "data.pt")
 
 
-def official(work: Path, repo: Path, scales: int) -> float:
+def official(work: Path, repo: Path, scales: int, single_size: int = 512) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -102,7 +104,7 @@ def official(work: Path, repo: Path, scales: int) -> float:
     n_frames = data["semantic"].shape[0]
     worst = 0.0
     for mode, flag in FLAGS.items():
-        sys.argv = ["test.py", "--name", "compare", "--label_nc", "35", "--loadSize", "512", "--n_scales_spatial",
+        sys.argv = ["test.py", "--name", "compare", "--label_nc", "35", "--loadSize", str(single_size), "--n_scales_spatial",
                     str(scales), "--use_instance", "--fg", "--fg_labels", "26", "--n_downsample_G", "2", "--ngf", "16",
                     "--gpu_ids", "-1", "--checkpoints_dir", "ckpt", "--dataroot", "datasets/Cityscapes/", flag]
         opt = TestOptions().parse(save=False)
@@ -126,18 +128,23 @@ def main() -> int:
     parser.add_argument("--official-repo", type=Path, required=True, help="a checkout of github.com/NVIDIA/vid2vid")
     parser.add_argument("--scales", type=int, default=2)
     parser.add_argument("--frames", type=int, default=7)
+    parser.add_argument("--single-size", type=int, choices=[512, 2048], default=512,
+                        help="which released single-frame G makes the first frames (their --loadSize)")
     parser.add_argument("--side", choices=["both", "official"], default="both", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global W, H
+    if args.single_size == 2048:  # the LocalEnhancer's global part downsamples 32x: 2 pixels high at least
+        W, H = 128, 64
     if args.side == "official":
-        return 0 if official(args.work, args.official_repo.resolve(), args.scales) == 0 else 1
+        return 0 if official(args.work, args.official_repo.resolve(), args.scales, args.single_size) == 0 else 1
     if not (args.official_repo / "models" / "vid2vid_model_G.py").is_file():
         parser.error(f"--official-repo {args.official_repo}: no models/vid2vid_model_G.py there")
     with tempfile.TemporaryDirectory() as tmp:
-        ours(Path(tmp), args.scales, args.frames)
+        ours(Path(tmp), args.scales, args.frames, args.single_size)
         # a fresh interpreter: the official code's `models` package would clash with ours
         return subprocess.call([sys.executable, __file__, "--side", "official", "--work", tmp, "--official-repo",
-                                str(args.official_repo), "--scales", str(args.scales)], stdout=sys.stdout,
+                                str(args.official_repo), "--scales", str(args.scales), "--single-size", str(args.single_size)], stdout=sys.stdout,
                                cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
 
 

@@ -102,8 +102,8 @@ def one_hot_labels(semantic: torch.Tensor, num_classes: int, ignore_label: int =
     labels = semantic.long()
     valid = (labels >= 0) & (labels < num_classes) & (labels != ignore_label)
     # scattered straight into float planes: no int64 one-hot, permute copy or mask product (~5% of a frame)
-    onehot = torch.zeros((labels.shape[0], num_classes, *labels.shape[1:]), dtype=torch.float32, device=labels.device)
-    return onehot.scatter_(1, torch.where(valid, labels, 0).unsqueeze(1), valid.unsqueeze(1).float())
+    onehot = torch.zeros((labels.shape[0], num_classes, *labels.shape[1:]), dtype=torch.get_default_dtype(), device=labels.device)
+    return onehot.scatter_(1, torch.where(valid, labels, 0).unsqueeze(1), valid.unsqueeze(1).to(torch.get_default_dtype()))
 
 
 def instance_boundaries(instance: torch.Tensor) -> torch.Tensor:
@@ -115,7 +115,7 @@ def instance_boundaries(instance: torch.Tensor) -> torch.Tensor:
     edge[:, :, :-1] |= dx
     edge[:, 1:, :] |= dy
     edge[:, :-1, :] |= dy
-    return edge.unsqueeze(1).float()
+    return edge.unsqueeze(1).to(torch.get_default_dtype())
 
 
 def background_mask(semantic: torch.Tensor, foreground_classes: Sequence[int]) -> torch.Tensor:
@@ -123,7 +123,7 @@ def background_mask(semantic: torch.Tensor, foreground_classes: Sequence[int]) -
     fg = torch.zeros(semantic.shape, dtype=torch.bool, device=semantic.device)
     for cls in foreground_classes:
         fg |= semantic == cls
-    return (~fg).unsqueeze(1).float()
+    return (~fg).unsqueeze(1).to(torch.get_default_dtype())
 
 
 def densepose_iuv(value: torch.Tensor) -> torch.Tensor:
@@ -145,10 +145,10 @@ def encode_input(spec: Input, value: torch.Tensor) -> torch.Tensor:
             raise ValueError(f"input {spec.name!r} declares {spec.channels} channels; stage {spec.stage!r} "
                              f"gave {value.shape[1]}")
         if isinstance(spec, FaceEdgeDistance):  # the official face loader keeps x/255 in [0, 1]
-            return (value.float() + 1.0) * 0.5
+            return (value.to(torch.get_default_dtype()) + 1.0) * 0.5
         if isinstance(spec, DensePoseIUV):
-            return densepose_iuv(value.float())
-        return value.float()
+            return densepose_iuv(value.to(torch.get_default_dtype()))
+        return value.to(torch.get_default_dtype())
     raise TypeError(f"no encoder for input {spec.name!r} ({type(spec).__name__})")
 
 
@@ -186,16 +186,16 @@ def reference_backward_flows(batch: Mapping[str, torch.Tensor]) -> tuple[torch.T
     """
     confidence = batch.get("flow_confidence")
     if confidence is None and "occlusion" in batch:
-        confidence = 1.0 - batch["occlusion"].float()
+        confidence = 1.0 - batch["occlusion"].to(torch.get_default_dtype())
     if "flow_backward" in batch:
-        return batch["flow_backward"].float(), None if confidence is None else confidence.float()
+        return batch["flow_backward"].to(torch.get_default_dtype()), None if confidence is None else confidence.to(torch.get_default_dtype())
     if "flow" not in batch:
         return None, None
-    forward = batch["flow"].float()
+    forward = batch["flow"].to(torch.get_default_dtype())
     b, n = forward.shape[:2]
     flat = forward.reshape(b * n, *forward.shape[2:])
     backward = forward_to_backward_flow(flat)
     conf = None
     if confidence is not None:
-        conf = warp(confidence.float().reshape(b * n, *confidence.shape[2:]), backward).reshape(b, n, 1, *flat.shape[-2:])
+        conf = warp(confidence.to(torch.get_default_dtype()).reshape(b * n, *confidence.shape[2:]), backward).reshape(b, n, 1, *flat.shape[-2:])
     return backward.reshape(forward.shape), conf

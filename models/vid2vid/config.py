@@ -185,6 +185,9 @@ class GeneratorConfig(_Strict):
     # batch norm at synthesis time: "running" averages (eval mode) or each batch's own statistics, as
     # NVIDIA's test script does (it never calls .eval(), so the released models expect "batch")
     test_norm_stats: Literal["running", "batch"] = "running"
+    # False: only the finest scale has output layers, as pix2pixHD's LocalEnhancer (the 2048 street model's
+    # single-frame G) drops its global part's; such a generator always runs all its scales
+    coarse_outputs: bool = True
 
 
 class DiscriminatorConfig(_Strict):
@@ -201,6 +204,12 @@ class DiscriminatorConfig(_Strict):
     scale_widths: Literal["same", "official"] = "same"
     # factor on the flows D_V is conditioned on (pixels); NVIDIA's code feeds flow / 20, i.e. 0.05
     video_flow_scale: float = Field(1.0, gt=0.0)
+    # real and fake through D in one batch ("joint") or one call each ("separate", NVIDIA's code): the same
+    # with instance norm, different batch statistics with batch norm
+    real_fake_batches: Literal["joint", "separate"] = "joint"
+    # D_V windows per update: one random window ending in the chunk per temporal scale ("random"), or NVIDIA's
+    # ("official"): every K-th window ending in the chunk, the last first, of generated frames only
+    video_windows: Literal["random", "official"] = "random"
 
 
 class LossConfig(_Strict):
@@ -210,6 +219,22 @@ class LossConfig(_Strict):
     lambda_flow: float = 10.0  # lambda_W of Eq. 5
     lambda_mask: float = 0.0  # official code's occlusion-mask prior; not in the paper, off by default
     lambda_temporal_gan: float = 1.0
+    # NVIDIA's training (not in the paper's equations): VGG, GAN and feature matching also on the hallucinated
+    # frame h~_t (and D_I also learns it as fake)
+    raw_image_losses: bool = False
+    # NVIDIA's G_Warp: |x~_t - w_ref(x~_{t-1})|_1 weighted by the reference flow's confidence (their lambda_T)
+    lambda_fake_warp: float = 0.0
+    # the frame G_Warp warps onto a chunk's first frame: the previous output ("previous"), or, from the second
+    # chunk on, the chunk's own last output ("chunk_last"): what NVIDIA's train.py computes, since its generator
+    # extends the list of last outputs in place before compute_fake_B_prev reads its last frame
+    fake_warp_first: Literal["previous", "chunk_last"] = "previous"
+    # confidence-weighted L1 of the flow terms: sum / sum of weights ("weighted_mean") or NVIDIA's MaskedL1Loss,
+    # the mean of |a*w - b*w| over every pixel ("masked_mean"); "official" flow EPE also / 2**(n_scales-1)
+    masked_l1: Literal["weighted_mean", "masked_mean"] = "weighted_mean"
+    flow_epe_per_scale: bool = False
+    # VGG inputs: ImageNet-normalised ("imagenet") or as NVIDIA's VGGLoss takes them ("official": [-1, 1] as is,
+    # halved by 2x2 average pooling while wider than 1024)
+    vgg_input: Literal["imagenet", "official"] = "imagenet"
 
 
 class MultimodalConfig(_Strict):
@@ -233,6 +258,21 @@ class TrainConfig(_Strict):
     epochs_per_scale: int = Field(10, ge=1)  # spatial progression: coarse scale first
     epochs: int = Field(40, ge=1)
     seed: int = 0
+    # previous outputs fed back to G: gradients flow through them inside a chunk (False) or never (True,
+    # NVIDIA's n_frames_bp = 1 with --max_frames_backpropagate 1, their default)
+    detach_previous: bool = False
+    # G's previous frames at a coarser scale: the finest outputs pooled ("pooled") or that scale's own outputs
+    # ("per_scale", NVIDIA's training and test recurrence)
+    previous_frames: Literal["pooled", "per_scale"] = "pooled"
+    # "paper": coarse scale first at lower resolution (epochs_per_scale), sequence length doubling within each;
+    # "official" (NVIDIA's train.py): every scale at full resolution from the start, only the finest trained
+    # for epochs_finest_only epochs (--niter_fix_global), generated frames doubling every epochs_per_doubling
+    # (--niter_step) from initial_seq_len - n_prev (--n_frames_total), rounded down to frames_per_step chunks
+    schedule: Literal["paper", "official"] = "paper"
+    epochs_finest_only: int = Field(0, ge=0)
+    # the last lr_decay_epochs of ``epochs`` decay G's and D's learning rate linearly towards 0 (NVIDIA's
+    # --niter_decay; their D_T optimisers keep theirs); 0: constant
+    lr_decay_epochs: int = Field(0, ge=0)
 
 
 class OfficialInput(_Strict):

@@ -56,12 +56,18 @@ class MultiscaleDiscriminator(nn.Module):
         self.nets = nn.ModuleList(NLayerDiscriminator(in_ch, nf, n_layers, norm) for nf in scale_ndf(ndf, num_d, widths))
         init_weights(self)
 
-    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, parts: int = 1) -> list[list[torch.Tensor]]:
+        """``parts`` > 1: the batch is that many equal parts (real, fake, ...), each run on its own (NVIDIA's
+        code: batch norm statistics per part), outputs concatenated back in the same order."""
         results = []
         for i, net in enumerate(self.nets):
             if i > 0:
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            results.append(net(x))
+            if parts == 1:
+                results.append(net(x))
+            else:
+                outs = [net(part) for part in x.chunk(parts)]
+                results.append([torch.cat(layer) for layer in zip(*outs)])
         return results
 
 
@@ -101,9 +107,9 @@ class VideoDiscriminator(nn.Module):
     def indices(self, end: int, scale: int) -> list[int]:
         return temporal_indices(end, scale, self.n_frames, self.base)
 
-    def forward(self, inputs: list[torch.Tensor | None]) -> list[list[list[torch.Tensor]] | None]:
+    def forward(self, inputs: list[torch.Tensor | None], parts: int = 1) -> list[list[list[torch.Tensor]] | None]:
         """``inputs[s]``: (N, 3K + 2(K-1), H, W) for temporal scale s, or None to skip that scale."""
-        return [None if x is None else net(x) for net, x in zip(self.scales, inputs)]
+        return [None if x is None else net(x, parts) for net, x in zip(self.scales, inputs)]
 
 
 class Discriminators(nn.Module):
@@ -115,9 +121,11 @@ class Discriminators(nn.Module):
         self.video = VideoDiscriminator(config) if config.uses_video_discriminator else None
 
     def forward(
-        self, image_input: torch.Tensor, video_inputs: list[torch.Tensor | None] | None = None
+        self, image_input: torch.Tensor, video_inputs: list[torch.Tensor | None] | None = None,
+        image_parts: int = 1, video_parts: int = 1,
     ) -> dict[str, list]:
-        out: dict[str, list] = {"image": self.image(image_input)}
+        """``*_parts``: run that many equal parts of the batch separately (see MultiscaleDiscriminator)."""
+        out: dict[str, list] = {"image": self.image(image_input, image_parts)}
         if self.video is not None and video_inputs is not None:
-            out["video"] = self.video(video_inputs)
+            out["video"] = self.video(video_inputs, video_parts)
         return out

@@ -67,6 +67,7 @@ class GeneratorScale(nn.Module):
         use_flow: bool,
         use_fg: bool,
         flow_multiplier: float,
+        outputs: bool = True,
     ) -> None:
         super().__init__()
         self.coarsest = coarsest
@@ -78,20 +79,21 @@ class GeneratorScale(nn.Module):
         self.img_down = _encoder(img_ch, ngf, n_down, enc_blocks, norm) if img_ch > 0 else None
         self.bg_res = _res(top, n_blocks // 2, norm) if coarsest else None
         self.bg_up = _upsampler(ngf, n_down, up_blocks, norm)
-        self.bg_out = output_conv(ngf, 3)
+        self.outputs = outputs
+        self.bg_out = output_conv(ngf, 3) if outputs else None
         self.flow_res = _res(top, n_blocks // 2, norm) if coarsest and use_flow else None
         self.flow_up = _upsampler(ngf, n_down, up_blocks, norm) if use_flow else None
-        self.flow_out = output_conv(ngf, 2) if use_flow else None
-        self.mask_out = output_conv(ngf, 1) if use_flow else None
+        self.flow_out = output_conv(ngf, 2) if use_flow and outputs else None
+        self.mask_out = output_conv(ngf, 1) if use_flow and outputs else None
         if use_fg:
             self.fg_down = _encoder(src_ch, ngf_fg, n_down, 0, norm)
             self.fg_res = _res(ngf_fg * 2**n_down, n_blocks, norm) if coarsest else None
             self.fg_up = _upsampler(ngf_fg, n_down, up_blocks, norm)
-            self.fg_out = output_conv(ngf_fg, 3)
+            self.fg_out = output_conv(ngf_fg, 3) if outputs else None
         else:
             self.fg_down = self.fg_res = self.fg_up = self.fg_out = None
         init_weights(self)
-        if use_flow:  # start near the identity warp: small flows, mask 0.5
+        if use_flow and outputs:  # start near the identity warp: small flows, mask 0.5
             nn.init.normal_(self.flow_out[1].weight, 0.0, 1e-3)
 
     def features(
@@ -117,6 +119,8 @@ class GeneratorScale(nn.Module):
         return feats
 
     def heads(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not self.outputs:
+            raise ValueError("this scale has no output layers (generator.coarse_outputs: false): run every scale")
         out = {"bg": torch.tanh(self.bg_out(feats["bg"]))}
         if self.flow_up is not None:
             out["flow"] = self.flow_out(feats["flow"]) * self.flow_multiplier
@@ -168,6 +172,7 @@ class Vid2VidGenerator(nn.Module):
                 use_flow=self.use_flow,
                 use_fg=self.use_fg,
                 flow_multiplier=g.flow_multiplier * 2**s,
+                outputs=g.coarse_outputs or s == g.n_scales - 1,
             )
             for s in range(g.n_scales)
         )
@@ -185,13 +190,15 @@ class Vid2VidGenerator(nn.Module):
         *,
         raw_only: bool = False,
         return_pyramid: bool = False,
+        detach_coarse: bool = False,
     ) -> dict[str, torch.Tensor]:
         """source (B, L+1, C, H, W) oldest first; prev_images (B, L, 3, H, W) oldest first at the finest
         size (pooled for coarser scales), or one such tensor per active scale, coarsest first (each scale's
         own previous outputs), or None if L = 0; background_mask (B, 1, H, W), 1 = background; features
         (B, d, H, W) for multimodal synthesis; n_scales: how many scales (coarsest first) are active —
         H, W is the finest one's size. ``raw_only``: no warping (the official first frame generated from
-        zero previous frames); ``return_pyramid``: also compose every coarser scale's frame.
+        zero previous frames); ``return_pyramid``: also compose every coarser scale's frame;
+        ``detach_coarse``: no gradient reaches the coarser scales (NVIDIA's ``--niter_fix_global`` epochs).
         """
         active = self.n_scales if n_scales is None else n_scales
         if not 1 <= active <= self.n_scales:
@@ -227,7 +234,9 @@ class Vid2VidGenerator(nn.Module):
                 m_f = masks[s]
                 out = compose(self.scales[s].heads(feats), last, None if m_f is None else 1 - m_f, self.composition,
                               raw_only, foreground_mask=m_f)
-                frames.append(out["image"])
+                frames.append(out["image"].detach() if detach_coarse and s < active - 1 else out["image"])
+            if detach_coarse and s < active - 1:
+                feats = {key: value.detach() for key, value in feats.items()}
         if return_pyramid:
             out["pyramid"] = frames  # type: ignore[assignment]
         return out

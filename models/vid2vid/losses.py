@@ -25,7 +25,7 @@ def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.
     num_d = len(fake)
     total = fake[0][0].new_zeros(())
     for fake_scale, real_scale in zip(fake, real):
-        n_layers = len(fake_scale) - 1
+        n_layers = len(fake_scale) - 2  # PatchGAN outputs: n_layers + 2 (pix2pixHD: 4 / (n_layers_D + 1))
         weight = 4.0 / (n_layers + 1) / num_d
         for f, r in zip(fake_scale[:-1], real_scale[:-1]):
             total = total + weight * F.l1_loss(f, r.detach())
@@ -39,12 +39,17 @@ def split_batch(predictions: list[list[torch.Tensor]], n_real: int) -> tuple[lis
     return real, fake
 
 
-def masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean absolute difference, optionally weighted per pixel (weight broadcast over channels)."""
+def masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None,
+              mode: str = "weighted_mean") -> torch.Tensor:
+    """Mean absolute difference, optionally weighted per pixel (weight broadcast over channels):
+    "weighted_mean" divides by the weights' sum, "masked_mean" is NVIDIA's MaskedL1Loss, the plain mean of
+    |a*w - b*w| over every pixel (low-confidence regions shrink the loss instead of being re-weighted)."""
     diff = (a - b).abs()
     if weight is None:
         return diff.mean()
     weight = weight.expand_as(diff)
+    if mode == "masked_mean":
+        return (a * weight - b * weight).abs().mean()
     return (diff * weight).sum() / weight.sum().clamp_min(1.0)
 
 
@@ -54,14 +59,15 @@ def flow_loss(
     real_cur: torch.Tensor,
     reference: torch.Tensor | None = None,
     confidence: torch.Tensor | None = None,
+    mode: str = "weighted_mean",
 ) -> dict[str, torch.Tensor]:
     """Eq. 8 for a set of frames: ``epe`` = |w~ - w|_1 (only with a reference), ``warp`` = |w~(x_{t-1}) - x_t|_1.
 
     All flows in the generator's convention (warp frame t-1 onto frame t, on frame t's grid).
     """
-    out = {"warp": masked_l1(warp(real_prev, flow), real_cur, confidence)}
+    out = {"warp": masked_l1(warp(real_prev, flow), real_cur, confidence, mode)}
     if reference is not None:
-        out["epe"] = masked_l1(flow, reference, confidence)
+        out["epe"] = masked_l1(flow, reference, confidence, mode)
     return out
 
 
@@ -96,16 +102,23 @@ class VGGLoss(nn.Module):
     def train(self, mode: bool = True) -> "VGGLoss":
         return super().train(False)  # frozen feature extractor, always in eval mode
 
-    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = ((x + 1) / 2 - self.mean) / self.std
+    def _features(self, x: torch.Tensor, raw: bool = False) -> list[torch.Tensor]:
+        if not raw:
+            x = ((x + 1) / 2 - self.mean) / self.std
         feats = []
         for block in self.slices:
             x = block(x)
             feats.append(x)
         return feats
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        fake_feats = self._features(fake)
+    def forward(self, fake: torch.Tensor, real: torch.Tensor, inputs: str = "imagenet") -> torch.Tensor:
+        """``inputs``: "imagenet" normalises [-1, 1] frames as VGG was trained; "official" feeds them as
+        NVIDIA's VGGLoss does (unnormalised, 2x2-average-pooled while wider than 1024)."""
+        official = inputs == "official"
+        if official:
+            while fake.shape[-1] > 1024:
+                fake, real = F.avg_pool2d(fake, 2, 2), F.avg_pool2d(real, 2, 2)
+        fake_feats = self._features(fake, official)
         with torch.no_grad():
-            real_feats = self._features(real)
+            real_feats = self._features(real, official)
         return sum(w * F.l1_loss(f, r) for w, f, r in zip(self.WEIGHTS, fake_feats, real_feats))  # type: ignore[return-value]

@@ -61,7 +61,12 @@ _OPTIONAL_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 _D_OPTIONS = {"ndf": "ndf", "n_layers_D": "n_layers", "num_D": "num_d", "norm": "norm", "n_frames_D": "n_frames_d",
               "n_scales_temporal": "n_scales_temporal"}
 #: what the official discriminators compute besides their weights (kept in the imported config)
-OFFICIAL_DISCRIMINATOR = {"scale_widths": "official", "video_flow_scale": 1 / 20}
+OFFICIAL_DISCRIMINATOR = {"scale_widths": "official", "video_flow_scale": 1 / 20, "real_fake_batches": "separate",
+                          "video_windows": "official"}
+#: NVIDIA's train.py recipe (scripts/compare_official_training.py): what fine-tuning an imported model uses
+OFFICIAL_LOSS = {"raw_image_losses": True, "lambda_fake_warp": 10.0, "fake_warp_first": "chunk_last",
+                 "masked_l1": "masked_mean", "flow_epe_per_scale": True, "vgg_input": "official"}
+OFFICIAL_TRAIN = {"detach_previous": True, "previous_frames": "per_scale", "schedule": "official"}
 
 
 class OfficialImportError(ValueError):
@@ -103,9 +108,7 @@ def single_key_map(generator: Vid2VidGenerator) -> dict[str, str]:
         scale, module, index, rest = _split(key)
         if generator.n_scales == 1:
             official = f"model.{offsets[module] + index}"
-        elif scale == 0:
-            if module == "bg_out":
-                continue  # LocalEnhancer drops the global generator's output layer
+        elif scale == 0:  # the LocalEnhancer's global part (its output layer dropped: generator.coarse_outputs)
             official = f"model.{offsets[module] + index}"
         else:
             name = "model1_1" if module == "src_down" else "model1_2"
@@ -366,6 +369,7 @@ def single_frame_config(config: ModelConfig, load_size: int) -> ModelConfig:
         "norm": "instance",
         "use_fg_prior": False,
         "use_flow_warping": False,
+        "coarse_outputs": load_size != 2048,  # the LocalEnhancer's global part has no output layer
     }
     data["frame_by_frame"] = True
     data["discriminator"] = {**data["discriminator"], "use_video_discriminator": False}
@@ -422,6 +426,8 @@ def import_official(
     data = preset_config.to_dict()  # released models: official composition, per-image batch statistics
     data["generator"] = {**data["generator"], "composition": "official", "test_norm_stats": "batch"}
     data["discriminator"] = {**data["discriminator"], **OFFICIAL_DISCRIMINATOR}
+    data["loss"] = {**data["loss"], **OFFICIAL_LOSS}
+    data["train"] = {**data["train"], **OFFICIAL_TRAIN}
     config = ModelConfig.model_validate(data)
     d_files = discriminator_files(folder, epoch, config) if discriminators else None
     if options is not None:

@@ -25,10 +25,10 @@ from .batch import (Batch, class_labels, encode_source, frame_background_mask, i
 from .config import ModelConfig
 from .discriminators import Discriminators
 from .encoder import FeatureEncoder
-from .generator import Vid2VidGenerator
-from .losses import VGGLoss, feature_matching_loss, flow_loss, lsgan_loss, split_batch
+from .generator import ScaleHistory, Vid2VidGenerator
+from .losses import VGGLoss, feature_matching_loss, flow_loss, lsgan_loss, masked_l1, split_batch
 from .schedule import ProgressiveSchedule, Stage
-from .warp import compose_backward_flows, resize_flow
+from .warp import compose_backward_flows, resize_flow, warp
 
 CHECKPOINT_FORMAT = "vid2vid-trainer/1"
 
@@ -54,17 +54,23 @@ class GeneratorSide(nn.Module):
     def forward(
         self,
         sources: torch.Tensor,
-        prev_images: torch.Tensor | None,
+        prev_images: torch.Tensor | list[torch.Tensor] | None,
         background_masks: torch.Tensor,
         real_images: torch.Tensor | None = None,
         semantic: torch.Tensor | None = None,
         instance: torch.Tensor | None = None,
         n_scales: int | None = None,
+        detach_previous: bool = False,
+        detach_coarse: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """sources (B, L+N, C, H, W); prev_images (B, L, 3, H, W); background_masks (B, N, 1, H, W);
-        real_images/semantic/instance for frames being generated (encoder E). Returns (B, N, ...) tensors."""
+        """sources (B, L+N, C, H, W); prev_images (B, L, 3, H, W), or one such tensor per active scale
+        (coarsest first: each scale's own previous outputs, returned for the next chunk as ``previous_<s>``);
+        background_masks (B, N, 1, H, W); real_images/semantic/instance for frames being generated (encoder E).
+        ``detach_previous``: no gradient through the fed-back outputs; ``detach_coarse``: none into coarser
+        scales. Returns (B, N, ...) tensors."""
         L = self.n_prev
         n = sources.shape[1] - L
+        per_scale = isinstance(prev_images, (list, tuple))
         outputs: dict[str, list[torch.Tensor]] = defaultdict(list)
         prev = prev_images
         for i in range(n):
@@ -73,12 +79,22 @@ class GeneratorSide(nn.Module):
                 assert real_images is not None and instance is not None
                 features = self.encoder(real_images[:, i], None if semantic is None else semantic[:, i], instance[:, i])
                 outputs["features"].append(features)
-            out = self.generator(sources[:, i : i + L + 1], prev, background_masks[:, i], features, n_scales)
+            given = prev
+            if detach_previous and prev is not None:
+                given = [p.detach() for p in prev] if per_scale else prev.detach()  # type: ignore[union-attr]
+            out = self.generator(sources[:, i : i + L + 1], given, background_masks[:, i], features, n_scales,
+                                 return_pyramid=per_scale, detach_coarse=detach_coarse)
+            frames = out.pop("pyramid", None)
             for key, value in out.items():
                 outputs[key].append(value)
-            if L > 0:
+            if L > 0 and per_scale:
+                prev = [torch.cat([p[:, 1:], f.unsqueeze(1)], dim=1) for p, f in zip(prev, frames, strict=True)]  # type: ignore[arg-type]
+            elif L > 0:
                 prev = torch.cat([prev[:, 1:], out["image"].unsqueeze(1)], dim=1)  # type: ignore[index]
-        return {key: torch.stack(values, dim=1) for key, values in outputs.items()}
+        result = {key: torch.stack(values, dim=1) for key, values in outputs.items()}
+        if per_scale and L > 0:
+            result.update({f"previous_{s}": p.detach() for s, p in enumerate(prev)})  # type: ignore[arg-type]
+        return result
 
 
 class Vid2VidTrainer:
@@ -110,10 +126,20 @@ class Vid2VidTrainer:
         self.epoch = 0
         self.step = 0
         self.rng = torch.Generator().manual_seed(t.seed)  # window sampling (phi_I / phi_V crops)
+        self.chunk_terms: list[dict[str, float]] = []  # the last step's loss terms per chunk, per D_V scale too
 
     # ------------------------------------------------------------------ schedule and data
     def set_epoch(self, epoch: int) -> Stage:
+        was_finest_only = self.stage.finest_only
         self.epoch = epoch
+        if was_finest_only and not self.stage.finest_only:  # NVIDIA's update_fixed_params: a fresh Adam for G
+            self.opt_G.state.clear()
+        t = self.config.train
+        if t.lr_decay_epochs:  # NVIDIA's update_learning_rate at the end of every epoch past --niter
+            constant = t.epochs - t.lr_decay_epochs
+            lr = t.lr * (1 - (epoch - constant) / t.lr_decay_epochs) if epoch > constant else t.lr
+            for group in (*self.opt_G.param_groups, *self.opt_D.param_groups):
+                group["lr"] = lr
         return self.stage
 
     @property
@@ -128,6 +154,10 @@ class Vid2VidTrainer:
         validate_batch(batch, self.config)
         T = batch["image"].shape[1]
         length = min(T, stage.seq_len)
+        if self.config.train.schedule == "official":  # whole chunks of generated frames (get_video_params)
+            L, chunk = self.config.generator.n_prev, self.config.train.frames_per_step
+            per_load = min(length - L, chunk)
+            length = L + per_load * ((length - L) // per_load) if per_load > 0 else length
         start = self._randint(T - length + 1)
         h_target = self.config.input.height // stage.scale_factor
         factor = max(1, batch["image"].shape[-2] // h_target)
@@ -144,7 +174,7 @@ class Vid2VidTrainer:
                     off = factor // 2
                     value = value[..., off::factor, off::factor]
                 else:
-                    flat = value.reshape(-1, *value.shape[2:]).float()
+                    flat = value.reshape(-1, *value.shape[2:]).to(torch.get_default_dtype())
                     flat = resize_flow(flat, factor) if key in ("flow", "flow_backward") else F.avg_pool2d(flat, factor)
                     value = flat.reshape(*lead, *flat.shape[1:])
             out[key] = value
@@ -158,7 +188,7 @@ class Vid2VidTrainer:
         batch = self.prepare(batch, stage)
         self.G.train()
         self.D.train()
-        real = batch["image"].float()
+        real = batch["image"].to(torch.get_default_dtype())
         B, T = real.shape[:2]
         L = cfg.generator.n_prev
         if T <= L:
@@ -168,11 +198,19 @@ class Vid2VidTrainer:
         bg = frame_background_mask(cfg, semantic, real)
         ref_flow, ref_conf = reference_backward_flows(batch)
         history: list[torch.Tensor] = [real[:, t] for t in range(L)]  # the first L frames are given
+        t = cfg.train
+        per_scale = t.previous_frames == "per_scale" and L > 0
+        scale_prev: list[torch.Tensor] | None = None
+        if per_scale:
+            seeds = ScaleHistory(L, stage.n_scales)
+            seeds.start(real[:, :L])
+            scale_prev = seeds.previous()
         totals: dict[str, float] = defaultdict(float)
+        self.chunk_terms = []
         chunks = 0
-        for start in range(L, T, cfg.train.frames_per_step):
-            n = min(cfg.train.frames_per_step, T - start)
-            prev = torch.stack(history[-L:], dim=1) if L else None
+        for start in range(L, T, t.frames_per_step):
+            n = min(t.frames_per_step, T - start)
+            prev = scale_prev if per_scale else (torch.stack(history[-L:], dim=1) if L else None)
             out = self.G(
                 source[:, start - L : start + n],
                 prev,
@@ -181,16 +219,23 @@ class Vid2VidTrainer:
                 None if semantic is None else semantic[:, start : start + n],
                 None if instance is None else instance[:, start : start + n],
                 stage.n_scales,
+                t.detach_previous,
+                stage.finest_only,
             )
+            if per_scale:
+                scale_prev = [out.pop(f"previous_{s}") for s in range(stage.n_scales)]
             fake = out["image"]
             windows = self._video_windows(start, n)
+            terms: dict[str, float] = {}
 
-            g_losses = self._generator_losses(out, real, source, history, start, n, windows, ref_flow, ref_conf)
+            g_losses = self._generator_losses(out, real, source, history, start, n, windows, ref_flow, ref_conf, terms)
             self.opt_G.zero_grad(set_to_none=True)
             g_losses["G_total"].backward()
             self.opt_G.step()
 
-            d_losses = self._discriminator_losses(fake.detach(), real, source, history, start, n, windows, ref_flow)
+            raw = out["hallucinated"].detach() if cfg.loss.raw_image_losses else None
+            d_losses = self._discriminator_losses(fake.detach(), real, source, history, start, n, windows, ref_flow,
+                                                  terms, raw)
             self.opt_D.zero_grad(set_to_none=True)
             d_losses["D_total"].backward()
             self.opt_D.step()
@@ -198,6 +243,8 @@ class Vid2VidTrainer:
             history.extend(fake.detach().unbind(1))  # training sequences are short: keep them whole
             for key, value in {**g_losses, **d_losses}.items():
                 totals[key] += float(value.detach())
+                terms[key] = float(value.detach())
+            self.chunk_terms.append(terms)
             totals["L1"] += float((fake.detach() - real[:, start : start + n]).abs().mean())
             chunks += 1
         self.step += 1
@@ -206,15 +253,24 @@ class Vid2VidTrainer:
         return result
 
     # ------------------------------------------------------------------ helpers
-    def _video_windows(self, start: int, n: int) -> list[list[int] | None]:
-        """phi_V: per temporal scale, the frame indices of one random window ending in this chunk."""
+    def _video_windows(self, start: int, n: int) -> list[list[list[int]] | None]:
+        """phi_V: per temporal scale, the windows (frame indices, oldest first) D_V sees in this chunk: one
+        random window ending in the chunk ("random"), or NVIDIA's: windows ending at the chunk's last frame and
+        every K-th frame before it inside the chunk, made of generated frames only ("official")."""
         if not self.config.uses_video_discriminator:
             return []
         video = unwrap(self.D).video
-        windows: list[list[int] | None] = []
+        official = self.config.discriminator.video_windows == "official"
+        first = self.config.generator.n_prev if official else 0
+        windows: list[list[list[int]] | None] = []
         for s in range(len(video.scales)):
-            ends = [e for e in range(start, start + n) if video.indices(e, s)[0] >= 0]
-            windows.append(video.indices(ends[self._randint(len(ends))], s) if ends else None)
+            if official:
+                ends = [start + n - 1 - k for k in range(0, n, video.n_frames)]
+                found = [video.indices(e, s) for e in ends if video.indices(e, s)[0] >= first]
+                windows.append(found or None)
+                continue
+            ends = [e for e in range(start, start + n) if video.indices(e, s)[0] >= first]
+            windows.append([video.indices(ends[self._randint(len(ends))], s)] if ends else None)
         return windows
 
     def _frame(self, t: int, history: list[torch.Tensor], fake: torch.Tensor, start: int) -> torch.Tensor:
@@ -235,72 +291,103 @@ class Vid2VidTrainer:
     def _video_inputs(
         self, windows, real, fake, history, start, ref_flow
     ) -> list[torch.Tensor | None]:
+        """Per temporal scale: cat([real windows, fake windows]) along the batch, or None."""
         inputs: list[torch.Tensor | None] = []
-        for idx in windows:
-            if idx is None:
+        for group in windows:
+            if group is None:
                 inputs.append(None)
                 continue
-            flows = self._window_flows(idx, ref_flow, real[:, 0])
-            real_in = torch.cat([real[:, t] for t in idx] + [flows], dim=1)
-            fake_in = torch.cat([self._frame(t, history, fake, start) for t in idx] + [flows], dim=1)
-            inputs.append(torch.cat([real_in, fake_in], dim=0))
+            reals, fakes = [], []
+            for idx in group:
+                flows = self._window_flows(idx, ref_flow, real[:, 0])
+                reals.append(torch.cat([real[:, t] for t in idx] + [flows], dim=1))
+                fakes.append(torch.cat([self._frame(t, history, fake, start) for t in idx] + [flows], dim=1))
+            inputs.append(torch.cat(reals + fakes, dim=0))
         return inputs
 
-    def _image_input(self, real, fake, source, start, n) -> torch.Tensor:
+    def _image_input(self, real, fake, source, start, n, raw=None) -> torch.Tensor:
         src = source[:, start : start + n].flatten(0, 1)
-        real_in = torch.cat([real[:, start : start + n].flatten(0, 1), src], dim=1)
-        fake_in = torch.cat([fake.flatten(0, 1), src], dim=1)
-        return torch.cat([real_in, fake_in], dim=0)
+        parts = [real[:, start : start + n], fake] + ([raw] if raw is not None else [])
+        return torch.cat([torch.cat([x.flatten(0, 1), src], dim=1) for x in parts], dim=0)
 
-    def _generator_losses(self, out, real, source, history, start, n, windows, ref_flow, ref_conf) -> dict[str, torch.Tensor]:
+    def _parts(self, image_parts: int) -> dict[str, int]:
+        separate = self.config.discriminator.real_fake_batches == "separate"
+        return {"image_parts": image_parts if separate else 1, "video_parts": 2 if separate else 1}
+
+    def _generator_losses(self, out, real, source, history, start, n, windows, ref_flow, ref_conf,
+                          terms: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
         cfg = self.config
         lw = cfg.loss
         fake = out["image"]
-        image_in = self._image_input(real, fake, source, start, n)
+        raw = out["hallucinated"] if lw.raw_image_losses else None
+        image_in = self._image_input(real, fake, source, start, n, raw)
         video_in = self._video_inputs(windows, real, fake, history, start, ref_flow) if windows else None
-        preds = self.D(image_in, video_in)
-        n_real = image_in.shape[0] // 2
-        real_i, fake_i = split_batch(preds["image"], n_real)
-        losses = {"G_GAN_I": lsgan_loss(fake_i, True), "G_FM_I": feature_matching_loss(fake_i, real_i) * lw.lambda_feat}
+        n_parts = 3 if raw is not None else 2
+        preds = self.D(image_in, video_in, **self._parts(n_parts))
+        chunked = [[[f.chunk(n_parts)[p] for f in scale] for scale in preds["image"]] for p in range(n_parts)]
+        real_i, fakes_i = chunked[0], chunked[1:]
+        losses = {"G_GAN_I": sum(lsgan_loss(f, True) for f in fakes_i),
+                  "G_FM_I": sum(feature_matching_loss(f, real_i) for f in fakes_i) * lw.lambda_feat}
         zero = fake.new_zeros(())
         losses["G_GAN_V"], losses["G_FM_V"] = zero, zero
-        for pred in preds.get("video", []) or []:
+        for s, pred in enumerate(preds.get("video", []) or []):
             if pred is None:
                 continue
             real_v, fake_v = split_batch(pred, pred[0][0].shape[0] // 2)
-            losses["G_GAN_V"] = losses["G_GAN_V"] + lsgan_loss(fake_v, True) * lw.lambda_temporal_gan
-            losses["G_FM_V"] = losses["G_FM_V"] + feature_matching_loss(fake_v, real_v) * lw.lambda_feat
+            gan, fm = lsgan_loss(fake_v, True) * lw.lambda_temporal_gan, feature_matching_loss(fake_v, real_v) * lw.lambda_feat
+            losses["G_GAN_V"] = losses["G_GAN_V"] + gan
+            losses["G_FM_V"] = losses["G_FM_V"] + fm
+            if terms is not None:
+                terms[f"G_GAN_V{s}"], terms[f"G_FM_V{s}"] = float(gan.detach()), float(fm.detach())
         real_chunk = real[:, start : start + n]
-        losses["G_VGG"] = self.vgg(fake.flatten(0, 1), real_chunk.flatten(0, 1)) * lw.lambda_vgg if self.vgg is not None else zero
-        losses["G_flow_epe"], losses["G_flow_warp"], losses["G_mask"] = zero, zero, zero
+        losses["G_VGG"] = zero
+        if self.vgg is not None:
+            for x in [fake] + ([raw] if raw is not None else []):
+                losses["G_VGG"] = losses["G_VGG"] + self.vgg(x.flatten(0, 1), real_chunk.flatten(0, 1), lw.vgg_input) * lw.lambda_vgg
+        losses["G_flow_epe"], losses["G_flow_warp"], losses["G_mask"], losses["G_fake_warp"] = zero, zero, zero, zero
+        ts = range(start, start + n)
+        ref = None if ref_flow is None else torch.stack([ref_flow[:, t - 1] for t in ts], 1).flatten(0, 1)
+        conf = None if ref_conf is None else torch.stack([ref_conf[:, t - 1] for t in ts], 1).flatten(0, 1)
         if "flow" in out:
-            ts = range(start, start + n)
-            ref = None if ref_flow is None else torch.stack([ref_flow[:, t - 1] for t in ts], 1).flatten(0, 1)
-            conf = None if ref_conf is None else torch.stack([ref_conf[:, t - 1] for t in ts], 1).flatten(0, 1)
             prev_real = torch.stack([real[:, t - 1] for t in ts], 1).flatten(0, 1)
-            fl = flow_loss(out["flow"].flatten(0, 1), prev_real, real_chunk.flatten(0, 1), ref, conf)
+            fl = flow_loss(out["flow"].flatten(0, 1), prev_real, real_chunk.flatten(0, 1), ref, conf, lw.masked_l1)
             losses["G_flow_warp"] = fl["warp"] * lw.lambda_flow
             if "epe" in fl:
-                losses["G_flow_epe"] = fl["epe"] * lw.lambda_flow
+                per_scale = 2 ** (cfg.generator.n_scales - 1) if lw.flow_epe_per_scale else 1
+                losses["G_flow_epe"] = fl["epe"] * lw.lambda_flow / per_scale
             if lw.lambda_mask:
                 losses["G_mask"] = out["mask"].mean() * lw.lambda_mask
+        if lw.lambda_fake_warp and ref is not None:  # the previous output warped by the reference flow
+            first = history[start - 1]
+            if lw.fake_warp_first == "chunk_last" and start > cfg.generator.n_prev:
+                first = fake[:, -1]
+            prev_fake = torch.stack([first.detach(), *fake[:, :-1].detach().unbind(1)], 1).flatten(0, 1)
+            target = warp(prev_fake, ref).detach()
+            losses["G_fake_warp"] = masked_l1(fake.flatten(0, 1), target, conf, lw.masked_l1) * lw.lambda_fake_warp
         losses["G_total"] = sum(losses.values())  # type: ignore[assignment]
         return losses
 
-    def _discriminator_losses(self, fake, real, source, history, start, n, windows, ref_flow) -> dict[str, torch.Tensor]:
-        image_in = self._image_input(real, fake, source, start, n)
+    def _discriminator_losses(self, fake, real, source, history, start, n, windows, ref_flow,
+                              terms: dict[str, float] | None = None, raw=None) -> dict[str, torch.Tensor]:
+        image_in = self._image_input(real, fake, source, start, n, raw)
         video_in = self._video_inputs(windows, real, fake, history, start, ref_flow) if windows else None
-        preds = self.D(image_in, video_in)
-        real_i, fake_i = split_batch(preds["image"], image_in.shape[0] // 2)
-        losses = {"D_real_I": lsgan_loss(real_i, True) * 0.5, "D_fake_I": lsgan_loss(fake_i, False) * 0.5}
+        n_parts = 3 if raw is not None else 2
+        preds = self.D(image_in, video_in, **self._parts(n_parts))
+        chunked = [[[f.chunk(n_parts)[p] for f in scale] for scale in preds["image"]] for p in range(n_parts)]
+        # NVIDIA's code scores the real frames once per fake kind (frame, and hallucinated frame): twice with raw
+        losses = {"D_real_I": lsgan_loss(chunked[0], True) * 0.5 * (n_parts - 1),
+                  "D_fake_I": sum(lsgan_loss(f, False) for f in chunked[1:]) * 0.5}
         zero = fake.new_zeros(())
         losses["D_real_V"], losses["D_fake_V"] = zero, zero
-        for pred in preds.get("video", []) or []:
+        for s, pred in enumerate(preds.get("video", []) or []):
             if pred is None:
                 continue
             real_v, fake_v = split_batch(pred, pred[0][0].shape[0] // 2)
-            losses["D_real_V"] = losses["D_real_V"] + lsgan_loss(real_v, True) * 0.5
-            losses["D_fake_V"] = losses["D_fake_V"] + lsgan_loss(fake_v, False) * 0.5
+            d_real, d_fake = lsgan_loss(real_v, True) * 0.5, lsgan_loss(fake_v, False) * 0.5
+            losses["D_real_V"] = losses["D_real_V"] + d_real
+            losses["D_fake_V"] = losses["D_fake_V"] + d_fake
+            if terms is not None:
+                terms[f"D_real_V{s}"], terms[f"D_fake_V{s}"] = float(d_real.detach()), float(d_fake.detach())
         losses["D_total"] = sum(losses.values())  # type: ignore[assignment]
         return losses
 

@@ -197,7 +197,7 @@ def test_imported_discriminators_compute_what_the_official_ones_do(tmp_path, nor
         trainer = Vid2VidTrainer(config)
         real = torch.rand(1, 4, 3, 32, 64) * 2 - 1
         ref = torch.randn(1, 3, 2, 32, 64) * 4  # backward flows in pixels, into frames 1..3
-        [built] = trainer._video_inputs([[1, 2, 3]], real, real[:, 3:] * 0, [real[:, t] for t in range(3)], 3, ref)
+        [built] = trainer._video_inputs([[[1, 2, 3]]], real, real[:, 3:] * 0, [real[:, t] for t in range(3)], 3, ref)
         official_in = torch.cat([real[:, 1], real[:, 2], real[:, 3], ref[:, 1] / 20, ref[:, 2] / 20], 1)
         assert torch.allclose(built[:1], official_in)
         for s in range(2):

@@ -255,3 +255,54 @@ def test_cli_imports_and_refuses(official_dir, tmp_path) -> None:
     bad = run_cli("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out",
                   str(tmp_path / "other.pt"))
     assert bad.returncode == 1 and "latest_net_G0.pth" in bad.stderr and not (tmp_path / "other.pt").exists()
+
+
+def official_local(src: int, ngf: int = 32, n_down: int = 4, n_blocks: int = 9, n_blocks_local: int = 3) -> dict[str, torch.Tensor]:
+    """pix2pixHD's LocalEnhancer with one enhancer (the 2048 street model's first-frame G, instance norm): the
+    global generator of width 2 * ngf without its last three layers (pad, conv, tanh) as ``model.<i>``, then
+    ``model1_1`` = [pad, conv 7x7, norm, relu, conv stride 2, norm, relu] and ``model1_2`` = residual blocks,
+    [transposed conv, norm, relu], [pad, conv 7x7, tanh]."""
+    s: dict[str, torch.Tensor] = {}
+    end = _down(s, "model", src, 2 * ngf, n_down, n_blocks - n_blocks // 2, norm="instance")
+    for j in range(n_blocks // 2):
+        _res(s, f"model.{end + j}", 2 * ngf * 2**n_down, norm="instance")
+    _up(s, "model", 2 * ngf, n_down, 0, start=end + n_blocks // 2, norm="instance")
+    _conv(s, "model1_1.1", src, ngf, 7)
+    _norm(s, "model1_1.2", ngf, "instance")
+    _conv(s, "model1_1.4", ngf, 2 * ngf, 3)
+    _norm(s, "model1_1.5", 2 * ngf, "instance")
+    for j in range(n_blocks_local):
+        _res(s, f"model1_2.{j}", 2 * ngf, norm="instance")
+    _conv(s, f"model1_2.{n_blocks_local}", 2 * ngf, ngf, 3, transposed=True)
+    _norm(s, f"model1_2.{n_blocks_local + 1}", ngf, "instance")
+    _conv(s, f"model1_2.{n_blocks_local + 4}", ngf, 3, 7)
+    return s
+
+
+def test_the_2048_first_frame_generator_is_a_local_enhancer_without_coarse_outputs(tmp_path) -> None:
+    """NVIDIA's ``define_G(35, 3, 0, 32, 'local', 4, 'instance', 0)``: 182,852,355 parameters (counted without
+    allocating them), and a stand-in of that layout (smaller widths) imports key by key and runs."""
+    from models.vid2vid.config import ModelConfig, load_model_config
+    from models.vid2vid.official_import import load_official_state, single_key_map
+
+    full = single_frame_config(load_model_config("label2city_2048"), 2048)
+    assert full.generator.n_scales == 2 and not full.generator.coarse_outputs
+    with torch.device("meta"):
+        assert sum(p.numel() for p in Vid2VidGenerator(full).parameters()) == 182_852_355
+    small = ModelConfig.model_validate({**full.to_dict(), "input": {**full.to_dict()["input"], "width": 64, "height": 32},
+                                        "generator": {**full.to_dict()["generator"], "ngf": 8, "n_downsampling": 2,
+                                                      "n_blocks": 3, "n_blocks_local": 1}})
+    single = Vid2VidGenerator(small)
+    assert single.scales[0].bg_out is None and single.scales[1].bg_out is not None
+    path = tmp_path / "latest_net_G_2048.pth"
+    torch.save(official_local(35, ngf=4, n_down=2, n_blocks=3, n_blocks_local=1), path)
+    load_official_state(single, {path: single_key_map(single)})
+    official = torch.load(path)
+    ours = single.state_dict()
+    assert torch.equal(ours["scales.1.bg_out.1.weight"], official["model1_2.5.weight"])
+    assert torch.equal(ours["scales.0.bg_res.0.body.1.weight"], official["model.12.conv_block.1.weight"])
+    assert len(ours) == len([k for k in official if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))])
+    with torch.no_grad():
+        assert single(torch.rand(1, 1, 35, 32, 64), None)["image"].shape == (1, 3, 32, 64)
+        with pytest.raises(ValueError, match="coarse_outputs"):
+            single(torch.rand(1, 1, 35, 32, 64), None, n_scales=1)

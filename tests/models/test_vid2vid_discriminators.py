@@ -36,7 +36,7 @@ def test_video_discriminator_gets_the_subsampled_frames_and_composed_flows() -> 
     history = [real[:, t] * 10 for t in range(4)]  # earlier fake frames hold 10 t
     ref = torch.zeros(B, T - 1, 2, H, W)
     ref[:, :, 0] = torch.arange(1, T, dtype=torch.float32).view(1, T - 1, 1, 1)  # flow into frame t: dx = t
-    windows = [[5, 6, 7], [1, 4, 7]]
+    windows = [[[5, 6, 7]], [[1, 4, 7]]]
     inputs = trainer._video_inputs(windows, real, fake, history, 4, ref)
     fine, coarse = inputs
     frames_real = fine[0, 0:9:3, 0, 0].tolist()
@@ -48,7 +48,21 @@ def test_video_discriminator_gets_the_subsampled_frames_and_composed_flows() -> 
     assert coarse[0, 9, 0, 0] == 2 + 3 + 4 and coarse[0, 11, 0, 0] == 5 + 6 + 7
     # windows sampled for a chunk always fit inside the sequence and end in the chunk
     for start in (2, 4, 6):
-        for s, idx in enumerate(trainer._video_windows(start, 2)):
-            if idx is not None:
+        for s, group in enumerate(trainer._video_windows(start, 2)):
+            if group is not None:
+                (idx,) = group
                 assert idx[0] >= 0 and start <= idx[-1] < start + 2
                 assert idx == temporal_indices(idx[-1], s, 3)
+
+
+def test_official_video_windows_are_every_kth_window_of_generated_frames() -> None:
+    """NVIDIA's get_skipped_frames: per temporal scale, the windows ending at the chunk's last frame and every
+    K-th frame before it inside the chunk, only where every frame was generated (index >= n_prev)."""
+    config = tiny_config(discriminator={"n_scales_temporal": 2, "video_windows": "official"}, train={"max_seq_len": 8})
+    trainer = Vid2VidTrainer(config)  # n_prev 2, K 3: spans 2 and 6
+    fine, coarse = trainer._video_windows(2, 4)
+    assert fine == [[3, 4, 5]] and coarse is None  # the window ending at 2 would start on given frames
+    fine, coarse = trainer._video_windows(6, 4)
+    assert fine == [[7, 8, 9], [4, 5, 6]] and coarse == [[3, 6, 9]]
+    fine, coarse = trainer._video_windows(6, 1)
+    assert fine == [[4, 5, 6]] and coarse is None

@@ -67,8 +67,13 @@ def test_lsgan_and_feature_matching_values() -> None:
     assert lsgan_loss(preds, True).item() == pytest.approx(0.25 + 0.0)
     assert lsgan_loss(preds, False).item() == pytest.approx(0.25 + 1.0)
     other = [[torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)], [torch.ones(1), torch.ones(1, 1, 2, 2)]]
-    # per scale: one intermediate layer, weight 4 / (1 + 1) / 2 scales = 1 each; |0 - 1| = 1
-    assert feature_matching_loss(preds, other).item() == pytest.approx(2.0)
+    # pix2pixHD: a PatchGAN of n_layers_D layers returns n_layers_D + 2 outputs, each intermediate one weighs
+    # 4 / (n_layers_D + 1) / num_D. Here n_layers_D = 0: 4 / 1 / 2 scales = 2 each; |0 - 1| = 1
+    assert feature_matching_loss(preds, other).item() == pytest.approx(4.0)
+    # the default D (n_layers_D = 3: 5 outputs, 4 matched at weight 4 / 4 / 1): 1.0 per layer
+    five = [[torch.zeros(1, 1, 2, 2) for _ in range(5)]]
+    ones = [[torch.ones(1, 1, 2, 2) for _ in range(5)]]
+    assert feature_matching_loss(five, ones).item() == pytest.approx(4.0)
 
 
 def test_flow_loss_is_zero_for_the_true_flow_and_positive_otherwise() -> None:
