@@ -26,9 +26,9 @@ from .config import ModelConfig
 from .discriminators import Discriminators
 from .encoder import FeatureEncoder
 from .generator import Vid2VidGenerator
-from .losses import VGGLoss, feature_matching_loss, flow_loss, lsgan_loss, split_batch
+from .losses import VGGLoss, feature_matching_loss, flow_loss, lsgan_loss, masked_l1, split_batch
 from .schedule import ProgressiveSchedule, Stage
-from .warp import compose_backward_flows, resize_flow
+from .warp import compose_backward_flows, resize_flow, warp
 
 CHECKPOINT_FORMAT = "vid2vid-trainer/1"
 
@@ -48,6 +48,7 @@ class GeneratorSide(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.n_prev = config.generator.n_prev
+        self.detach_previous = config.train.detach_previous
         self.generator = Vid2VidGenerator(config)
         self.encoder = FeatureEncoder(config) if config.multimodal.enabled else None
 
@@ -77,7 +78,8 @@ class GeneratorSide(nn.Module):
             for key, value in out.items():
                 outputs[key].append(value)
             if L > 0:
-                prev = torch.cat([prev[:, 1:], out["image"].unsqueeze(1)], dim=1)  # type: ignore[index]
+                image = out["image"].detach() if self.detach_previous else out["image"]
+                prev = torch.cat([prev[:, 1:], image.unsqueeze(1)], dim=1)  # type: ignore[index]
         return {key: torch.stack(values, dim=1) for key, values in outputs.items()}
 
 
@@ -190,7 +192,9 @@ class Vid2VidTrainer:
             g_losses["G_total"].backward()
             self.opt_G.step()
 
-            d_losses = self._discriminator_losses(fake.detach(), real, source, history, start, n, windows, ref_flow)
+            raw = self._raw(out)
+            d_losses = self._discriminator_losses(fake.detach(), real, source, history, start, n, windows, ref_flow,
+                                                  None if raw is None else raw.detach())
             self.opt_D.zero_grad(set_to_none=True)
             d_losses["D_total"].backward()
             self.opt_D.step()
@@ -246,22 +250,32 @@ class Vid2VidTrainer:
             inputs.append(torch.cat([real_in, fake_in], dim=0))
         return inputs
 
-    def _image_input(self, real, fake, source, start, n) -> torch.Tensor:
+    def _raw(self, out: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The hallucinated frames when they get losses of their own (``loss.raw_image``; only where a warped
+        previous frame was blended in, else they are the final frames)."""
+        return out["hallucinated"] if self.config.loss.raw_image and "warped" in out else None
+
+    def _image_input(self, real, fake, source, start, n, raw=None) -> torch.Tensor:
+        """D_I's input: cat(real, fake[, raw]) frames, each with its source frame."""
         src = source[:, start : start + n].flatten(0, 1)
-        real_in = torch.cat([real[:, start : start + n].flatten(0, 1), src], dim=1)
-        fake_in = torch.cat([fake.flatten(0, 1), src], dim=1)
-        return torch.cat([real_in, fake_in], dim=0)
+        parts = [real[:, start : start + n], fake] + ([] if raw is None else [raw])
+        return torch.cat([torch.cat([p.flatten(0, 1), src], dim=1) for p in parts], dim=0)
 
     def _generator_losses(self, out, real, source, history, start, n, windows, ref_flow, ref_conf) -> dict[str, torch.Tensor]:
         cfg = self.config
         lw = cfg.loss
         fake = out["image"]
-        image_in = self._image_input(real, fake, source, start, n)
+        raw = self._raw(out)
+        image_in = self._image_input(real, fake, source, start, n, raw)
         video_in = self._video_inputs(windows, real, fake, history, start, ref_flow) if windows else None
         preds = self.D(image_in, video_in)
-        n_real = image_in.shape[0] // 2
-        real_i, fake_i = split_batch(preds["image"], n_real)
+        B = fake.shape[0] * fake.shape[1]
+        real_i, fake_i = split_batch(preds["image"], B)
+        fake_i, raw_i = split_batch(fake_i, B) if raw is not None else (fake_i, None)
         losses = {"G_GAN_I": lsgan_loss(fake_i, True), "G_FM_I": feature_matching_loss(fake_i, real_i) * lw.lambda_feat}
+        if raw_i is not None:
+            losses["G_GAN_I"] = losses["G_GAN_I"] + lsgan_loss(raw_i, True)
+            losses["G_FM_I"] = losses["G_FM_I"] + feature_matching_loss(raw_i, real_i) * lw.lambda_feat
         zero = fake.new_zeros(())
         losses["G_GAN_V"], losses["G_FM_V"] = zero, zero
         for pred in preds.get("video", []) or []:
@@ -272,6 +286,8 @@ class Vid2VidTrainer:
             losses["G_FM_V"] = losses["G_FM_V"] + feature_matching_loss(fake_v, real_v) * lw.lambda_feat
         real_chunk = real[:, start : start + n]
         losses["G_VGG"] = self.vgg(fake.flatten(0, 1), real_chunk.flatten(0, 1)) * lw.lambda_vgg if self.vgg is not None else zero
+        if raw is not None and self.vgg is not None:
+            losses["G_VGG"] = losses["G_VGG"] + self.vgg(raw.flatten(0, 1), real_chunk.flatten(0, 1)) * lw.lambda_vgg
         losses["G_flow_epe"], losses["G_flow_warp"], losses["G_mask"] = zero, zero, zero
         if "flow" in out:
             ts = range(start, start + n)
@@ -284,15 +300,26 @@ class Vid2VidTrainer:
                 losses["G_flow_epe"] = fl["epe"] * lw.lambda_flow
             if lw.lambda_mask:
                 losses["G_mask"] = out["mask"].mean() * lw.lambda_mask
+        if lw.lambda_output_warp and ref_flow is not None and cfg.generator.n_prev:
+            ts = range(start, start + n)
+            previous = torch.stack([self._frame(t - 1, history, fake.detach(), start) for t in ts], 1).flatten(0, 1)
+            flows = torch.stack([ref_flow[:, t - 1] for t in ts], 1).flatten(0, 1)
+            conf = None if ref_conf is None else torch.stack([ref_conf[:, t - 1] for t in ts], 1).flatten(0, 1)
+            losses["G_output_warp"] = masked_l1(fake.flatten(0, 1), warp(previous, flows), conf) * lw.lambda_output_warp
         losses["G_total"] = sum(losses.values())  # type: ignore[assignment]
         return losses
 
-    def _discriminator_losses(self, fake, real, source, history, start, n, windows, ref_flow) -> dict[str, torch.Tensor]:
-        image_in = self._image_input(real, fake, source, start, n)
+    def _discriminator_losses(self, fake, real, source, history, start, n, windows, ref_flow, raw=None) -> dict[str, torch.Tensor]:
+        image_in = self._image_input(real, fake, source, start, n, raw)
         video_in = self._video_inputs(windows, real, fake, history, start, ref_flow) if windows else None
         preds = self.D(image_in, video_in)
-        real_i, fake_i = split_batch(preds["image"], image_in.shape[0] // 2)
+        B = fake.shape[0] * fake.shape[1]
+        real_i, fake_i = split_batch(preds["image"], B)
+        fake_i, raw_i = split_batch(fake_i, B) if raw is not None else (fake_i, None)
         losses = {"D_real_I": lsgan_loss(real_i, True) * 0.5, "D_fake_I": lsgan_loss(fake_i, False) * 0.5}
+        if raw_i is not None:  # the official code adds D_I's terms of the raw frames: its real half counted twice
+            losses["D_real_I"] = losses["D_real_I"] * 2
+            losses["D_fake_I"] = losses["D_fake_I"] + lsgan_loss(raw_i, False) * 0.5
         zero = fake.new_zeros(())
         losses["D_real_V"], losses["D_fake_V"] = zero, zero
         for pred in preds.get("video", []) or []:
