@@ -18,7 +18,7 @@ from storage.manifest import read_manifest
 
 
 LOSS_ORDER = ("G_total", "D_total", "L1", "G_GAN_I", "G_FM_I", "G_GAN_V", "G_FM_V", "G_VGG", "G_flow_warp",
-              "G_flow_epe", "G_mask", "G_output_warp", "D_real_I", "D_fake_I", "D_real_V", "D_fake_V")
+              "G_flow_epe", "G_mask", "G_fake_warp", "D_real_I", "D_fake_I", "D_real_V", "D_fake_V")
 SCHEDULE_KEYS = ("seq_len", "n_scales")  # the progressive schedule (Sec. 3.3): each change makes the losses jump
 
 
@@ -29,7 +29,7 @@ def active_losses(model: dict, metrics: list[dict]) -> list[str]:
     lw = config.loss
     video = config.uses_video_discriminator
     off = {"G_VGG": not (lw.use_vgg and lw.lambda_vgg > 0), "G_mask": lw.lambda_mask == 0,
-           "G_output_warp": lw.lambda_output_warp == 0 or config.frame_by_frame,
+           "G_fake_warp": lw.lambda_fake_warp == 0 or config.frame_by_frame,
            "G_flow_warp": lw.lambda_flow == 0 or config.frame_by_frame,
            "G_flow_epe": lw.lambda_flow == 0 or config.frame_by_frame,
            "G_FM_I": lw.lambda_feat == 0, "G_FM_V": lw.lambda_feat == 0 or not video,

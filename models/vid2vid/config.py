@@ -210,13 +210,11 @@ class LossConfig(_Strict):
     lambda_flow: float = 10.0  # lambda_W of Eq. 5
     lambda_mask: float = 0.0  # official code's occlusion-mask prior; not in the paper, off by default
     lambda_temporal_gan: float = 1.0
-    # the official code's G_Warp (its lambda_T): |x~_t - w_{t-1}(x~_{t-1})|_1 over the valid pixels, the previous
-    # output (the real frame before the first generated one; detached) warped by the *reference* flow; not in the
-    # paper, 0 = off
-    lambda_output_warp: float = 0.0
-    # the official code's losses on the hallucinated frame h~ (its fake_B_raw: before the warped previous frame
-    # is blended in) besides the final one: D_I (GAN, feature matching) and VGG see both, D_I's real half twice
-    raw_image: bool = False
+    # NVIDIA's training (not in the paper's equations): VGG, GAN and feature matching also on the hallucinated
+    # frame h~_t (and D_I also learns it as fake)
+    raw_image_losses: bool = False
+    # NVIDIA's G_Warp: |x~_t - w_ref(x~_{t-1})|_1 weighted by the reference flow's confidence (their lambda_T)
+    lambda_fake_warp: float = 0.0
 
 
 class MultimodalConfig(_Strict):
@@ -240,8 +238,8 @@ class TrainConfig(_Strict):
     epochs_per_scale: int = Field(10, ge=1)  # spatial progression: coarse scale first
     epochs: int = Field(40, ge=1)
     seed: int = 0
-    # previous outputs fed back into G as constants (the official code detaches them, n_frames_bp = 1); False:
-    # gradients flow through them within a chunk of frames_per_step frames
+    # previous outputs fed back to G: gradients flow through them inside a chunk (False) or never (True,
+    # NVIDIA's n_frames_bp = 1 with --max_frames_backpropagate 1, their default)
     detach_previous: bool = False
 
 

@@ -251,9 +251,9 @@ class Vid2VidTrainer:
         return inputs
 
     def _raw(self, out: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The hallucinated frames when they get losses of their own (``loss.raw_image``; only where a warped
+        """The hallucinated frames when they get losses of their own (``loss.raw_image_losses``; only where a warped
         previous frame was blended in, else they are the final frames)."""
-        return out["hallucinated"] if self.config.loss.raw_image and "warped" in out else None
+        return out["hallucinated"] if self.config.loss.raw_image_losses and "warped" in out else None
 
     def _image_input(self, real, fake, source, start, n, raw=None) -> torch.Tensor:
         """D_I's input: cat(real, fake[, raw]) frames, each with its source frame."""
@@ -300,12 +300,12 @@ class Vid2VidTrainer:
                 losses["G_flow_epe"] = fl["epe"] * lw.lambda_flow
             if lw.lambda_mask:
                 losses["G_mask"] = out["mask"].mean() * lw.lambda_mask
-        if lw.lambda_output_warp and ref_flow is not None and cfg.generator.n_prev:
+        if lw.lambda_fake_warp and ref_flow is not None and cfg.generator.n_prev:
             ts = range(start, start + n)
             previous = torch.stack([self._frame(t - 1, history, fake.detach(), start) for t in ts], 1).flatten(0, 1)
             flows = torch.stack([ref_flow[:, t - 1] for t in ts], 1).flatten(0, 1)
             conf = None if ref_conf is None else torch.stack([ref_conf[:, t - 1] for t in ts], 1).flatten(0, 1)
-            losses["G_output_warp"] = masked_l1(fake.flatten(0, 1), warp(previous, flows), conf) * lw.lambda_output_warp
+            losses["G_fake_warp"] = masked_l1(fake.flatten(0, 1), warp(previous, flows), conf) * lw.lambda_fake_warp
         losses["G_total"] = sum(losses.values())  # type: ignore[assignment]
         return losses
 
