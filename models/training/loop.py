@@ -124,7 +124,8 @@ def diagnose(trainer: Vid2VidTrainer, clip: dict[str, torch.Tensor], writer, run
     for key, value in summary.items():
         writer.add_scalar(f"diagnostics/{key.removeprefix('diag_')}", value, step)
     for t, (free, teacher) in enumerate(zip(result["l1_free"], result["l1_teacher"]), 1):  # type: ignore[call-overload]
-        writer.add_scalars(f"heldout_l1_per_frame/frame_{t:02d}", {"free_running": free, "teacher_forced": teacher}, step)
+        writer.add_scalar(f"heldout_l1_per_frame/frame_{t:02d}_free_running", free, step)  # side by side in one section
+        writer.add_scalar(f"heldout_l1_per_frame/frame_{t:02d}_teacher_forced", teacher, step)
     with open(run / DIAGNOSTICS_FILE, "a") as handle:
         handle.write(json.dumps({"step": step, **result}) + "\n")
     return summary
