@@ -189,8 +189,7 @@ def train_loop_per_worker(job_data: dict) -> None:
                 return
             metrics = {**losses, "step": float(step), "epoch": float(epoch),
                        "samples_per_s": config.train.batch_size * world / seconds, "seconds_per_step": seconds}
-            if writer is not None and clip is not None and (step % job.diagnose_every == 0 or
-                                                            (job.max_steps is not None and step >= job.max_steps)):
+            if writer is not None and clip is not None and step % job.diagnose_every == 0:
                 metrics.update(diagnose(trainer, clip, writer, run, step))
             if writer is not None:
                 for key, value in losses.items():
