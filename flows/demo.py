@@ -26,11 +26,12 @@ from tasks.artifacts import artifact_key, publish_markdown
 DEMO_CONFIG = "demo_street"  # configs/model/demo_street.yaml: 128x64, one scale
 BASELINE_CONFIG = "demo_street_frame"  # its frame-by-frame twin
 # per model, 2 Ray workers (batch 2). Measured on the idle 2-core machine (the whole demo, float32): 80 steps 459 s,
-# 56 steps 373 s (≈ 2.1 s per step and ≈ 20 s of Ray start-up per model, ≈ 95 s for the rest). Training now runs
-# in bf16 + channels-last (models/training/precision.py: ≈ 2x per step, benchmarks/model.py --mode train) and the
-# recipe adds ≈ 10 % (raw-frame D_I pass, G_Warp), so 80 steps ≈ 80 x 1.05 x 1.1 + 20 s per model: ≈ 330 s in
-# all, estimated from step times (the shared machine cannot time the whole demo).
-DEMO_STEPS = 80
+# 56 steps 373 s (≈ 2.1 s per step and ≈ 20 s of Ray start-up per model, ≈ 95 s for the rest). Training now runs in
+# bf16 + channels-last (models/training/precision.py), measured 1.4x-2.0x per step on the loaded shared machine
+# (benchmarks/model.py --mode train, interleaved), and NVIDIA's recipe adds ≈ 10 % to vid2vid's step. At the
+# cautious 1.4x: 64 x (1.5 x 1.1 + 1.5) s + 2 x 20 s + 95 s ≈ 337 s. An estimate from step times: the shared
+# machine could not time the whole demo.
+DEMO_STEPS = 64
 DEMO_DIAGNOSE_EVERY = 16  # held-out diagnostics (TensorBoard, progress artifact): ≈ 1 s each
 DEMO_CLIPS, DEMO_FRAMES, DEMO_SIZE = 8, 24, (128, 64)  # 6 training clips, 2 held out
 REBUILD_METRICS = ["warp", "psnr", "ssim"]  # the full set runs once, on both models, in the comparison

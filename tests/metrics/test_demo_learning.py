@@ -24,10 +24,10 @@ from storage.synthetic import write_synthetic_clip
 
 STEPS = 30
 SEEDS = (0, 1)
-# Measured (see the commit introducing this test): vid2vid minus baseline per seed and their mean; the margins
-# leave room for seed and BLAS noise.
+# Issue 23's goal, not yet a measurement at this size (the one run on the loaded 2-core machine timed out):
+# whoever first runs it idle records the per-seed numbers here and keeps the margins below them.
 MARGIN_MEAN_DB = 1.0  # vid2vid's held-out PSNR over the baseline's, mean over SEEDS
-MARGIN_RISE_DB = 1.5  # vid2vid's held-out PSNR over its untrained self
+MARGIN_RISE_DB = 1.5  # vid2vid's held-out PSNR over its untrained self (measured 2026-11-26: +4.3 dB at 40 steps)
 
 
 def _held_out_psnr(trainer: Vid2VidTrainer, layout: DatasetLayout, clips: list[str]) -> float:
