@@ -7,7 +7,11 @@ random 6-frame windows, so a step here is a demo step. Evaluation as the demo's:
 synthesized recursively and scored (PSNR against the real frames, warp error with the exact flow).
 Runs on CPU, or on a GPU to see far past the demo's budget quickly.
 
-Run: python benchmarks/demo_curve.py [--steps 40,80,160,320,640] [--device cuda]
+Training runs in the demo's precision (bf16 autocast + channels-last where the CPU has native bf16;
+``--fp32`` for the exact mode). ``--seeds 0,1,2`` repeats every preset per seed and ends with mean ± sd per
+preset at each scored step (issue 23's goal: vid2vid over the baseline on every seed, by >= 1 dB on the mean).
+
+Run: python benchmarks/demo_curve.py [--steps 40,80,160,320,640] [--seeds 0,1,2] [--device cuda]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from models.metrics.fidelity import psnr_per_frame  # noqa: E402
 from models.metrics.report import FIRST_FRAME, scored  # noqa: E402
 from models.metrics.warp_error import warping_error  # noqa: E402
 from models.synthesis import synthesize_frames  # noqa: E402
+from models.training.precision import autocast, prepare_modules, training_precision  # noqa: E402
 from models.vid2vid.config import load_model_config  # noqa: E402
 from models.vid2vid.trainer import Vid2VidTrainer, unwrap  # noqa: E402
 from storage.synthetic import StreetScene, clip_seed, synthetic_splits  # noqa: E402
@@ -77,25 +82,39 @@ def main() -> None:
     parser.add_argument("--configs", default="demo_street,demo_street_frame")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=2, help="the demo's 2 workers x batch 1")
+    parser.add_argument("--seeds", default="0", help="training seeds, each preset trained once per seed")
+    parser.add_argument("--fp32", action="store_true", help="exact float32 instead of the demo's bf16")
     args = parser.parse_args()
     checkpoints = sorted(int(s) for s in args.steps.split(","))
     train, held_out = demo_clips()
+    device = torch.device(args.device)
+    precision = training_precision(device, bf16=not args.fp32)
     print(f"demo data: {len(train)} training and {len(held_out)} held-out clips, {FRAMES} frames at {WIDTH}x{HEIGHT}; "
-          f"device {args.device}")
-    for name in args.configs.split(","):
-        config = load_model_config(name)
-        trainer = Vid2VidTrainer(config, device=args.device)
-        rng = np.random.default_rng(config.train.seed)
-        length = config.train.max_seq_len
-        started, step = time.perf_counter(), 0
-        for target in checkpoints:
-            while step < target:
-                trainer.train_step(window_batch(train, length, args.batch, rng))
-                step += 1
-            seconds = time.perf_counter() - started
-            psnr, warp = held_out_scores(trainer, held_out)
-            print(f"{name:18s} step {step:5d}: held-out PSNR {psnr:6.2f} dB, warp error {warp:.5f} "
-                  f"({seconds:.0f} s of training on {args.device})", flush=True)
+          f"device {args.device}, {precision}")
+    scores: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for name in args.configs.split(","):
+            preset = load_model_config(name)
+            config = preset.model_validate({**preset.to_dict(), "train": {**preset.to_dict()["train"], "seed": seed}})
+            trainer = Vid2VidTrainer(config, device=device)
+            prepare_modules(device, precision, trainer.G, trainer.D)
+            rng = np.random.default_rng(config.train.seed)
+            length = config.train.max_seq_len
+            started, step = time.perf_counter(), 0
+            for target in checkpoints:
+                while step < target:
+                    with autocast(device, precision):
+                        trainer.train_step(window_batch(train, length, args.batch, rng))
+                    step += 1
+                seconds = time.perf_counter() - started
+                psnr, warp = held_out_scores(trainer, held_out)
+                scores.setdefault((name, target), []).append((psnr, warp))
+                print(f"{name:18s} seed {seed} step {step:5d}: held-out PSNR {psnr:6.2f} dB, warp error {warp:.5f} "
+                      f"({seconds:.0f} s of training on {args.device})", flush=True)
+    for (name, target), values in sorted(scores.items()):
+        psnrs, warps = np.array([v[0] for v in values]), np.array([v[1] for v in values])
+        print(f"{name:18s} step {target:5d}: PSNR {psnrs.mean():.2f} ± {psnrs.std(ddof=1) if len(psnrs) > 1 else 0:.2f} "
+              f"dB, warp error {warps.mean():.5f} over {len(values)} seed(s)")
 
 
 if __name__ == "__main__":

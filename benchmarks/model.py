@@ -4,6 +4,7 @@ CPU learning check.
     python benchmarks/model.py --ngf 128 --n-downsampling 3 --n-blocks 9 --scales 1 --size 512x256 \
         --mode inference --steps 2                     # the official default architecture, one frame/step
     python benchmarks/model.py --mode train --size 64x32 --ngf 16 --steps 5
+    python benchmarks/model.py --mode train --preset demo_street --seq-len 6 --threads 1 --steps 6  # fp32 vs bf16
     python benchmarks/model.py --learning-check --minutes 3
     python benchmarks/model.py --official-street --size 512x256 --mode inference   # NVIDIA's label2city_2048 G
     python benchmarks/model.py --official-code ~/vid2vid --size 512x256   # vs NVIDIA's own code, same run
@@ -40,6 +41,7 @@ from models.vid2vid.inference import optimize_for_inference, synthesize  # noqa:
 from models.vid2vid.layers import count_parameters  # noqa: E402
 from models.vid2vid.trainer import Vid2VidTrainer  # noqa: E402
 from models.vid2vid.warp import warp  # noqa: E402
+from models.training.precision import autocast, prepare_modules  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -122,25 +124,60 @@ def bench_inference(args: argparse.Namespace, config: ModelConfig) -> None:
 
 
 def bench_train(args: argparse.Namespace, config: ModelConfig) -> None:
-    trainer = Vid2VidTrainer(config)
-    trainer.set_epoch(config.train.epochs_per_scale * (config.generator.n_scales - 1))  # every scale, full size
-    g_params, d_params = count_parameters(trainer.G), count_parameters(trainer.D)
-    batch = random_batch(config, args.batch, args.seq_len)
+    """The training step in float32 (exact) and in bf16 autocast (+ channels-last on CPU), each its own trainer
+    from the same weights on the same batch, timed interleaved (fp32, bf16, fp32, ...) so that load on a shared
+    machine hits both alike; the first step's losses (same weights, same batch) give the max loss difference."""
+    device = torch.device(args.device)
+    modes = ["fp32"] + (["bf16"] if args.train_modes == "both" else [])
+    trainers = {}
+    for mode in modes:
+        trainer = Vid2VidTrainer(config, device=device)
+        trainer.set_epoch(config.train.epochs_per_scale * (config.generator.n_scales - 1))  # every scale, full size
+        prepare_modules(device, mode, trainer.G, trainer.D)
+        trainers[mode] = trainer
+    g_params, d_params = count_parameters(trainers["fp32"].G), count_parameters(trainers["fp32"].D)
+    batch = random_batch(config, args.batch, args.seq_len) if not args.preset else street_batch(config, args.batch,
+                                                                                                args.seq_len)
+    wall: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    first: dict[str, dict[str, float]] = {}
     rss0 = _rss_mb()
+    load_before = _load()
     for step in range(args.steps + args.warmup):
-        start = time.perf_counter()
-        losses = trainer.train_step(batch)
-        seconds = time.perf_counter() - start
-        if step >= args.warmup:
-            print(
-                f"mode=train step={step - args.warmup} size={args.size} batch={args.batch} seq_len={args.seq_len} "
-                f"ngf={args.ngf} down={args.n_downsampling} blocks={args.n_blocks} scales={args.scales} fg={args.fg} "
-                f"L={config.generator.n_prev} K={args.K} n_scales={losses['n_scales']:.0f} "
-                f"G_params={g_params} D_params={d_params} "
-                f"s_per_step={seconds:.3f} G_total={losses['G_total']:.3f} D_total={losses['D_total']:.3f} "
-                f"peak_rss_delta_mb={_rss_mb() - rss0:.0f}",
-                flush=True,
-            )
+        for mode in modes:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            with autocast(device, mode):
+                losses = trainers[mode].train_step(batch)
+            seconds = time.perf_counter() - start
+            first.setdefault(mode, losses)
+            if step >= args.warmup:
+                wall[mode].append(seconds)
+                cpu[mode].append(time.process_time() - start_cpu)
+                print(
+                    f"mode=train precision={mode} step={step - args.warmup} size={config.input.width}x"
+                    f"{config.input.height} batch={args.batch} seq_len={args.seq_len} "
+                    f"config={config.name} L={config.generator.n_prev} n_scales={losses['n_scales']:.0f} "
+                    f"G_params={g_params} D_params={d_params} threads={torch.get_num_threads()} "
+                    f"s_per_step={seconds:.3f} G_total={losses['G_total']:.3f} D_total={losses['D_total']:.3f} "
+                    f"peak_rss_delta_mb={_rss_mb() - rss0:.0f}",
+                    flush=True,
+                )
+    if "bf16" in modes:
+        rel = max(abs(first["bf16"][k] - v) / max(abs(v), 1e-8) for k, v in first["fp32"].items()
+                  if k.startswith(("G_", "D_")) and v)
+        fp32_s, bf16_s = _median(wall["fp32"]), _median(wall["bf16"])
+        fp32_cpu, bf16_cpu = _median(cpu["fp32"]), _median(cpu["bf16"])
+        print(f"mode=train summary interleaved=fp32,bf16 steps={args.steps} fp32_s_per_step={fp32_s:.3f} "
+              f"bf16_s_per_step={bf16_s:.3f} speedup={fp32_s / bf16_s:.2f}x cpu_speedup={fp32_cpu / bf16_cpu:.2f}x "
+              f"max_loss_rel_diff_first_step={rel:.3g} channels_last={device.type == 'cpu'} "
+              f"fp32_all={_listed(wall['fp32'])} bf16_all={_listed(wall['bf16'])} "
+              f"loadavg_before={load_before} loadavg_after={_load()}", flush=True)
+
+
+def street_batch(config: ModelConfig, batch: int, frames: int) -> dict[str, torch.Tensor]:
+    """``batch`` windows of the synthetic street at the config's size (labels, instances, exact flow)."""
+    clips = [synthetic_clip(config.input.width, config.input.height, frames, seed=k) for k in range(batch)]
+    return {key: torch.cat([c[key] for c in clips]) for key in clips[0]}
 
 
 # ------------------------------------------------------------------------------------- vs the official code
@@ -333,6 +370,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("train", "inference"), default="inference")
     p.add_argument("--official-street", action="store_true", help="NVIDIA's label2city_2048 architecture")
+    p.add_argument("--preset", help="--mode train: a model config preset (e.g. demo_street) on synthetic street "
+                                    "windows instead of the architecture knobs")
+    p.add_argument("--train-modes", choices=("both", "fp32"), default="both",
+                   help="--mode train: time fp32 and bf16 interleaved (both), or fp32 only")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--official-code", metavar="DIR",
                    help="a checkout of github.com/NVIDIA/vid2vid: compare with it in the same run (label2city_2048)")
     p.add_argument("--seed", type=int, default=0)
@@ -379,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
         return
-    config = build_config(args)
+    config = load_model_config(args.preset) if args.preset else build_config(args)
     (bench_inference if args.mode == "inference" else bench_train)(args, config)
 
 

@@ -26,10 +26,14 @@ from tasks.artifacts import artifact_key, publish_markdown
 
 DEMO_CONFIG = "demo_street"  # configs/model/demo_street.yaml: 128x64, one scale
 BASELINE_CONFIG = "demo_street_frame"  # its frame-by-frame twin
-# per model, 2 Ray workers (batch 2). Measured on the idle 2-core machine (the whole demo): 80 steps 459 s, 56 steps
-# 373 s (≈ 2.1 s per step and ≈ 20 s of Ray start-up per model, ≈ 95 s for the rest), so 48 steps to stay under 6 min.
-# Held-out PSNR rises slowly with steps and plateaus near 18 dB by 640 steps (benchmarks/demo_curve.py)
-DEMO_STEPS = 48
+# per model, 2 Ray workers (batch 2). Measured on the idle 2-core machine (the whole demo, float32): 80 steps 459 s,
+# 56 steps 373 s (≈ 2.1 s per step and ≈ 20 s of Ray start-up per model, ≈ 95 s for the rest). Training now runs in
+# bf16 + channels-last (models/training/precision.py), measured 1.4x-2.0x per step on the loaded shared machine
+# (benchmarks/model.py --mode train, interleaved), and NVIDIA's recipe adds ≈ 10 % to vid2vid's step. At the
+# cautious 1.4x: 64 x (1.5 x 1.1 + 1.5) s + 2 x 20 s + 95 s ≈ 337 s. An estimate from step times: the shared
+# machine could not time the whole demo.
+DEMO_STEPS = 64
+DEMO_DIAGNOSE_EVERY = 16  # held-out diagnostics (TensorBoard, progress artifact): ≈ 1 s each
 DEMO_CLIPS, DEMO_FRAMES, DEMO_SIZE = 8, 24, (128, 64)  # 6 training clips, 2 held out
 REBUILD_METRICS = ["warp", "psnr", "ssim"]  # the full set runs once, on both models, in the comparison
 
@@ -43,7 +47,8 @@ def _train_seconds(run_dir: str | None) -> float | None:
 def demo_comparison_flow(root: str, runs: str, vid2vid_run: str, steps: int, started: float) -> dict:
     """The frame-by-frame baseline with the same budget, then both models in one table, then the goals."""
     baseline = train_flow(TrainParams(dataset="street", config=BASELINE_CONFIG, data_root=root, runs_root=runs,
-                                      mode="rebuild", max_steps=steps, checkpoint_every=steps))
+                                      mode="rebuild", max_steps=steps, checkpoint_every=steps,
+                                      diagnose_every=DEMO_DIAGNOSE_EVERY))
     evaluation = evaluate_flow(EvaluateParams(dataset="street", runs=[vid2vid_run, baseline.run_dir or ""],
                                               metrics=list(DEFAULT_METRICS), data_root=root, runs_root=runs))
     by_variant = {e.variant: e.values for e in evaluation.evaluations}
@@ -67,7 +72,8 @@ def demo_flow(root: str, runs: str, steps: int, started: float) -> tuple:
     street = rebuild_flow(RebuildParams(
         data_root=root, runs_root=runs, config=DEMO_CONFIG,
         synth=SynthSettings(clips=DEMO_CLIPS, frames=DEMO_FRAMES, size=DEMO_SIZE),
-        train=TrainSettings(max_steps=steps), evaluate=EvaluateSettings(metrics=REBUILD_METRICS)))
+        train=TrainSettings(max_steps=steps, diagnose_every=DEMO_DIAGNOSE_EVERY),
+        evaluate=EvaluateSettings(metrics=REBUILD_METRICS)))
     face = face_demo(root, dataset="face")
     comparison = demo_comparison_flow(root, runs, street.run_dir or street.model_path or "", steps, started)
     reference = demo_reference_flow(root, runs, comparison["json"], steps)  # the shipped models

@@ -28,6 +28,19 @@ from storage.layout import DatasetLayout
 HEADLINE_LOSSES = ("G_total", "D_total", "L1", "G_flow_warp")
 
 
+def diagnostics_line(row: dict) -> str:
+    """The held-out diagnostics of a metrics row (models/vid2vid/diagnostics.py), in words."""
+    parts = [f"held-out L1 free-running {row['diag_l1_free_mean']:.3f} vs teacher-forced "
+             f"{row.get('diag_l1_teacher_mean', float('nan')):.3f}"]
+    if "diag_l1_hallucinated_mean" in row:
+        parts.append(f"hallucinated alone {row['diag_l1_hallucinated_mean']:.3f}")
+    if "diag_flow_epe" in row:
+        parts.append(f"flow EPE {row['diag_flow_epe']:.2f} px")
+    if "diag_mask_mean" in row:
+        parts.append(f"mean mask {row['diag_mask_mean']:.2f}")
+    return f"step {row['step']:.0f} " + ", ".join(parts)
+
+
 class TrainingProgress:
     """Where a run is, read from its metrics.jsonl while Ray trains it, told three ways: the run's progress
     artifact, a log line every tenth of the run (losses, samples/s, ETA), and the CLI's progress bar.
@@ -77,6 +90,9 @@ class TrainingProgress:
         eta = f", ETA {elapsed * (1 - fraction) / fraction:.0f} s" if 0 < fraction < 1 else ""
         line = (f"step {last.get('step', 0):.0f}" + (f"/{self.total:.0f}" if self.job.max_steps else "")
                 + f" ({100 * fraction:.0f}%): {losses}; {last.get('samples_per_s', 0):.2f} samples/s{eta}")
+        diagnosed = next((m for m in reversed(metrics) if "diag_l1_free_mean" in m), None)
+        if diagnosed is not None:
+            line += "; " + diagnostics_line(diagnosed)
         update_progress_artifact(self.artifact, progress=100.0 * fraction, description=line)
         self.tracker.update(min(done, self.total), losses)
         if fraction - self.logged >= 0.1 or fraction == 1.0:

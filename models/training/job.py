@@ -25,9 +25,13 @@ class TrainSettings(BaseModel):
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps; default: train every epoch")
     workers: int = Field(default=2, ge=1, description="Ray Train workers")
     gpus_per_worker: float = Field(default=0.0, ge=0.0, description="0: CPU workers")
-    bf16: bool = Field(default=True, description="bf16 autocast on GPU workers (ignored on CPU)")
+    bf16: bool = Field(default=True, description="bf16 autocast (float32 weights and losses) on GPU "
+                      "workers and on CPUs with native bf16 (AVX512-BF16/AMX; others stay float32); False: exact float32")
     report_every: int = Field(default=1, ge=1, description="steps between reports to Ray Train")
     checkpoint_every: int = Field(default=10, ge=1, description="steps between checkpoints (and at the end)")
+    diagnose_every: int = Field(default=8, ge=0, description="steps between held-out diagnostics (flow EPE against "
+                                "the reference flow, mean occlusion mask, free-running vs teacher-forced L1 per "
+                                "frame) on the first validation clip; 0: off")
     keep_checkpoints: int = Field(default=2, ge=1, description="newest checkpoints kept on disk")
     max_failures: int = Field(default=2, ge=0, description="worker-group restarts from the last checkpoint")
     ray_address: str | None = Field(default=None, description="default: $VID2VID_RAY_ADDRESS, else a local Ray")

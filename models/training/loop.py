@@ -13,7 +13,6 @@ import logging
 import os
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import ray.train
@@ -23,16 +22,22 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from models.training.job import TrainJob
+from models.training.precision import autocast, prepare_modules, training_precision
 from models.vid2vid.checkpoint import load_checkpoint, save_checkpoint
 from models.vid2vid.config import ModelConfig
-from models.vid2vid.trainer import Vid2VidTrainer
+from models.vid2vid.diagnostics import rollout_diagnostics
+from models.vid2vid.trainer import Vid2VidTrainer, unwrap
 from storage.dataset import ClipWindowDataset
+from storage.errors import StorageError
 from storage.layout import DatasetLayout
+from storage.manifest import read_manifest
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PROGRESS_FILE = "progress.json"  # where in its epoch the checkpoint was taken, so a restart skips those batches
 NAN_REPORT = "nan_stop.json"
 METRICS_FILE = "metrics.jsonl"
+DIAGNOSTICS_FILE = "diagnostics.jsonl"  # per-frame held-out curves; their summaries also go to metrics.jsonl
+DIAGNOSTIC_FRAMES = 24  # frames of the held-out clip rolled out (the demo's clip length)
 FAILURE_MARKER = ".failure_injected"
 ATTEMPTS_FILE = "attempts.jsonl"
 
@@ -101,11 +106,44 @@ def _report(metrics: dict[str, float], trainer: Vid2VidTrainer | None, rank: int
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
+def held_out_clip(job: TrainJob) -> dict[str, torch.Tensor] | None:
+    """The first validation clip (its first ``DIAGNOSTIC_FRAMES`` frames, with the reference flow) that the
+    diagnostics roll out; None when the dataset holds out none."""
+    layout = DatasetLayout(Path(job.data_root), job.dataset)
+    clips = sorted((r for r in read_manifest(layout) if r.status == "ok" and r.split == "val" and r.n_frames > 1),
+                   key=lambda r: r.clip_id)
+    if not clips:
+        return None
+    frames = min(clips[0].n_frames, DIAGNOSTIC_FRAMES)
+    try:
+        return ClipWindowDataset(layout, frames, split="val", stages=job.stages, clip_ids=[clips[0].clip_id])[0]
+    except StorageError as error:  # e.g. no flow shards for it: diagnostics are a courtesy, training goes on
+        print(f"worker 0: no held-out diagnostics ({error})")
+        return None
+
+
+def diagnose(trainer: Vid2VidTrainer, clip: dict[str, torch.Tensor], writer, run: Path, step: int) -> dict[str, float]:  # noqa: ANN001
+    """Roll the generator out on the held-out clip; TensorBoard gets every curve, diagnostics.jsonl the per-frame
+    lists; returns the summaries (``diag_*``) for the step's metrics row (and so the progress artifact)."""
+    result = rollout_diagnostics(unwrap(trainer.G).generator, clip)
+    summary = {f"diag_{k}": float(v) for k, v in result.items() if not isinstance(v, list) and v == v}
+    for key, value in summary.items():
+        writer.add_scalar(f"diagnostics/{key.removeprefix('diag_')}", value, step)
+    for t, (free, teacher) in enumerate(zip(result["l1_free"], result["l1_teacher"]), 1):  # type: ignore[call-overload]
+        writer.add_scalar(f"heldout_l1_per_frame/frame_{t:02d}_free_running", free, step)  # side by side in one section
+        writer.add_scalar(f"heldout_l1_per_frame/frame_{t:02d}_teacher_forced", teacher, step)
+    with open(run / DIAGNOSTICS_FILE, "a") as handle:
+        handle.write(json.dumps({"step": step, **result}) + "\n")
+    return summary
+
+
 def train_loop_per_worker(job_data: dict) -> None:
     job, rank, world, device = worker_setup(job_data)
     config = ModelConfig.model_validate(job.model)
     trainer = Vid2VidTrainer(config, device=device, weights_dir=job.weights_dir)
     origin, skip_batches = _restore(trainer, job)
+    precision = training_precision(device, job.bf16)
+    prepare_modules(device, precision, trainer.G, trainer.D)
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         trainer.G = DistributedDataParallel(trainer.G, device_ids=ids, find_unused_parameters=True)
@@ -116,15 +154,16 @@ def train_loop_per_worker(job_data: dict) -> None:
                                 stages=job.stages, rank=rank, world_size=world)
     epochs = job.epochs or config.train.epochs
     run = job.run_path
-    writer = None
+    writer, clip = None, None
     if rank == 0:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run / "tensorboard"))
-        print(f"worker 0/{world}: {len(dataset)} windows of {window} frames, start step {trainer.step}, from {origin}")
+        clip = held_out_clip(job) if job.diagnose_every else None
+        print(f"worker 0/{world}: {len(dataset)} windows of {window} frames, start step {trainer.step}, from {origin}, "
+              f"{precision}")
         with open(run / ATTEMPTS_FILE, "a") as handle:  # one line per (re)start of the worker group
             handle.write(json.dumps({"start_step": trainer.step, "origin": origin, "workers": world}) + "\n")
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and job.bf16 else nullcontext())
 
     last_checkpoint_step = trainer.step
     epoch = trainer.epoch
@@ -141,7 +180,7 @@ def train_loop_per_worker(job_data: dict) -> None:
                 (run / FAILURE_MARKER).write_text(f"worker {rank} killed at step {trainer.step}\n")
                 os._exit(1)  # a worker dies without warning; Ray restarts the group from the last checkpoint
             started = time.perf_counter()
-            with autocast:
+            with autocast(device, precision):
                 losses = trainer.train_step(batch)
             if job.faults.nan_at_step is not None and trainer.step == job.faults.nan_at_step:
                 losses["G_total"] = float("nan")
@@ -156,6 +195,8 @@ def train_loop_per_worker(job_data: dict) -> None:
                 return
             metrics = {**losses, "step": float(step), "epoch": float(epoch),
                        "samples_per_s": config.train.batch_size * world / seconds, "seconds_per_step": seconds}
+            if writer is not None and clip is not None and step % job.diagnose_every == 0:
+                metrics.update(diagnose(trainer, clip, writer, run, step))
             if writer is not None:
                 for key, value in losses.items():
                     writer.add_scalar(f"loss/{key}" if key.startswith(("G_", "D_")) else key, value, step)

@@ -48,6 +48,7 @@ class GeneratorSide(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.n_prev = config.generator.n_prev
+        self.detach_previous = config.train.detach_previous
         self.generator = Vid2VidGenerator(config)
         self.encoder = FeatureEncoder(config) if config.multimodal.enabled else None
 

@@ -94,3 +94,18 @@ def test_a_few_steps_reduce_the_reconstruction_loss() -> None:
     before = sum(s["L1"] for s in first) / 3
     assert last["L1"] < 0.7 * before, (before, last["L1"])
     assert last["G_FM_I"] < sum(s["G_FM_I"] for s in first) / 3
+
+
+def test_official_recipe_options_train_and_weigh_in() -> None:
+    """NVIDIA's raw-frame losses, G_Warp and detached previous outputs (the demo preset's recipe, issue 23)."""
+    seq = {"initial_seq_len": 6, "max_seq_len": 6}
+    plain = Vid2VidTrainer(tiny_config(generator={"n_scales": 1}, train=seq))
+    recipe = Vid2VidTrainer(tiny_config(generator={"n_scales": 1}, train={**seq, "detach_previous": True},
+                                        loss={"use_vgg": False, "raw_image_losses": True, "lambda_fake_warp": 10.0}))
+    recipe.G.load_state_dict(plain.G.state_dict())
+    recipe.D.load_state_dict(plain.D.state_dict())
+    clip = moving_clip(T=6)
+    a, b = plain.train_step(clip), recipe.train_step(clip)
+    assert "G_fake_warp" not in a and b["G_fake_warp"] > 0
+    assert b["G_GAN_I"] > a["G_GAN_I"] and b["D_fake_I"] > a["D_fake_I"]  # the raw frames add their own terms
+    assert all(math.isfinite(v) for v in b.values())
