@@ -11,16 +11,20 @@ from flows.params import FlowParams
 from models.synthesis import parse_remap
 from storage.frame_folder import check_frames_dir
 from storage.layout import DatasetLayout, check_name, check_output_path
-from storage.locations import data_root
+from storage.locations import data_root, runs_root
+from storage.registry import resolve_model_path
 from tasks.synthesize import FirstFrameChoice, SynthesizedClip, synthesize_clip_task
 
 
 class SynthesizeParams(FlowParams):
-    checkpoint: str = Field(description="model.pt or checkpoint.pt of a training run")
+    checkpoint: str = Field(description="model.pt or checkpoint.pt of a training run, or a registry reference such as "
+                                        "street/demo_street@champion")
     dataset: str = Field(description="the dataset's name under the data root")
     clip: str = Field(description="the clip id whose source (labels, sketches, ...) drives the synthesis")
     out: str = Field(description="the mp4 to write")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
+    runs_root: str | None = Field(default=None, description="where references are looked up; default: "
+                                                            "$VID2VID_RUNS_ROOT or ./runs")
     remap: str | None = Field(default=None, description='semantic manipulation, e.g. "tree=building"')
     seed: int = Field(default=0, description="feature-vector sampling seed (multimodal models)")
     first_frame: FirstFrameChoice = Field(default="zeros", description="what stands before the first frame")
@@ -38,7 +42,8 @@ def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
     out = check_output_path(params.out, layout.root)  # never onto a manifest, shard or quarantine record
     review = check_output_path(out.with_name(out.stem + ".side_by_side.mp4"), layout.root) if params.side_by_side else None
     frames_dir = check_frames_dir(params.frames_dir, layout.root) if params.frames_dir else None
-    return synthesize_clip_task(params.checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
+    checkpoint = resolve_model_path(params.checkpoint, runs_root(params.runs_root))  # a deployment's reference
+    return synthesize_clip_task(checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
                                 None if review is None else str(review), parse_remap(params.remap), params.seed,
                                 params.first_frame, params.single_checkpoint,
                                 None if frames_dir is None else str(frames_dir))
