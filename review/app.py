@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from review import study as studies
 from review.catalog import Catalog, NotFound
+from review.champions import champion_routes
 from review.db import Database
 from review.publish import Publisher, study_artifact_key
 from review.settings import artifact_url, prefect_ui_url
@@ -60,6 +61,8 @@ def create_app(runs_root: Path, database_url: str, publish_delay: float = 1.0) -
     @app.exception_handler(ValueError)
     async def _bad_request(request: Request, exc: ValueError) -> HTMLResponse:
         return page(request, "error.html", 400, title="Bad request", message=str(exc))
+
+    app.include_router(champion_routes(runs_root, database_url, page))  # /models: the registry's champion history
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:
