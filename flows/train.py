@@ -94,11 +94,11 @@ def _unchanged(params: TrainParams, registry, dataset: str, config: str, config_
                                      f"{'champion `' + champion.reference + '`' if champion else 'scratch'} on this data "
                                      f"(fingerprint `{fingerprint[:12]}`) with this config: nothing to retrain.")
         return champion, None, None
-    for model in reversed(registry.models(dataset, config)):  # rebuild: the same data, config and start
-        if (model.data_fingerprint, model.config_hash, model.parent_path) == (fingerprint, config_hash, init_from):
-            return None, model, (f"Dataset `{dataset}` is unchanged since run `{model.run_dir}` (fingerprint "
+    newest = registry.models(dataset, config)[-1:]  # rebuild: only the newest run of this config counts
+    if newest and (newest[0].data_fingerprint, newest[0].config_hash, newest[0].parent_path) == (
+            fingerprint, config_hash, init_from):
+        return None, newest[0], (f"Dataset `{dataset}` is unchanged since run `{newest[0].run_dir}` (fingerprint "
                                  f"`{fingerprint[:12]}`, config `{config}`): nothing to retrain.")
-        break  # only the newest run of this config counts: a changed one in between must be rebuilt again
     return None, None, None
 
 
