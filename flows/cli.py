@@ -279,7 +279,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.run_dir:
         print(f"run folder: {result.run_dir}")
     if result.model:
-        print(f"registered as {result.model}")
+        print(f"{'registered as' if result.status == 'completed' else 'model:'} {result.model}")
     if result.decision:
         print(f"{result.decision}: champion of {result.model.split('@')[0]} is {result.champion or 'none'}")
         for reason in result.reasons:

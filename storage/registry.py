@@ -498,6 +498,11 @@ class SyncRegistry:
     def __init__(self, runs_root: str | os.PathLike[str], db_url: str | None = None) -> None:
         self.runs_root, self.db_url = Path(runs_root), db_url
 
+    def relative(self, path: str) -> str:
+        """A path as the registry stores it and the review app links it (no database needed)."""
+        root, resolved = self.runs_root.resolve(), Path(path).resolve()
+        return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(Registry, name)
         if not callable(method):

@@ -176,7 +176,8 @@ def test_a_worse_retrain_on_changed_data_is_rejected_with_artifact_and_event(wor
 
 
 def test_a_retrain_starts_from_its_own_configs_champion_and_a_better_one_is_promoted(better, world):
-    assert "registered as street/tiny_y@Y" in better["other"] and "champion" not in better["other"]
+    assert "registered as street/tiny_y@Y" in better["other"]
+    assert sync(world.runs).champion("street", "tiny_y") is None  # a plain `train` registers, never promotes
     assert _origin(world, "B") == f"init-from:{world.runs / 'A' / 'model.pt'} (generator, discriminators)"
     assert "promoted: champion of street/tiny_x is street/tiny_x@B" in better["better"]
     shown = _ok(world.models("show", "street/tiny_x@B")).splitlines()
