@@ -339,7 +339,7 @@ class Registry:
             return {(r.dataset, r.config): r.model_id for r in (await session.execute(query)).scalars()}
 
     async def resolve(self, reference: str) -> Model:
-        """``DATASET/CONFIG@champion`` (the champion), ``@previous`` (the one a rollback would bring back),
+        """``DATASET/CONFIG@champion`` (the champion), ``@previous`` (the champion the latest change replaced),
         ``@latest`` (the newest registered run) or ``@RUN`` (a run by name)."""
         parsed = parse_reference(reference)
         if parsed is None:
@@ -352,8 +352,11 @@ class Registry:
                 raise RegistryError(f"{reference}: {dataset}/{config} has no champion yet "
                                     f"({await self._known(dataset, config)})")
             return found
-        if selector == "previous":
-            return await self.get(await self._rollback_target(dataset, config))
+        if selector == "previous":  # the champion the latest change replaced (after a rollback: the one rolled back)
+            changes = [d for d in await self.decisions(dataset, config) if d.outcome in CHANGES_CHAMPION]
+            if not changes or changes[-1].champion_before is None:
+                raise RegistryError(f"{reference}: {dataset}/{config} has had no earlier champion")
+            return changes[-1].champion_before
         models = await self.models(dataset, config)
         if selector == "latest" and models:
             return models[-1]
