@@ -48,6 +48,7 @@ def test_lineage_champions_rollback_and_references(tmp_path):
 
     back = registry.rollback("street", "tiny")
     assert back.outcome == ROLLED_BACK and registry.champion("street", "tiny").id == a.id
+    assert registry.resolve("street/tiny@previous").id == c.id  # the champion the latest change replaced
     assert (runs / "c" / "model.pt").is_file()  # a rollback moves the pointer, never a file
     with pytest.raises(RegistryError, match="no earlier champion"):
         registry.rollback("street", "tiny")
