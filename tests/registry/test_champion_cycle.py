@@ -220,12 +220,14 @@ def test_two_retrains_of_one_dataset_at_once_are_both_registered_and_leave_one_c
     decisions = {d.model.run_name: d for d in registry.decisions("street", "tiny_x") if d.model.run_name in ("C1", "C2")}
     assert set(decisions) == {"C1", "C2"}
     assert registry.champions("street")[("street", "tiny_x")] in {champion.id, c1.id, c2.id}
-    winners = [d for d in decisions.values() if d.outcome == PROMOTED]
-    assert len(winners) <= 1
-    if winners:  # the other passed too or failed the gate; either way it was not promoted over the winner
-        [loser] = [d for d in decisions.values() if d.outcome == REJECTED]
-        assert registry.champion("street", "tiny_x").id == winners[0].model.id
-        assert loser.champion_after.id in (winners[0].model.id, champion.id)
+    winners = sorted((d for d in decisions.values() if d.outcome == PROMOTED), key=lambda d: d.id)
+    # a promotion swaps only the champion it was judged against: two winners are two successive swaps
+    # (the second challenged the first after it was promoted), never two over the same champion
+    assert len({d.champion_before.id for d in winners}) == len(winners)
+    for decision in winners:
+        assert decision.evidence["judged_against"] == decision.champion_before.reference
+    if winners:
+        assert registry.champion("street", "tiny_x").id == winners[-1].model.id
 
 
 @pytest.fixture
