@@ -24,6 +24,8 @@ EXIT_FAILED = 1  # the work failed (a flow ended Failed, a stage could not run)
 EXIT_USAGE = 2  # the request is wrong: nothing was started
 #: subcommands that show progress: bars on a terminal, plain periodic lines otherwise (tasks/progress.py)
 LONG_WORK = {"ingest", "synth", "preprocess", "face-demo", "train", "evaluate", "rebuild", "demo", "reference-model"}
+#: subcommands that run no flow, so start no Prefect server
+NO_SERVER = {"info", "weights", "review", "import-official", "models"}
 
 
 # --- shared helpers --------------------------------------------------------------------------------------
@@ -275,10 +277,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
         run_name=args.run_name, mode=args.mode, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
         epochs=args.epochs, max_steps=args.max_steps, resume_from=args.resume_from, init_from=args.init_from,
-        ray_address=args.ray_address, weights_dir=args.weights_dir, checkpoint_every=args.checkpoint_every)))
+        ray_address=args.ray_address, weights_dir=args.weights_dir, checkpoint_every=args.checkpoint_every,
+        gate=args.gate)))
     print(f"training {result.status}: {result.message}")
     if result.run_dir:
         print(f"run folder: {result.run_dir}")
+    if result.model:
+        print(f"{'registered as' if result.status == 'completed' else 'model:'} {result.model}")
+    if result.decision:
+        print(f"{result.decision}: champion of {result.model.split('@')[0]} is {result.champion or 'none'}")
+        for reason in result.reasons:
+            print(f"  {reason}")
     for name, key in result.artifacts.items():
         print(f"Prefect artifact ({name}): {key}")
     return 0
@@ -302,9 +311,24 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--checkpoint-every", type=int, default=None)
     train.add_argument("--mode", choices=["train", "retrain", "rebuild"], default=None,
-                       help="retrain: fine-tune the last good model only if the dataset changed")
+                       help="retrain: fine-tune the champion of this dataset and config (a first model: from scratch) "
+                            "when the data or config changed, and promote it only if it passes the quality gate")
+    train.add_argument("--gate", default=None, help="retrain's quality gate: configs/gate/<name>.yaml or a YAML path "
+                                                    "(default: default)")
     train.add_argument("--weights-dir", default=None)
     train.set_defaults(func=cmd_train)
+
+
+def _model_file(text: str, runs_root: str | None) -> str:
+    """A model file from a path or a registry reference (DATASET/CONFIG@champion), resolved once, here."""
+    from storage.locations import runs_root as resolve_runs_root
+    from storage.registry import is_reference, resolve_model_path
+
+    if not is_reference(text):
+        return text
+    path = resolve_model_path(text, resolve_runs_root(runs_root))
+    print(f"{text} -> {path}")
+    return path
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -315,7 +339,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     from flows.synthesize import SynthesizeParams, synthesize_flow
 
     result = synthesize_flow(SynthesizeParams(
-        checkpoint=args.checkpoint, dataset=args.dataset, clip=args.clip, out=args.out, data_root=args.data_root,
+        checkpoint=_model_file(args.checkpoint, args.runs_root), dataset=args.dataset, clip=args.clip, out=args.out,
+        data_root=args.data_root, runs_root=args.runs_root,
         remap=args.remap, seed=args.seed, first_frame=args.first_frame, single_checkpoint=args.single_checkpoint,
         frames_dir=args.frames_dir))
     print(f"wrote {result.frames} frames to {result.video} ({result.frames_per_second:.1f} frames/s)")
@@ -330,7 +355,10 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 def _parser_synthesize(sub: argparse._SubParsersAction) -> None:
     synthesize = sub.add_parser("synthesize", help="a clip through a trained model into an mp4 of any length")
-    synthesize.add_argument("--checkpoint", required=True)
+    synthesize.add_argument("--checkpoint", required=True, help="a model file, or a registry reference such as "
+                                                                "street/demo_street@champion (see `vid2vid models`)")
+    synthesize.add_argument("--runs-root", default=None, help="where references are looked up (default: "
+                                                               "$VID2VID_RUNS_ROOT or ./runs)")
     synthesize.add_argument("--dataset", required=True)
     synthesize.add_argument("--clip", required=True)
     synthesize.add_argument("--out", required=True)
@@ -363,7 +391,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="synthesize held-out clips of trained runs and score them")
     evaluate.add_argument("--dataset", required=True)
-    evaluate.add_argument("--runs", required=True, help="R1[,R2...]: run names, run folders or model files")
+    evaluate.add_argument("--runs", required=True, help="R1[,R2...]: run names, run folders, model files or registry "
+                                                         "references (street/tiny@champion)")
     evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
     evaluate.add_argument("--runs-root", default=None)
     evaluate.add_argument("--weights-dir", default=None)
@@ -507,10 +536,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from storage.errors import StorageError
     from storage.layout import DatasetLayout
 
+    args.checkpoint = _model_file(args.checkpoint, args.runs_root)
     validate_request(DatasetLayout.open(args.dataset, args.data_root), args.clip, args.observed, args.future,
                      args.checkpoint, args.predictor)  # bad requests end here, before a flow run starts
-    params = PredictParams(checkpoint=args.checkpoint, predictor=args.predictor, dataset=args.dataset, clip=args.clip,
-                           observed=args.observed, future=args.future, out=args.out, data_root=args.data_root,
+    params = PredictParams(checkpoint=args.checkpoint, runs_root=args.runs_root, predictor=args.predictor,
+                           dataset=args.dataset, clip=args.clip, observed=args.observed, future=args.future, out=args.out, data_root=args.data_root,
                            evaluate=not args.no_evaluate, split=args.split, fid=not args.no_fid,
                            weights_dir=args.weights_dir)
     try:
@@ -542,7 +572,9 @@ def cmd_train_predictor(args: argparse.Namespace) -> int:
 
 def _parser_predict(sub: argparse._SubParsersAction) -> None:
     predict = sub.add_parser("predict", help="future video prediction: predicted maps -> vid2vid, side by side")
-    predict.add_argument("--checkpoint", required=True, help="the vid2vid model.pt")
+    predict.add_argument("--checkpoint", required=True, help="the vid2vid model.pt, or a registry reference "
+                                                             "(street/demo_street@champion)")
+    predict.add_argument("--runs-root", default=None, help="where references are looked up")
     predict.add_argument("--predictor", required=True, help="the mask predictor's model.pt")
     predict.add_argument("--dataset", required=True)
     predict.add_argument("--clip", required=True)
@@ -632,12 +664,113 @@ def _parser_study(sub: argparse._SubParsersAction) -> None:
     study.set_defaults(func=cmd_study)
 
 
+# --- the model registry: champions, lineage, promotion and rollback --------------------------------------
+def _metrics_text(values: dict[str, object]) -> str:
+    def short(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)[:24]
+
+    return ", ".join(f"{k} {short(v)}" for k, v in values.items()) or "not evaluated"
+
+
+def registered_model_rows(args: argparse.Namespace) -> list[dict[str, object]]:
+    """The trained runs in the registry, champions marked."""
+    from storage.registry import sync
+
+    registry = sync(_runs_root(args), args.db_url)
+    champions = set(registry.champions(args.dataset).values())
+    return [{"source": "trained", "model": m.reference, "champion": "★" if m.id in champions else "",
+             "from": m.start + (f" #{m.parent_id}" if m.parent_id else ""), "steps": m.steps,
+             "data": m.data_fingerprint[:12], "metrics": _metrics_text(m.metrics), "id": m.id,
+             "created": m.created.strftime("%Y-%m-%d %H:%M")}
+            for m in registry.models(args.dataset)]
+
+
+#: what `vid2vid models list` shows, one function per source of models, each returning rows of the same
+#: columns; shipped reference models (the weights registry) are one more function appended here
+MODEL_LISTINGS: list[Callable[[argparse.Namespace], list[dict[str, object]]]] = [registered_model_rows]
+
+
+def _runs_root(args: argparse.Namespace) -> str:
+    from storage.locations import runs_root
+
+    return str(runs_root(args.runs_root))
+
+
+def _reference(text: str) -> str:
+    """``DATASET/CONFIG`` means its champion."""
+    return text if "@" in text else f"{text}@champion"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from storage.registry import sync
+
+    registry = sync(_runs_root(args), args.db_url)
+    if args.action == "list":
+        rows = [row for listing in MODEL_LISTINGS for row in listing(args)]
+        if not rows:
+            print(f"no model registered under {_runs_root(args)}" + (f" for dataset {args.dataset!r}" if args.dataset else ""))
+            return 0
+        _print_table("models (★ champion of its dataset and config)", rows)
+    elif args.action == "show":
+        model = registry.resolve(_reference(args.model))
+        champion = registry.champion(model.dataset, model.config)
+        print(f"{model.reference}{'  (champion)' if champion and champion.id == model.id else ''}")
+        print(f"  model file  {model.model_path}  sha256 {model.model_sha256}")
+        print(f"  run folder  {model.run_dir}")
+        print(f"  config      {model.config} (hash {model.config_hash[:12]}), code {model.code_commit}")
+        print("lineage (this model first, back to the first model):")
+        for depth, link in enumerate(registry.lineage(model)):
+            start = link.start + (f" {link.parent_path}" if link.parent_path and link.parent_id is None else "")
+            print(f"  {'  ' * depth}{'└─ ' if depth else ''}{link.reference} (#{link.id}, {link.steps} steps, from {start})")
+            print(f"  {'  ' * depth}{'   ' if depth else ''}data {link.data_fingerprint[:16]}; metrics: "
+                  f"{_metrics_text(link.metrics)}" + (f" (evaluation data {link.evaluation_fingerprint})"
+                                                      if link.evaluation_fingerprint else ""))
+        decisions = [d for d in registry.decisions(model.dataset, model.config) if d.model.id == model.id]
+        for decision in decisions:
+            print(f"decision #{decision.id} {decision.created:%Y-%m-%d %H:%M}: {decision.outcome}: "
+                  + "; ".join(decision.reasons))
+    elif args.action == "promote":
+        decision = registry.promote_by_hand(args.model, args.reason or "")
+        print(f"{decision.outcome}: {decision.model.reference} is the champion of {decision.dataset}/{decision.config} "
+              f"(was {decision.champion_before.reference if decision.champion_before else 'none'})")
+    else:  # rollback
+        target = args.target if "@" not in args.target else args.target.split("@")[0]
+        dataset, _, config = target.partition("/")
+        if not config:
+            raise ValueError(f"rollback expects DATASET/CONFIG, got {args.target!r}")
+        decision = registry.rollback(dataset, config, args.reason or "")
+        print(f"{decision.outcome}: {decision.model.reference} is the champion of {dataset}/{config} again "
+              f"(was {decision.champion_before.reference if decision.champion_before else 'none'}); no file was deleted")
+    return 0
+
+
+def _parser_models(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="the model registry: champions per dataset and config, lineage, "
+                                           "promotion and rollback")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    where.add_argument("--db-url", default=None, help="default: $VID2VID_REVIEW_DB_URL or SQLite under the runs root")
+    actions = models.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=[where], help="every registered model, champions marked")
+    listing.add_argument("--dataset", default=None)
+    show = actions.add_parser("show", parents=[where], help="one model and its chain of parents")
+    show.add_argument("model", help="DATASET/CONFIG (its champion) or DATASET/CONFIG@champion|previous|latest|RUN")
+    promote = actions.add_parser("promote", parents=[where], help="make a registered model the champion by hand")
+    promote.add_argument("model", help="DATASET/CONFIG@RUN")
+    promote.add_argument("--reason", default=None)
+    rollback = actions.add_parser("rollback", parents=[where], help="the champion before the current one becomes "
+                                                                   "champion again (files are kept)")
+    rollback.add_argument("target", metavar="DATASET/CONFIG")
+    rollback.add_argument("--reason", default=None)
+    models.set_defaults(func=cmd_models)
+
+
 # One entry per subcommand, in the order `vid2vid --help` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _parser_ingest, _parser_synth, _parser_info, _parser_preprocess, _parser_face_demo, _parser_weights,
     _parser_train, _parser_synthesize, _parser_evaluate, _parser_rebuild, _parser_demo, _parser_reference_model,
     _parser_import_official,
-    _parser_predict, _parser_review, _parser_study,
+    _parser_predict, _parser_review, _parser_study, _parser_models,
 ]
 
 
@@ -700,7 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     long_work = args.command in LONG_WORK
     try:
-        with cli_session() if args.command not in ("info", "weights", "review", "import-official") else contextlib.nullcontext():
+        with cli_session() if args.command not in NO_SERVER else contextlib.nullcontext():
             # Prefect is imported from here on only: it reads PREFECT_API_URL once, and cli_session has just set
             # it to our server (imported earlier, Prefect would start its own temporary server beside ours)
             if not args.debug:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
+from models.gate import protocol
 from models.metrics.names import DEFAULT_METRICS, SCORED_FROM, metric_names
 from storage import locations
 from review.settings import review_page
@@ -25,11 +26,13 @@ from storage.atomic import atomic_write_bytes
 from storage.layout import DatasetLayout, check_name
 from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
+from storage.registry import is_reference, sync
 from models.metrics.table import ScoredRun, comparison_rows, notes
 from storage.shards import read_meta
 from models.metric_display import header, markdown_table
 from tasks.artifacts import artifact_key, data_uri, md_text, publish_markdown
 from tasks.progress import collect
+from tasks.registry import record_metrics_task
 from tasks.evaluate import RunEvaluation, evaluate_run_task, frame_grid_png, gif_preview
 
 
@@ -49,7 +52,8 @@ class EvaluateSettings(FlowParams):
 
 class EvaluateParams(EvaluateSettings):
     dataset: str = Field(description="the dataset's name under the data root")
-    runs: list[str] = Field(description="run names under the runs root, run folders, or model files")
+    runs: list[str] = Field(description="run names under the runs root, run folders, model files or registry "
+                                        "references (street/tiny@champion)")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
     weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
@@ -67,12 +71,15 @@ class EvaluationResult(BaseModel):
 
 
 def resolve_model(run: str, root: Path) -> tuple[str, str]:
-    """(run name, model file) from a run name, a run folder, a model file or a shipped model (``reference:street``
+    """(run name, model file) from a run name, a run folder, a model file a registry reference (``street/tiny@champion``) or a shipped model (``reference:street``
     → run ``reference-street``, its file checked against its card's sha256)."""
     if run.startswith("reference:"):
         from models.reference.registry import resolve_model_file
 
         return f"reference-{run.removeprefix('reference:')}", str(resolve_model_file(run).resolve())
+    if is_reference(run):
+        model = sync(root).resolve(run)
+        return model.run_name, model.model_path
     path = Path(run)
     candidates = [path] if path.suffix == ".pt" else [path / "model.pt", root / run / "model.pt"]
     for candidate in candidates:
@@ -127,6 +134,10 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     history_path = out / "history.jsonl"
     earlier = [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.is_file() else []
     data = evaluation_data_fingerprint(layout, clips)
+    registry, how = sync(root), protocol(metrics, params.split)
+    for e in evaluations:  # a registered model keeps its held-out numbers, with how and on what they were computed
+        if (registered := registry.by_model_path(e.model_path)) is not None:
+            record_metrics_task(str(root), registered.id, str(out), data, how, e.values)
     scored_runs = [ScoredRun(e.run, e.variant, e.values, e.details, len(e.clips), e.config) for e in evaluations]
     table = [{**row, "data": data}
              for row in comparison_rows(scored_runs, metrics, evaluations[0].references if evaluations else {}, stamp)]

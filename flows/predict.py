@@ -27,6 +27,7 @@ from storage import locations
 from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
 from storage.outputs import check_output
+from storage.registry import resolve_model_path
 from tasks.ray_job import train_on_cluster_task
 from tasks.predict import (evaluate_horizon_task, predict_clip_task, publish_horizon_task,
                            publish_predictor_training_task, train_predictor_task)
@@ -35,7 +36,9 @@ from tasks.predict import (evaluate_horizon_task, predict_clip_task, publish_hor
 class PredictParams(FlowParams):
     dataset: str = "street"
     data_root: str | None = None
-    checkpoint: str = Field(description="the vid2vid model.pt that turns predicted maps into frames")
+    checkpoint: str = Field(description="the vid2vid model.pt that turns predicted maps into frames, or a registry "
+                                        "reference such as street/demo_street@champion")
+    runs_root: str | None = Field(default=None, description="where references are looked up")
     predictor: str = Field(description="the mask predictor's model.pt (vid2vid train-predictor)")
     clip: str
     observed: int = Field(default=4, ge=1, description="observed frames (K)")
@@ -56,6 +59,8 @@ class PredictResult(BaseModel):
 @flow(name="predict", log_prints=True)
 def predict_flow(params: PredictParams) -> PredictResult:
     layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    params = params.model_copy(update={"checkpoint": resolve_model_path(  # a deployment's reference, resolved once
+        params.checkpoint, locations.runs_root(params.runs_root))})
     validate_request(layout, params.clip, params.observed, params.future, params.checkpoint, params.predictor)
     out = check_output(params.out, "--out", data_root=layout.root, inputs=[params.checkpoint, params.predictor])
     check_output(out.with_name(out.stem + ".masks.mp4"), "--out's masks file", data_root=layout.root,

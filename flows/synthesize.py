@@ -10,17 +10,21 @@ from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.synthesis import parse_remap
 from storage.layout import DatasetLayout, check_name
-from storage.locations import data_root
+from storage.locations import data_root, runs_root
 from storage.outputs import check_synthesis_outputs
+from storage.registry import resolve_model_path
 from tasks.synthesize import FirstFrameChoice, SynthesizedClip, synthesize_clip_task
 
 
 class SynthesizeParams(FlowParams):
-    checkpoint: str = Field(description="model.pt or checkpoint.pt of a training run")
+    checkpoint: str = Field(description="model.pt or checkpoint.pt of a training run, or a registry reference such as "
+                                        "street/demo_street@champion")
     dataset: str = Field(description="the dataset's name under the data root")
     clip: str = Field(description="the clip id whose source (labels, sketches, ...) drives the synthesis")
     out: str = Field(description="the mp4 to write")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
+    runs_root: str | None = Field(default=None, description="where references are looked up; default: "
+                                                            "$VID2VID_RUNS_ROOT or ./runs")
     remap: str | None = Field(default=None, description='semantic manipulation, e.g. "tree=building"')
     seed: int = Field(default=0, description="feature-vector sampling seed (multimodal models)")
     first_frame: FirstFrameChoice = Field(default="zeros", description="what stands before the first frame")
@@ -35,9 +39,10 @@ class SynthesizeParams(FlowParams):
 def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
     layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     check_name(params.clip, "clip")
+    checkpoint = resolve_model_path(params.checkpoint, runs_root(params.runs_root))  # a deployment's reference
     out, review, frames_dir = check_synthesis_outputs(params.out, params.frames_dir, params.side_by_side, layout.root,
-                                                      [params.checkpoint, params.single_checkpoint])
-    return synthesize_clip_task(params.checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
+                                                      [checkpoint, params.single_checkpoint])
+    return synthesize_clip_task(checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
                                 None if review is None else str(review), parse_remap(params.remap), params.seed,
                                 params.first_frame, params.single_checkpoint,
                                 None if frames_dir is None else str(frames_dir))

@@ -1,12 +1,14 @@
 """The training flow: a Ray Train run on a dataset's shards, and a scheduled-retraining mode.
 
-Retraining fine-tunes the last good model of the dataset when the data changed since it was trained,
-and does nothing (with a note) when the data did not change.
+Every completed run is registered with its lineage (storage/registry.py). Retraining fine-tunes the
+champion of the same (dataset, config) — never another config's model — when the data or the config
+changed since it was trained (a first model starts fresh, or from ``init_from``), then challenges it
+(flows/challenge.py): one evaluation of both, the quality gate, promoted or rejected. Nothing to do
+(a note) when the champion, or an earlier challenger from it, was already trained on this data and config.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from pathlib import Path
@@ -16,21 +18,25 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, model_validator
 
+from flows.challenge import ChallengeParams, challenge_flow
 from flows.failures import TrainingFailed
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
+from models.gate import load_gate
 from models.training import TrainJob, TrainSettings, input_stages
 from models.training.launch import dataset_fingerprint
 from models.vid2vid.checkpoint import validate_init_from
 from models.vid2vid.config import load_model_config
 from storage import locations
-from storage.atomic import atomic_write_bytes
 from storage.dataset import require_label_spaces, require_stage_shards
+from storage.fingerprint import canonical_hash
 from storage.layout import DatasetLayout, check_name
+from storage.registry import Model, sync
 from tasks.artifacts import artifact_key, publish_markdown
 from tasks.multimodal import fit_mixtures_task
 from models.training.ray_jobs import RayJobFailed, is_job_endpoint
 from tasks.ray_job import stop_jobs_of_flow_run, train_on_cluster_task
+from tasks.registry import register_run_task
 from tasks.train import publish_training_task, train_task
 
 
@@ -43,16 +49,20 @@ class TrainParams(TrainSettings, FlowParams):
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
     run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
     mode: Literal["train", "retrain", "rebuild"] = Field(
-        default="train", description="retrain: fine-tune the last good model if the data changed; rebuild: train "
-                                     "afresh if the data, config or init_from changed; both do nothing otherwise")
+        default="train", description="retrain: fine-tune the champion of this dataset and config when the data or "
+                                     "config changed, then promote it only if it passes the quality gate; rebuild: "
+                                     "train afresh if the data, config or init_from changed; both do nothing otherwise")
     resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run, continued")
     weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    gate: str = Field(default="default", description="retrain: the quality gate (configs/gate/<name>.yaml or a path)")
 
     @model_validator(mode="after")
     def _one_start(self) -> "TrainParams":
         if self.resume_from and self.init_from:
             raise ValueError("resume_from continues an earlier run, init_from starts a new one from a model file's "
                              "weights: give one of them")
+        if self.resume_from and self.mode == "retrain":
+            raise ValueError("retrain starts from the champion of its config: resume_from is for mode train")
         return self
 
 
@@ -63,10 +73,33 @@ class TrainFlowResult(BaseModel):
     model_path: str | None = None
     steps: int = 0
     artifacts: dict[str, str] = {}
+    model: str | None = None  # the run's registry reference, DATASET/CONFIG@RUN
+    decision: str | None = None  # retrain: promoted | rejected
+    champion: str | None = None  # retrain: the champion after the decision
+    reasons: list[str] = []
 
 
-def _latest_pointer(root: Path, dataset: str) -> Path:
-    return root / f"latest-{dataset}.json"
+def _unchanged(params: TrainParams, registry, dataset: str, config: str, config_hash: str,  # noqa: ANN001
+               fingerprint: str, init_from: str | None) -> tuple[Model | None, Model | None, str | None]:
+    """(champion, the run to report as unchanged, why) for retrain and rebuild; (champion, None, None) when
+    there is training to do."""
+    champion = registry.champion(dataset, config) if params.mode == "retrain" else None
+    if params.mode == "retrain":
+        if champion and (champion.data_fingerprint, champion.config_hash) == (fingerprint, config_hash):
+            return champion, champion, (f"the champion `{champion.reference}` was trained on this data (fingerprint "
+                                        f"`{fingerprint[:12]}`) with this config: nothing to retrain.")
+        tried = registry.tried(dataset, config, fingerprint, config_hash, champion.id if champion else None)
+        if tried:
+            return champion, tried, (f"`{tried.reference}` was already trained from "
+                                     f"{'champion `' + champion.reference + '`' if champion else 'scratch'} on this data "
+                                     f"(fingerprint `{fingerprint[:12]}`) with this config: nothing to retrain.")
+        return champion, None, None
+    newest = registry.models(dataset, config)[-1:]  # rebuild: only the newest run of this config counts
+    if newest and (newest[0].data_fingerprint, newest[0].config_hash, newest[0].parent_path) == (
+            fingerprint, config_hash, init_from):
+        return None, newest[0], (f"Dataset `{dataset}` is unchanged since run `{newest[0].run_dir}` (fingerprint "
+                                 f"`{fingerprint[:12]}`, config `{config}`): nothing to retrain.")
+    return None, None, None
 
 
 def _default_run_name(dataset: str, model_name: str) -> str:
@@ -122,6 +155,8 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     stages = input_stages(model.to_dict())
     require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
     require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")
+    if params.mode == "retrain":
+        load_gate(params.gate)  # a wrong gate is a wrong request: refused before any training
     init_from = None
     if params.init_from:  # a wrong file is a wrong request: refused here, before any Ray (exit 2 on the CLI)
         path, parts, notes = validate_init_from(params.init_from, model.to_dict())
@@ -130,22 +165,29 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
         if notes:
             logger.warning("%s computes differently from config %s in: %s", init_from, params.config, "; ".join(notes))
     runs = locations.runs_root(params.runs_root).resolve()
-    pointer = _latest_pointer(runs, dataset)
-    resume_from = params.resume_from
+    registry = sync(runs)
+    config_hash = canonical_hash(model.to_dict())
+    resume_from, parent, start = params.resume_from, None, "fresh"
+    champion = None
     if params.mode in ("retrain", "rebuild"):
         fingerprint = dataset_fingerprint(layout, stages)
-        last = json.loads(pointer.read_text()) if pointer.is_file() else None
-        if (last and last["dataset_fingerprint"] == fingerprint and last.get("config") == params.config
-                and last.get("init_from") == init_from):
-            note = (f"Dataset `{dataset}` is unchanged since run `{last['run_dir']}` (fingerprint "
-                    f"`{fingerprint[:12]}`, config `{params.config}`): nothing to retrain.")
+        champion, same, note = _unchanged(params, registry, dataset, model.name, config_hash, fingerprint, init_from)
+        if same is not None:
             publish_markdown(artifact_key(params.mode, dataset), note, f"{params.mode}: nothing to do")
             logger.info(note)
-            return TrainFlowResult(status="unchanged", message=note, run_dir=last["run_dir"], model_path=last["model_path"])
-        if last and params.mode == "retrain":
-            resume_from = resume_from or last["model_path"]
-            logger.info("dataset %s changed since %s: fine-tuning %s%s", dataset, last["run_dir"], resume_from,
-                        " (init_from is for the first run only)" if init_from else "")
+            return TrainFlowResult(status="unchanged", message=note, run_dir=same.run_dir, model_path=same.model_path,
+                                   model=same.reference, champion=champion.reference if champion else None)
+        if champion is not None:  # retrain fine-tunes the champion of this config: its weights, new optimizers
+            if init_from:
+                logger.info("init_from %s is for a first model only: %s/%s has a champion", init_from, dataset,
+                            model.name)
+            init_from = str(validate_init_from(champion.model_path, model.to_dict())[0])
+            logger.info("data or config of %s/%s changed since champion %s: fine-tuning it", dataset, model.name,
+                        champion.reference)
+    if resume_from:
+        parent, start = str(Path(resume_from).resolve()), "resume-from"
+    elif init_from:
+        parent, start = init_from, "init-from"
     name = _run_folder_name(params)
     job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address),
                       "init_from": init_from},
@@ -158,11 +200,18 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
         fit_mixtures_task(outcome.model_path, str(root), dataset)  # Sec. 3: sampled at synthesis
     artifacts = publish_training_task(outcome, dataset, str(root))
-    if outcome.status == "completed" and outcome.model_path:
-        atomic_write_bytes(pointer, json.dumps({"run_dir": outcome.run_dir, "model_path": outcome.model_path,
-                                                "dataset_fingerprint": outcome.dataset_fingerprint,
-                                                "config": params.config, "init_from": init_from}).encode())
-    else:  # the flow run ends Failed with this one line; the artifacts above show the run up to the stop
+    if outcome.status != "completed" or not outcome.model_path:
+        # the flow run ends Failed with this one line; the artifacts above show the run up to the stop
         raise TrainingFailed(f"training of {dataset!r} failed: {outcome.message}", detail=outcome)
-    return TrainFlowResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
-                           model_path=outcome.model_path, steps=outcome.steps, artifacts=artifacts)
+    registered = register_run_task(str(runs), dataset, model.name, config_hash, outcome.run_dir, outcome.model_path,
+                                   outcome.dataset_fingerprint, outcome.steps, start, parent)
+    result = TrainFlowResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
+                             model_path=outcome.model_path, steps=outcome.steps, artifacts=artifacts,
+                             model=registered.reference)
+    if params.mode != "retrain":
+        return result
+    challenge = challenge_flow(ChallengeParams(dataset=dataset, run_dir=outcome.run_dir, gate=params.gate,
+                                               data_root=str(root), runs_root=str(runs), weights_dir=params.weights_dir))
+    artifacts["decision"] = challenge.artifact_key
+    return result.model_copy(update={"decision": challenge.outcome, "champion": challenge.champion,
+                                     "reasons": challenge.reasons, "artifacts": artifacts})

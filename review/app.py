@@ -26,6 +26,7 @@ from models.metric_display import header
 from review import paper
 from review import study as studies
 from review.catalog import LATEST, Catalog, NotFound
+from review.champions import champion_routes
 from review.db import Database
 from review.publish import Artifact, Publisher, paper_artifact, paper_artifact_key, study_artifact, study_artifact_key
 from review.settings import prefect_api_url, prefect_ui_url, review_page, ui_artifact, ui_artifact_versions
@@ -130,6 +131,8 @@ def create_app(runs_root: Path, database_url: str, publish_delay: float = 5.0) -
     def owned(request: Request) -> set[str]:
         """Study ids whose owner token this browser presented (cookies set by the owner page)."""
         return {k[len(OWNER_COOKIE):] for k in request.cookies if k.startswith(OWNER_COOKIE)}
+
+    app.include_router(champion_routes(runs_root, database_url, page))  # /models: the registry's champion history
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from storage.database import DB_URL_ENV, database_url as storage_database_url
+
 REVIEW_URL_ENV = "VID2VID_REVIEW_URL"
 DEFAULT_REVIEW_URL = "http://127.0.0.1:4300"  # what `make ui` serves
-DB_URL_ENV = "VID2VID_REVIEW_DB_URL"
 PREFECT_UI_ENV = "VID2VID_PREFECT_UI_URL"
 DEFAULT_PREFECT_UI_URL = "http://127.0.0.1:4200"  # what `make ui` serves
 
@@ -23,16 +24,12 @@ def prefect_ui_url() -> str:
 
 
 def database_url(runs_root: Path, override: str | None = None) -> str:
-    """The votes database: argument, then $VID2VID_REVIEW_DB_URL, then SQLite at <runs_root>/review/review.db.
+    """The votes database (the model registry's too): argument, then $VID2VID_REVIEW_DB_URL, then SQLite at
+    <runs_root>/review/review.db; one rule, ``storage.database.database_url``.
 
     URLs use SQLAlchemy's async drivers that ship with Prefect: ``sqlite+aiosqlite`` and ``postgresql+asyncpg``.
     """
-    url = override or os.environ.get(DB_URL_ENV)
-    if url:
-        return url
-    path = Path(runs_root).resolve() / "review" / "review.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite+aiosqlite:///{path}"
+    return storage_database_url(runs_root, override)
 
 
 def prefect_api_url() -> str:

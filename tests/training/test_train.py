@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,8 @@ from models.training.launch import read_metrics
 from models.vid2vid import load_generator, load_model_config
 from models.vid2vid.checkpoint import load_checkpoint
 from storage.layout import DatasetLayout
-from storage.manifest import merge_records, write_manifest
+from storage.manifest import write_manifest
+from storage.registry import sync
 from storage.synthetic import write_synthetic_clip
 from tests.conftest import run_cli
 
@@ -78,8 +78,9 @@ def test_two_workers_train_checkpoint_and_export(first_run, runs):
     assert [m["step"] for m in read_metrics(run)] == [1.0, 2.0, 3.0, 4.0]
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert (run / "samples.png").stat().st_size > 1000 and (run / "loss_curve.png").stat().st_size > 1000
-    pointer = json.loads((runs / "latest-street.json").read_text())
-    assert pointer["model_path"] == first_run.model_path
+    registered = sync(runs).by_run_dir(str(run))  # every completed run is in the model registry
+    assert registered.model_path == first_run.model_path and first_run.model == "street/tiny@first"
+    assert registered.start == "fresh" and registered.parent_id is None and registered.steps == STEPS
 
 
 def test_train_flow_publishes_its_artifacts(first_run):
@@ -162,32 +163,22 @@ def test_nan_loss_fails_the_flow_run_and_keeps_the_last_good_checkpoint(street, 
     assert outcome.checkpoint_path in str(failure.value)  # the message names the checkpoint it kept
     assert load_checkpoint(outcome.checkpoint_path)["step"] == 2  # intact, and from before the NaN
     assert not (runs / "nan" / "model.pt").exists()
-    assert not (runs / "latest-street.json").is_file() or \
-        json.loads((runs / "latest-street.json").read_text())["run_dir"] != str(runs / "nan")
+    assert sync(runs).by_run_dir(str(runs / "nan")) is None  # a stopped run is not registered
 
     [flow_run] = _train_flow_run("nan")
     assert flow_run.state.is_failed(), flow_run.state
     assert "non-finite loss" in flow_run.state.message and outcome.checkpoint_path in flow_run.state.message
 
 
-def test_scheduled_retraining_skips_unchanged_data_and_fine_tunes_changed(first_run, street, runs, tmp_path):
+def test_scheduled_retraining_of_a_champion_on_unchanged_data_does_nothing(first_run, street, runs):
+    """The whole retraining cycle (changed data, the gate, promotion, rejection) is tests/registry/."""
+    promoted = run_cli("models", "promote", "street/tiny@first", "--runs-root", str(runs))
+    assert promoted.returncode == 0 and "promoted by hand: street/tiny@first" in promoted.stdout, promoted.stderr
     unchanged = run_cli("--data-root", str(street.root), "train", "--dataset", "street", "--mode", "retrain",
                         "--runs-root", str(runs))
     assert unchanged.returncode == 0, unchanged.stderr
     assert "training unchanged" in unchanged.stdout and "nothing to retrain" in unchanged.stdout
-
-    # a copy of the dataset and of the runs' pointer changes; the shared dataset stays as the other tests expect
-    data, own_runs = tmp_path / "data", tmp_path / "runs"
-    shutil.copytree(street.base, data / "street")
-    own_runs.mkdir()
-    shutil.copy(runs / "latest-street.json", own_runs / "latest-street.json")
-    copy = DatasetLayout(data, "street")
-    merge_records(copy, [write_synthetic_clip(copy, "c9", 9, 64, 32, 10, split="train")])
-    result = train_flow(TrainParams(dataset="street", data_root=str(data), runs_root=str(own_runs),
-                                    run_name="retrained", mode="retrain", max_steps=STEPS + 1, checkpoint_every=2))
-    assert result.status == "completed" and result.steps == STEPS + 1
-    assert _attempts(own_runs / "retrained")[0]["origin"] == f"resume-from:{first_run.model_path}"
-    assert json.loads((own_runs / "latest-street.json").read_text())["run_dir"] == str(own_runs / "retrained")
+    assert "street/tiny@first" in unchanged.stdout
 
 
 def test_synthesize_cli_writes_videos_of_the_whole_clip_and_remaps_labels(first_run, street, tmp_path):
