@@ -687,7 +687,23 @@ def registered_model_rows(args: argparse.Namespace) -> list[dict[str, object]]:
 
 #: what `vid2vid models list` shows, one function per source of models, each returning rows of the same
 #: columns; shipped reference models (the weights registry) are one more function appended here
-MODEL_LISTINGS: list[Callable[[argparse.Namespace], list[dict[str, object]]]] = [registered_model_rows]
+def shipped_model_rows(args: argparse.Namespace) -> list[dict[str, object]]:
+    """The reference models shipped in the repository (reference_models/), usable as ``reference:NAME``."""
+    from models.reference import shipped_models
+
+    rows: list[dict[str, object]] = []
+    for shipped in shipped_models():
+        card = shipped.card
+        if card is None or (args.dataset and card.data.dataset != args.dataset):
+            continue
+        rows.append({"source": "shipped", "model": f"reference:{shipped.name}", "champion": "", "from": card.preset,
+                     "steps": card.steps, "data": card.data.train_fingerprint[:12],
+                     "metrics": _metrics_text(card.heldout.metrics), "id": "", "created": card.trained_at[:16]})
+    return rows
+
+
+MODEL_LISTINGS: list[Callable[[argparse.Namespace], list[dict[str, object]]]] = [registered_model_rows,
+                                                                                   shipped_model_rows]
 
 
 def _runs_root(args: argparse.Namespace) -> str:

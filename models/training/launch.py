@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,8 +133,10 @@ def supersede_ray_state(run: Path, resume_from: Path) -> Path:
         if later:
             (aside / f"metrics-{stamp}.jsonl").write_text("\n".join(later) + "\n")
             atomic_write_bytes(metrics, ("\n".join(keep) + "\n" if keep else "").encode())
-    print(f"--resume-from {resume_from} (step {step}) wins over Ray's own checkpoint {latest} "
-          f"(step {_checkpoint_step(latest)}); Ray's state is kept in {aside / f'ray-{stamp}'}", flush=True)
+    # straight to the terminal: a print inside a Prefect task becomes an INFO log record the console may filter
+    sys.stderr.write(f"warning: --resume-from {resume_from} (step {step}) wins over Ray's own checkpoint {latest} "
+                     f"(step {_checkpoint_step(latest)}); Ray's state is kept in {aside / f'ray-{stamp}'}\n")
+    sys.stderr.flush()
     return resume_from
 
 
