@@ -96,7 +96,7 @@ def publish_markdown(key: str, markdown: str, description: str) -> str:
 
 def version_link(key: str) -> str:
     """The page of the version of ``key`` this process published (Prefect's new UI), else of its latest one."""
-    from review.settings import artifact_url, ui_artifact
+    from storage.links import artifact_url, ui_artifact
 
     return ui_artifact(PUBLISHED[key]) if key in PUBLISHED else artifact_url(key)
 
