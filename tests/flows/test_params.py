@@ -57,7 +57,7 @@ def test_parameter_models_refuse_unknown_keys_at_every_level():
 def test_settings_pass_through_composition_untouched():
     """A training knob set on the rebuild's form arrives in the job the workers get, with no copy code."""
     chosen = {"window_frames": 3, "epochs": 2, "max_steps": 7, "workers": 3, "gpus_per_worker": 0.5, "bf16": False,
-              "report_every": 2, "checkpoint_every": 4, "keep_checkpoints": 3, "max_failures": 1,
+              "report_every": 2, "diagnose_every": 5, "checkpoint_every": 4, "keep_checkpoints": 3, "max_failures": 1,
               "ray_address": "ray://head:10001", "init_from": "/models/imported.pt"}
     assert set(chosen) == set(TrainSettings.model_fields)  # every knob is covered by this test
     rebuild = RebuildParams.model_validate({"train": chosen})
