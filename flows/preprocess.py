@@ -168,7 +168,10 @@ def task_runner(params: PreprocessParams) -> DaskTaskRunner:
         return DaskTaskRunner(address=address)
     return DaskTaskRunner(cluster_class=local_cluster,
                           cluster_kwargs={"n_workers": params.workers, "threads_per_worker": params.threads_per_worker,
-                                          "processes": True, "dashboard_address": None})
+                                          "processes": True, "dashboard_address": None,
+                                          # no dashboard; its health/metrics server on a free loopback port, not
+                                          # 8787 (two flows at once would print "Port 8787 is already in use")
+                                          "scheduler_kwargs": {"dashboard": False, "dashboard_address": "127.0.0.1:0"}})
 
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,7 +266,12 @@ def test_the_scheduled_retraining_deployment_runs_the_whole_cycle(concurrent, wo
     [decision] = [d for d in registry.decisions("street", "tiny_x") if d.model.id == nightly.id]
     assert decision.outcome in (PROMOTED, REJECTED) and decision.evidence["rows"]["champion"]
     assert registry.champion("street", "tiny_x").id == (nightly.id if decision.outcome == PROMOTED else before.id)
-    assert [e for e in _events(f"vid2vid.model.{decision.outcome}") if e.payload["challenger"] == "street/tiny_x@nightly"]
+    # the worker's flow process sends the event over the events websocket; the server persists it a moment later
+    deadline = time.monotonic() + 60
+    while not (found := [e for e in _events(f"vid2vid.model.{decision.outcome}")
+                         if e.payload["challenger"] == "street/tiny_x@nightly"]) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert found, f"no vid2vid.model.{decision.outcome} event for street/tiny_x@nightly within 60 s"
 
 
 def test_the_review_app_shows_the_champion_history_with_both_videos_of_each_decision(rolled_back, world):

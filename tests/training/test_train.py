@@ -215,14 +215,25 @@ def test_prefect_ui_shows_the_named_run_and_the_training_progress(first_run, pre
     """What a reviewer sees in headless Chromium: the run list names the run, the progress artifact reads 100 %."""
     from playwright.sync_api import sync_playwright
 
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    async def first_runs_progress() -> str:
+        """The artifact version this run wrote (later runs of the module, e.g. the NaN stop, add newer ones)."""
+        async with get_client() as client:
+            [run] = [r for r in await client.read_flow_runs(limit=200) if r.name == "train street tiny-first"]
+            [artifact] = await client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["train-progress-street"]), flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+            return str(artifact.id)
+
     ui = prefect_server.removesuffix("/api")
+    artifact_id = asyncio.run(first_runs_progress())
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{ui}/runs")
         page.get_by_text("train street tiny-first").first.wait_for(timeout=30_000)
         page.screenshot(path=str(tmp_path / "runs.png"))
-        page.goto(f"{ui}/artifacts/key/train-progress-street")
+        page.goto(f"{ui}/artifacts/artifact/{artifact_id}")
         page.get_by_text("100%").first.wait_for(timeout=30_000)
         assert "samples/s" in page.inner_text("body")  # the last progress line is the artifact's description
         page.screenshot(path=str(tmp_path / "progress.png"))
