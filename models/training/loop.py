@@ -146,8 +146,9 @@ def train_loop_per_worker(job_data: dict) -> None:
     prepare_modules(device, precision, trainer.G, trainer.D)
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
-        trainer.G = DistributedDataParallel(trainer.G, device_ids=ids, find_unused_parameters=True)
-        trainer.D = DistributedDataParallel(trainer.D, device_ids=ids, find_unused_parameters=True)
+        unused_g, unused_d = trainer.parameters_may_go_unused()  # searched for only where there can be some
+        trainer.G = DistributedDataParallel(trainer.G, device_ids=ids, find_unused_parameters=unused_g)
+        trainer.D = DistributedDataParallel(trainer.D, device_ids=ids, find_unused_parameters=unused_d)
 
     window = job.window_frames or config.train.max_seq_len
     dataset = ClipWindowDataset(DatasetLayout(Path(job.data_root), job.dataset), window, split="train",

@@ -4,8 +4,9 @@
 forward and once backward per update, so each can be wrapped by DistributedDataParallel on its own::
 
     trainer = Vid2VidTrainer(config)
-    trainer.G = DDP(trainer.G, find_unused_parameters=True)   # unused: output layers of coarser scales
-    trainer.D = DDP(trainer.D, find_unused_parameters=True)   # unused: D_V scales without a window
+    unused_g, unused_d = trainer.parameters_may_go_unused()  # coarser output layers; D_V scales without a window
+    trainer.G = DDP(trainer.G, find_unused_parameters=unused_g)
+    trainer.D = DDP(trainer.D, find_unused_parameters=unused_d)
     for epoch in ...: trainer.set_epoch(epoch); for batch in loader: losses = trainer.train_step(batch)
 """
 
@@ -254,10 +255,30 @@ class Vid2VidTrainer:
         return result
 
     # ------------------------------------------------------------------ helpers
-    def _video_windows(self, start: int, n: int) -> list[list[list[int]] | None]:
+    def parameters_may_go_unused(self) -> tuple[bool, bool]:
+        """(G, D): whether some update can leave parameters of G / of D without a gradient.
+
+        DistributedDataParallel must then look for them (``find_unused_parameters``); where none can be
+        unused that search only costs a graph walk per update and prints DDP's warning. G: the coarser
+        scales' output layers of a multi-scale generator. D: a temporal scale whose frame span does not fit
+        some chunk of some sequence length the schedule can give (its D_V then sits out that update).
+        """
+        cfg = self.config
+        generator = cfg.generator.n_scales > 1
+        discriminator = False
+        if cfg.uses_video_discriminator:
+            L, chunk = cfg.generator.n_prev, cfg.train.frames_per_step
+            for length in range(L + 1, cfg.train.max_seq_len + 1):
+                for start in range(L, length, chunk):
+                    windows = self._video_windows(start, min(chunk, length - start), sample=False)
+                    discriminator = discriminator or any(w is None for w in windows)
+        return generator, discriminator
+
+    def _video_windows(self, start: int, n: int, sample: bool = True) -> list[list[list[int]] | None]:
         """phi_V: per temporal scale, the windows (frame indices, oldest first) D_V sees in this chunk: one
         random window ending in the chunk ("random"), or NVIDIA's: windows ending at the chunk's last frame and
-        every K-th frame before it inside the chunk, made of generated frames only ("official")."""
+        every K-th frame before it inside the chunk, made of generated frames only ("official").
+        ``sample=False`` takes the first candidate and leaves the window sampler's state untouched."""
         if not self.config.uses_video_discriminator:
             return []
         video = unwrap(self.D).video
@@ -271,7 +292,8 @@ class Vid2VidTrainer:
                 windows.append(found or None)
                 continue
             ends = [e for e in range(start, start + n) if video.indices(e, s)[0] >= first]
-            windows.append([video.indices(ends[self._randint(len(ends))], s)] if ends else None)
+            pick = self._randint(len(ends)) if sample else 0
+            windows.append([video.indices(ends[pick], s)] if ends else None)
         return windows
 
     def _frame(self, t: int, history: list[torch.Tensor], fake: torch.Tensor, start: int) -> torch.Tensor:

@@ -109,3 +109,41 @@ def test_official_recipe_options_train_and_weigh_in() -> None:
     assert a.get("G_fake_warp", 0.0) == 0.0 and b["G_fake_warp"] > 0  # the term is reported as 0 when off
     assert b["G_GAN_I"] > a["G_GAN_I"] and b["D_fake_I"] > a["D_fake_I"]  # the raw frames add their own terms
     assert all(math.isfinite(v) for v in b.values())
+
+
+def _parameters_without_gradient(trainer: Vid2VidTrainer, clip) -> dict[str, set[str]]:
+    """Per module, the parameters some optimiser update saw without a gradient (observed at each update), over
+    one training step in each distinct stage of the schedule."""
+    missing: dict[str, set[str]] = {"G": set(), "D": set()}
+    for name, optimizer, module in (("G", trainer.opt_G, trainer.G), ("D", trainer.opt_D, trainer.D)):
+        def observed(*args, _step=optimizer.step, _module=module, _name=name, **kwargs):
+            missing[_name].update(n for n, p in _module.named_parameters() if p.grad is None)
+            return _step(*args, **kwargs)
+        optimizer.step = observed
+    stages: dict[tuple, int] = {}
+    for epoch in range(trainer.config.train.epochs):
+        stage = trainer.schedule.at(epoch)
+        stages.setdefault((stage.n_scales, stage.seq_len, stage.finest_only), epoch)
+    for epoch in stages.values():
+        trainer.set_epoch(epoch)
+        trainer.train_step(clip)
+    return missing
+
+
+@pytest.mark.parametrize("preset, overrides, expected", [
+    ("tiny", {}, (True, True)),                               # two spatial scales, two temporal scales
+    ("tiny", {"generator": {"n_scales": 1}, "discriminator": {"n_scales_temporal": 1}}, (False, False)),
+    ("demo_street", {}, (False, False)),
+    ("demo_street_frame", {}, (False, False)),
+], ids=["tiny", "tiny-one-scale", "demo_street", "demo_street_frame"])
+def test_ddp_searches_for_unused_parameters_only_where_an_update_can_leave_some(preset, overrides, expected):
+    """DDP's find_unused_parameters follows the trainer's answer; where it says none, every update of every
+    schedule stage gives every parameter a gradient (else DDP would stall), and where it says some, some do."""
+    from models.vid2vid.config import load_model_config
+
+    small = {"input": {"width": 64, "height": 32}, "loss": {"use_vgg": False}}  # the topology, at a small size
+    trainer = Vid2VidTrainer(load_model_config(preset, **{**small, **overrides}))
+    assert trainer.parameters_may_go_unused() == expected
+    missing = _parameters_without_gradient(trainer, moving_clip(T=trainer.config.train.max_seq_len))
+    for module, may_go_unused in zip(("G", "D"), expected):
+        assert bool(missing[module]) == may_go_unused, (module, sorted(missing[module])[:5])
