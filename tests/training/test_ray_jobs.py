@@ -24,6 +24,7 @@ from models.training.launch import read_metrics
 from models.training.local_head import local_ray_head
 from storage.layout import DatasetLayout
 from storage.manifest import write_manifest
+from storage.outputs import MANAGED_DIRS
 from storage.synthetic import write_synthetic_clip
 from tests.conftest import ROOT, VENV_BIN
 
