@@ -485,7 +485,8 @@ def _parser_reference_model(sub: argparse._SubParsersAction) -> None:
                           "card sums the time of every segment")
     ref.add_argument("--data-only", action="store_true", help="build the recipe's dataset and stop")
     ref.add_argument("--nice", type=int, default=19, help="run at this niceness (default 19; 0 leaves it)")
-    ref.add_argument("--runs-root", default=None)
+    ref.add_argument("--runs-root", default=None, help="where its training runs go (default: <runs root>-reference, "
+                                                       "e.g. ./runs-reference, apart from the demo's runs)")
     ref.add_argument("--out-dir", default=None, help="default: $VID2VID_REFERENCE_DIR or the repo's reference_models/")
     ref.add_argument("--weights-dir", default=None)
     ref.add_argument("--metrics", default=None, help="held-out metrics of the card (default: all)")

@@ -58,7 +58,8 @@ class ReferenceParams(ReferenceDataParams):
     resume_from: str | None = Field(default=None, description="a checkpoint of an earlier run of this model, or "
                                                               "'latest' (the newest run's newest checkpoint)")
     data_only: bool = Field(default=False, description="build the data and stop")
-    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
+    runs_root: str | None = Field(default=None, description="default: <runs root>-reference, e.g. ./runs-reference "
+                                                            "(apart from the demo's runs)")
     out_dir: str | None = Field(default=None, description="default: $VID2VID_REFERENCE_DIR or the repo's reference_models/")
     weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), description="held-out metrics of the card")
@@ -185,7 +186,7 @@ def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
     recipe = load_recipe(params.name)
     metric_names(params.metrics)  # a misspelt metric is refused now, not after hours of training
     steps = params.steps or recipe.budget.steps
-    runs = locations.runs_root(params.runs_root).resolve()
+    runs = locations.reference_runs_root(params.runs_root).resolve()
     resume, start_step = None, 0
     if params.resume_from:  # settled before any work: a wrong request costs nothing
         resume = latest_checkpoint(runs, recipe.name) if params.resume_from == "latest" else Path(params.resume_from)

@@ -35,6 +35,15 @@ def runs_root(override: str | os.PathLike[str] | None = None) -> Path:
     return Path(_setting(override, RUNS_ROOT_ENV, "runs"))  # type: ignore[arg-type]
 
 
+def reference_runs_root(override: str | os.PathLike[str] | None = None) -> Path:
+    """argument, then ``<runs root>-reference`` beside the runs root: the shipped models' long training runs are
+    kept apart, since a rebuild on the same data and config takes the newest run of its runs root as its own."""
+    if override is not None:
+        return Path(override)
+    runs = runs_root()
+    return runs.with_name(f"{runs.name}-reference")
+
+
 def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """argument, then ``$VID2VID_WEIGHTS_DIR``, then ./weights."""
     return Path(_setting(override, WEIGHTS_DIR_ENV, "weights"))  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,15 @@ def test_manifest_round_trip_sorted(tmp_path):
     records = [ClipRecord(clip_id=c, source=f"/videos/{c}.mp4", n_frames=3) for c in ["b", "a"]]
     write_manifest(layout, records)
     assert [r.clip_id for r in read_manifest(layout)] == ["a", "b"]
+
+
+def test_reference_runs_go_beside_the_runs_root_not_into_it(monkeypatch, tmp_path):
+    """A rebuild takes the newest run of its config in its runs root as its model: the shipped models' long runs
+    must not land there (seen: `make demo` reported the 1200-step reference runs as its 64-step ones)."""
+    from storage import locations
+
+    monkeypatch.setenv("VID2VID_RUNS_ROOT", str(tmp_path / "runs"))
+    assert locations.reference_runs_root() == tmp_path / "runs-reference"
+    assert locations.reference_runs_root(tmp_path / "mine") == tmp_path / "mine"
+    monkeypatch.delenv("VID2VID_RUNS_ROOT")
+    assert locations.reference_runs_root() == Path("runs-reference")
