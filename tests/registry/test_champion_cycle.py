@@ -42,6 +42,7 @@ class World:
     x: Path  # config X (tiny_x): tiny with one generator scale, so two steps train every layer synthesis uses
     worse: Path  # config X with a diverging learning rate: same name, same champion slot
     other: Path  # config Y (tiny_y) on the same data
+    ray: str  # the session's Ray head: each training joins it instead of starting a Ray of its own (~15 s each)
 
     @property
     def layout(self) -> DatasetLayout:
@@ -54,7 +55,7 @@ class World:
     def command(self, run: str, config: Path, mode: str = "retrain") -> list[str]:
         return ["--data-root", str(self.data), "train", "--dataset", "street", "--runs-root", str(self.runs),
                 "--config", str(config), "--workers", "1", "--max-steps", "2", "--checkpoint-every", "2", "--mode",
-                mode, "--gate", str(self.gate), "--run-name", run]
+                mode, "--gate", str(self.gate), "--run-name", run, "--ray-address", self.ray]
 
     def train(self, run: str, config: Path | None = None, mode: str = "retrain") -> subprocess.CompletedProcess[str]:
         return run_cli(*self.command(run, config or self.x, mode), timeout=900)
@@ -92,7 +93,7 @@ def _artifact_versions(key: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
+def world(tmp_path_factory, ray_head) -> World:
     base = tmp_path_factory.mktemp("champions")
     layout = DatasetLayout(base / "data", "street")
     write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", k, 64, 32, 8, split="train") for k in range(2)]
@@ -105,7 +106,7 @@ def world(tmp_path_factory) -> World:
     configs = {"x": x, "worse": {**x, "train": {**x["train"], "lr": 5.0}}, "other": {**x, "name": "tiny_y"}}
     for name, data in configs.items():
         (base / f"{name}.yaml").write_text(yaml.safe_dump(data))
-    return World(base / "data", base / "runs", gate, *(base / f"{name}.yaml" for name in configs))
+    return World(base / "data", base / "runs", gate, *(base / f"{name}.yaml" for name in configs), ray=ray_head)
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +236,7 @@ def test_two_retrains_of_one_dataset_at_once_are_both_registered_and_leave_one_c
 def process_worker(world, tmp_path):
     """The deployments of prefect.yaml and a process worker with the world's roots in its environment."""
     env = {**os.environ, "VID2VID_PROJECT_DIR": str(ROOT), "VID2VID_DATA_ROOT": str(world.data),
-           "VID2VID_RUNS_ROOT": str(world.runs)}
+           "VID2VID_RUNS_ROOT": str(world.runs), "VID2VID_RAY_ADDRESS": world.ray}
     logs = open(tmp_path / "worker.log", "wb")
     subprocess.run([str(VENV_BIN / "prefect"), "work-pool", "create", "vid2vid-process", "--type", "process",
                     "--overwrite"], env=env, check=True, stdout=logs, stderr=subprocess.STDOUT, timeout=120)

@@ -40,13 +40,13 @@ def _checkpoints(run: Path) -> dict[int, Path]:
 
 
 @pytest.mark.timeout(900)
-def test_sigkill_then_resume_from_an_older_checkpoint_trains_every_step_once(tmp_path):
+def test_sigkill_then_resume_from_an_older_checkpoint_trains_every_step_once(tmp_path, ray_head):
     layout = DatasetLayout(tmp_path / "data", "street")
     write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", k, 64, 32, 10, split="train") for k in range(2)])
     runs = tmp_path / "runs"
     cli = [str(VENV_BIN / "vid2vid"), "--data-root", str(layout.root), "train", "--dataset", "street", "--config",
            "tiny", "--runs-root", str(runs), "--run-name", "K", "--workers", "1", "--epochs", "50",
-           "--checkpoint-every", "2"]
+           "--checkpoint-every", "2", "--ray-address", ray_head]  # the session's Ray: no Ray start per command
     run = runs / "K"
     first = subprocess.Popen([*cli, "--max-steps", "40"], cwd=ROOT, env=os.environ.copy(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
