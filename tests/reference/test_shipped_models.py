@@ -122,7 +122,7 @@ def test_the_cards_psnr_is_reproduced_from_regenerated_heldout_data(shipped, tmp
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_init_from_a_shipped_model_fine_tunes_on_a_tiny_dataset_through_the_cli(tmp_path) -> None:
+def test_init_from_a_shipped_model_fine_tunes_on_a_tiny_dataset_through_the_cli(tmp_path, ray_head) -> None:
     shipped = next((m for m in STREET if m.card.preset == "demo_street"), STREET[0])
     config = load_model_config(shipped.card.preset)
     layout = DatasetLayout(tmp_path / "data", "mine")
@@ -130,7 +130,8 @@ def test_init_from_a_shipped_model_fine_tunes_on_a_tiny_dataset_through_the_cli(
                             for k in range(2)])
     done = run_cli("--data-root", str(layout.root), "train", "--dataset", "mine", "--config", shipped.card.preset,
                    "--runs-root", str(tmp_path / "runs"), "--run-name", "tuned", "--workers", "1", "--max-steps", "1",
-                   "--checkpoint-every", "1", "--init-from", f"reference:{shipped.name}", timeout=600)
+                   "--checkpoint-every", "1", "--init-from", f"reference:{shipped.name}", "--ray-address", ray_head,
+                   timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "runs" / "tuned"
     [attempt] = [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
