@@ -16,6 +16,7 @@ from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
 from flows.preprocess import face_demo
 from flows.rebuild import RebuildParams, rebuild_flow
 from flows.ingest import SynthSettings
+from flows.naming import templated
 from flows.train import TrainParams, train_flow
 from models.metrics.goals import demo_goals
 from models.metrics.names import DEFAULT_METRICS
@@ -43,7 +44,7 @@ def _train_seconds(run_dir: str | None) -> float | None:
     return json.loads(summary.read_text()).get("seconds") if summary.is_file() else None
 
 
-@flow(name="demo-comparison", flow_run_name="demo comparison {steps} steps each", log_prints=True)
+@flow(name="demo-comparison", flow_run_name=templated("demo comparison {steps} steps each"), log_prints=True)
 def demo_comparison_flow(root: str, runs: str, vid2vid_run: str, steps: int, started: float) -> dict:
     """The frame-by-frame baseline with the same budget, then both models in one table, then the goals."""
     baseline = train_flow(TrainParams(dataset="street", config=BASELINE_CONFIG, data_root=root, runs_root=runs,
@@ -65,7 +66,7 @@ def demo_comparison_flow(root: str, runs: str, vid2vid_run: str, steps: int, sta
             "baseline_run": baseline.run_dir}
 
 
-@flow(name="demo", flow_run_name="demo {steps} steps", log_prints=True)
+@flow(name="demo", flow_run_name=templated("demo {steps} steps"), log_prints=True)
 def demo_flow(root: str, runs: str, steps: int, started: float) -> tuple:
     """The whole demo as one run in the UI, its parts as sub-runs: the street rebuild, the face clip, the
     comparison with the baseline, the shipped reference models."""

@@ -17,6 +17,7 @@ from prefect import flow
 
 from flows.evaluate import EvaluateParams, EvaluationResult, evaluate_flow
 from flows.reference import ReferenceDataParams, reference_data_flow
+from flows.naming import templated
 from models.metrics.names import DEFAULT_METRICS
 from models.metrics.reference_goals import face_goals, street_goals
 from models.reference.card import reference_dir, shipped_models
@@ -99,7 +100,7 @@ def _evaluate(dataset: str, runs: list[str], root: str, runs_root: str) -> Evalu
                                         runs_root=runs_root, out_dir=str(out)))
 
 
-@flow(name="demo-reference-models", log_prints=True)
+@flow(name="demo-reference-models", log_prints=True, flow_run_name=templated("demo reference models"))
 def demo_reference_flow(root: str, runs: str, comparison_json: str, short_steps: int) -> dict:
     """``comparison_json``: the demo's own evaluation of its short runs (its rows join the street table)."""
     started = time.perf_counter()

@@ -3,7 +3,12 @@
 Each ``@flow`` passes ``flow_run_name=run_name("train", describe, tag)``: Prefect calls it inside the new
 run's context, with its parameters, before the body runs. ``describe(params)`` is the rest of the name
 ("street tiny-first"); ``tag(params)`` the tags ("dataset:street", "config:tiny", "run:first"), added to
-the run through the same client (Prefect's ``tags`` context only reaches runs created inside it).
+the run through the same client (Prefect's ``tags`` context only reaches runs created inside it). Flows
+without a ``params`` model name their runs with ``templated("demo {steps} steps")``.
+
+Every name hook also claims its run for the CLI command running it (``flows.server.claim_flow_run``: the
+``vid2vid.process`` label by which a dead command's runs are marked Crashed); a test checks that every flow
+names its runs through this module.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import TypeVar
 from prefect.context import FlowRunContext
 from pydantic import BaseModel
 
+from flows.server import claim_flow_run
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -22,7 +29,7 @@ def run_name(kind: str, model: type[M], describe: Callable[[M], str],
     """The ``flow_run_name`` of a flow whose one parameter ``params`` is a ``model``."""
 
     def name() -> str:
-        context = FlowRunContext.get()
+        context = _claimed_context()
         params = (context.parameters or {}).get("params") if context else None
         try:
             params = model.model_validate(params) if isinstance(params, dict) else params
@@ -36,7 +43,29 @@ def run_name(kind: str, model: type[M], describe: Callable[[M], str],
             context.flow_run.tags = tags
         return f"{kind} {describe(params)}".strip()
 
+    name.claims_run = True  # type: ignore[attr-defined]
     return name
+
+
+def templated(template: str) -> Callable[[], str]:
+    """The ``flow_run_name`` of a flow with plain parameters: ``template`` formatted with them."""
+
+    def name() -> str:
+        context = _claimed_context()
+        try:
+            return template.format(**(context.parameters or {})) if context else template
+        except (KeyError, IndexError, ValueError):
+            return template
+
+    name.claims_run = True  # type: ignore[attr-defined]
+    return name
+
+
+def _claimed_context() -> FlowRunContext | None:
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None and context.client is not None:
+        claim_flow_run(context.flow_run.id, context.client)
+    return context
 
 
 def dataset_tag(params: BaseModel) -> list[str]:

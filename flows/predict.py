@@ -20,6 +20,7 @@ from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
 from models.prediction.horizon import HorizonReport
 from models.prediction.pipeline import PredictionVideo, map_stages, validate_request
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
 from models.training import TrainJob, TrainSettings
 from models.training.ray_jobs import is_job_endpoint
@@ -56,7 +57,7 @@ class PredictResult(BaseModel):
     artifact_key: str | None = None
 
 
-@flow(name="predict", log_prints=True)
+@flow(name="predict", log_prints=True, flow_run_name=run_name("predict", PredictParams, lambda p: p.dataset, dataset_tag))
 def predict_flow(params: PredictParams) -> PredictResult:
     layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     params = params.model_copy(update={"checkpoint": resolve_model_path(  # a deployment's reference, resolved once
@@ -109,7 +110,7 @@ class TrainPredictorResult(BaseModel):
 PREDICTOR_LOOP = "models.prediction.train_loop:predictor_loop_per_worker"
 
 
-@flow(name="train-predictor", log_prints=True)
+@flow(name="train-predictor", log_prints=True, flow_run_name=run_name("train-predictor", TrainPredictorParams, lambda p: p.dataset, dataset_tag))
 def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
     layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
     if not layout.manifest_path.is_file():

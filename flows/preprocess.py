@@ -30,7 +30,7 @@ from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
 from flows.failures import PreprocessFailed
-from flows.naming import dataset_tag, run_name
+from flows.naming import dataset_tag, run_name, templated
 from flows.params import FlowParams
 from models.preprocess.clip import RunSettings, StageOutcome, would_skip
 from models.preprocess.registry import DEFAULT_BACKENDS, DEFAULT_STAGES, BackendSettings, Stage, check_backend
@@ -359,7 +359,7 @@ def carphone_path() -> Path:
     return path
 
 
-@flow(name="face-demo", log_prints=True, flow_run_name="face demo {dataset}")
+@flow(name="face-demo", log_prints=True, flow_run_name=templated("face demo {dataset}"))
 def face_demo(root: str | None = None, dataset: str = "face", workers: int = 1) -> PreprocessSummary:
     """Ingest the real carphone clip through the ingest flow and draw its face sketches with mediapipe; one
     parent run in the UI, whose artifact shows the clip beside its sketches."""

@@ -14,9 +14,11 @@ using it has died (SIGKILL included), so it never outlives them (Prefect's own e
 ENVIRONMENT.md). A server that fails to start is reported with its own first error line; one that dies
 while a command runs is said at once and replaced on the same port and database, so the run goes on.
 
-Every flow run of a CLI run is tagged ``vid2vid-pid:<host>:<pid>:<start ticks>``; at the start of the
-next run, RUNNING/PENDING flow runs whose process on this host is gone are marked Crashed (with their
-running task runs), so the UI never shows a dead run as running. Each command prints its runs' UI URLs.
+Every flow run a CLI command runs carries the label ``vid2vid.process = <host>:<pid>:<start ticks>`` (set by
+its run-name hook, ``flows.naming``; a label, not a tag, so the UI's tag chips and filters stay the user's);
+at the start of the next command, RUNNING/PENDING flow runs whose process on this host is gone are marked
+Crashed (with their running task runs), so the UI never shows a dead run as running. Each command prints its
+runs' UI URLs.
 
 Run as ``python -m flows.server --registry DIR --port PORT`` only by ``EmbeddedServer``.
 """
@@ -34,7 +36,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from flows.failures import PipelineFailure
@@ -42,7 +44,8 @@ from storage.atomic import atomic_write_bytes, pid_alive
 from storage.locks import file_lock
 from storage.loopback import answers, free_port
 
-TAG_PREFIX = "vid2vid-pid:"
+OWNER_LABEL = "vid2vid.process"  #: the flow-run label naming the process that runs it
+LEGACY_TAG_PREFIX = "vid2vid-pid:"  #: how earlier versions named it (a tag): still read, so their dead runs end
 _HOST = socket.gethostname()
 
 
@@ -62,14 +65,15 @@ def _state(pid: int) -> str:
         return ""
 
 
-def run_tag(pid: int | None = None) -> str:
+def process_ident(pid: int | None = None) -> str:
+    """``<host>:<pid>:<start ticks>``: a process, told apart from a later one that reuses its pid."""
     pid = os.getpid() if pid is None else pid
-    return f"{TAG_PREFIX}{_HOST}:{pid}:{_start_ticks(pid)}"
+    return f"{_HOST}:{pid}:{_start_ticks(pid)}"
 
 
-def tag_is_dead(tag: str) -> bool:
-    """True when ``tag`` names a process on this host that no longer runs (pid gone or reused)."""
-    parts = tag[len(TAG_PREFIX):].rsplit(":", 2)
+def ident_is_dead(ident: str) -> bool:
+    """True when ``ident`` names a process on this host that no longer runs (pid gone or reused)."""
+    parts = ident.rsplit(":", 2)
     if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
         return False  # another host's process cannot be checked from here: leave it alone
     pid, ticks = int(parts[1]), parts[2]
@@ -92,12 +96,46 @@ class ServerDied(PipelineFailure):
     """The embedded server died while the command ran and the command's work failed on it."""
 
 
-def _ident(pid: int | None = None) -> str:
-    return run_tag(pid)[len(TAG_PREFIX):]
+_ident = process_ident
+_is_dead = ident_is_dead
 
 
-def _is_dead(ident: str) -> bool:
-    return tag_is_dead(TAG_PREFIX + ident)
+class _Claims:
+    """The flow runs this process runs inside ``cli_session`` (their ids, in order), labelled as its own."""
+
+    def __init__(self) -> None:
+        self.owner: str | None = None
+        self.run_ids: list[str] = []
+        self._lock = threading.Lock()
+
+    def claim(self, flow_run_id: object, client: object) -> None:
+        if self.owner is None:
+            return  # not a CLI command (a deployment's worker, a test calling a flow): Prefect's own bookkeeping
+        with self._lock:
+            if str(flow_run_id) in self.run_ids:
+                return
+            self.run_ids.append(str(flow_run_id))
+        try:
+            client.update_flow_run_labels(flow_run_id, {OWNER_LABEL: self.owner})
+        except Exception as exc:  # noqa: BLE001 - bookkeeping must never fail the user's run
+            print(f"warning: could not label flow run {flow_run_id} with its process: {exc}", file=sys.stderr)
+
+
+_claims = _Claims()
+
+
+def claim_flow_run(flow_run_id: object, client: object) -> None:
+    """Record a flow run (called by every flow's run-name hook as it starts) as this CLI command's."""
+    _claims.claim(flow_run_id, client)
+
+
+def run_owner(run: object) -> str | None:
+    """The process ident a flow run was labelled with (or tagged with, by earlier versions), else None."""
+    owner = (getattr(run, "labels", None) or {}).get(OWNER_LABEL)
+    if isinstance(owner, str) and owner:
+        return owner
+    legacy = [t for t in (getattr(run, "tags", None) or []) if t.startswith(LEGACY_TAG_PREFIX)]
+    return legacy[0][len(LEGACY_TAG_PREFIX):] if legacy else None
 
 
 def choose_home() -> Path:
@@ -306,9 +344,9 @@ class EmbeddedServer:
             print(f"note: a new Prefect server answers at {self.url} (pid {self.info['pid']}); nothing done so far "
                   f"was lost", file=sys.stderr, flush=True)
 
-    def death_report(self, exc: BaseException, tag: str) -> str:
+    def death_report(self, exc: BaseException, run_ids: list[str]) -> str:
         """One line: the server's death, what failed on it, and the work of this command that was done."""
-        done = completed_tasks(tag)
+        done = completed_tasks(run_ids)
         kept = (f"{len(done)} finished task run(s) kept ({', '.join(done[:8])}{', ...' if len(done) > 8 else ''})"
                 if done else "no task run had finished")
         return (f"the Prefect server of this command {self.deaths[0]} and the run failed on it "
@@ -349,10 +387,10 @@ def mark_dead_runs_crashed() -> list[str]:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))), limit=200)
         for run in runs:
-            tags = [t for t in run.tags if t.startswith(TAG_PREFIX)]
-            if not tags or not tag_is_dead(tags[0]):
+            owner = run_owner(run)
+            if owner is None or not ident_is_dead(owner):
                 continue
-            message = f"the vid2vid process that ran this ({tags[0][len(TAG_PREFIX):]}) died without finishing it"
+            message = f"the vid2vid process that ran this ({owner}) died without finishing it"
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
             tasks = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
@@ -363,17 +401,19 @@ def mark_dead_runs_crashed() -> list[str]:
     return crashed
 
 
-def completed_tasks(tag: str) -> list[str]:
-    """Names of the completed task runs of the flow runs tagged ``tag`` (this command's), oldest first."""
+def completed_tasks(run_ids: list[str]) -> list[str]:
+    """Names of the completed task runs of the flow runs ``run_ids`` (this command's), oldest first."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterTags, TaskRunFilter, TaskRunFilterState,
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterState,
                                                 TaskRunFilterStateType)
     from prefect.client.schemas.objects import StateType
 
+    if not run_ids:
+        return []
     try:
         with get_client(sync_client=True) as client:
             tasks = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(run_ids))),
                 task_run_filter=TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.COMPLETED]))))
     except Exception:  # noqa: BLE001 - the report says what it can
         return []
@@ -396,8 +436,8 @@ class RunAnnouncer:
     """Prints ``run <name>: <UI URL>`` for each top-level flow run this process starts, as soon as the server
     has it (a thread polls every second) and, for any still unsaid, when the command ends."""
 
-    def __init__(self, tag: str, note: str = "") -> None:
-        self.tag, self.note = tag, note
+    def __init__(self, run_ids: Callable[[], list[str]], note: str = "") -> None:
+        self.run_ids, self.note = run_ids, note
         self.said: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="run-announcer", daemon=True)
@@ -412,16 +452,20 @@ class RunAnnouncer:
 
     def announce(self) -> None:
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId, FlowRunFilterTags
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentTaskRunId
 
+        unsaid = [run_id for run_id in self.run_ids() if run_id not in self.said]
+        if not unsaid:
+            return
         if not answers(os.environ.get("PREFECT_API_URL", "").rstrip("/") + "/health", timeout=1.0):
             return  # no server to ask (a refused request never reached one); the client would retry for minutes
         try:
             with get_client(sync_client=True) as client:
                 runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                    tags=FlowRunFilterTags(all_=[self.tag]), parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True)))
+                    id=FlowRunFilterId(any_=unsaid), parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True)))
         except Exception:  # noqa: BLE001 - a link is a courtesy; the command's own work decides its outcome
             return
+        self.said.update(set(unsaid) - {str(run.id) for run in runs})  # sub-runs: their parent's link says them
         for run in sorted(runs, key=lambda r: r.created or 0):
             if str(run.id) not in self.said:
                 self.said.add(str(run.id))
@@ -436,8 +480,8 @@ class RunAnnouncer:
 @contextlib.contextmanager
 def cli_session() -> Iterator[str | None]:
     """What a CLI command that runs flows needs: an API (``PREFECT_API_URL``; else `make ui`'s server over the
-    same home; else the home's shared embedded server), dead runs marked Crashed, this process's tag on every
-    flow run it starts, and each run's URL printed."""
+    same home; else the home's shared embedded server), dead runs marked Crashed, this process's label on every
+    flow run it runs, and each run's URL printed."""
     global _temporary_api
     server: EmbeddedServer | None = None
     set_api: bool | str = False
@@ -456,24 +500,24 @@ def cli_session() -> Iterator[str | None]:
             os.environ["PREFECT_UI_URL"] = ui_url()
             set_api = "ui"
     announcer = None
+    owner_before = _claims.owner
+    first_claim = len(_claims.run_ids)
     try:
-        from prefect import tags
-
         try:
             if answers(os.environ["PREFECT_API_URL"].rstrip("/") + "/health"):  # an unreachable API is the flow's error to report
                 mark_dead_runs_crashed()
         except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the user's command
             print(f"warning: could not check for crashed runs: {exc}", file=sys.stderr)
-        tag = run_tag()
-        announcer = RunAnnouncer(tag, note).start()
-        with tags(tag):
-            try:
-                yield os.environ.get("PREFECT_API_URL")
-            except Exception as exc:
-                if server is not None and server.deaths:  # the failure is the server's death: say that
-                    raise ServerDied(server.death_report(exc, tag)) from exc
-                raise
+        _claims.owner = process_ident()
+        announcer = RunAnnouncer(lambda: _claims.run_ids[first_claim:], note).start()
+        try:
+            yield os.environ.get("PREFECT_API_URL")
+        except Exception as exc:
+            if server is not None and server.deaths:  # the failure is the server's death: say that
+                raise ServerDied(server.death_report(exc, _claims.run_ids[first_claim:])) from exc
+            raise
     finally:
+        _claims.owner = owner_before
         if announcer is not None:
             announcer.stop()
         if server is not None:

@@ -1,5 +1,6 @@
 """kill -9 of a CLI run: its temporary Prefect server goes with it, and the next run marks its flow run
-Crashed. Real CLI processes, a real server, the real SQLite database checked afterwards."""
+Crashed (found by its process label; no process tag on any run). Real CLI processes, a real server, the real
+SQLite database checked afterwards."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from flows.server import TAG_PREFIX, run_tag, tag_is_dead
+import importlib
+import pkgutil
+
+from prefect import Flow
+
+import flows
+from flows.server import OWNER_LABEL, ident_is_dead, process_ident
 from tests.conftest import ROOT, VENV_BIN
 from tests.storage.videos import write_mp4
 
@@ -91,6 +98,8 @@ def test_killed_cli_leaves_no_server_and_its_run_is_marked_crashed(tmp_path):
             time.sleep(0.5)
         assert first.poll() is None and server is not None, "the CLI ended before its flow run was seen RUNNING"
         (run,) = _running_flow_runs(port)
+        assert run["labels"].get(OWNER_LABEL) == process_ident(first.pid), run["labels"]
+        assert not [t for t in run["tags"] if "pid" in t], run["tags"]  # the UI's tags stay the user's
         first.send_signal(signal.SIGKILL)
         first.wait()
         gone_by = time.monotonic() + 30
@@ -113,16 +122,31 @@ def test_killed_cli_leaves_no_server_and_its_run_is_marked_crashed(tmp_path):
         state = db.execute("SELECT state_type, state_name FROM flow_run WHERE id = ?", (run["id"],)).fetchone()
         tasks = db.execute("SELECT DISTINCT state_type FROM task_run WHERE flow_run_id = ?", (run["id"],)).fetchall()
     assert state == ("CRASHED", "Crashed")
+    with sqlite3.connect(home / "prefect.db") as db:
+        tags = [json.loads(t) for (t,) in db.execute("SELECT tags FROM flow_run")] + \
+            [json.loads(t) for (t,) in db.execute("SELECT tags FROM task_run")]
+    assert not [t for run_tags in tags for t in run_tags if "pid" in t]
     assert ("RUNNING",) not in tasks
     assert not [c for c in _children(os.getpid()) if "flows.server" in _cmdline(c)]
 
 
-def test_run_tags_tell_live_dead_reused_and_foreign_processes():
+def test_process_idents_tell_live_dead_reused_and_foreign_processes():
     ended = subprocess.Popen(["true"])
     ended.wait()
-    me = run_tag()
-    host, pid, ticks = me[len(TAG_PREFIX):].rsplit(":", 2)
-    assert not tag_is_dead(me) and int(pid) == os.getpid() and ticks
-    assert tag_is_dead(run_tag(ended.pid)) and tag_is_dead(f"{TAG_PREFIX}{host}:{ended.pid}:{ticks}")
-    assert tag_is_dead(f"{TAG_PREFIX}{host}:{pid}:{int(ticks) + 1}")  # same pid, another process: reused
-    assert not tag_is_dead(f"{TAG_PREFIX}another-host:{ended.pid}:1")  # cannot be checked from here
+    me = process_ident()
+    host, pid, ticks = me.rsplit(":", 2)
+    assert not ident_is_dead(me) and int(pid) == os.getpid() and ticks
+    assert ident_is_dead(process_ident(ended.pid)) and ident_is_dead(f"{host}:{ended.pid}:{ticks}")
+    assert ident_is_dead(f"{host}:{pid}:{int(ticks) + 1}")  # same pid, another process: reused
+    assert not ident_is_dead(f"another-host:{ended.pid}:1")  # cannot be checked from here
+
+
+def test_every_flow_names_its_runs_through_the_hook_that_claims_them():
+    """A flow whose runs are not claimed would stay RUNNING in the UI after its command was killed."""
+    found = {}
+    for info in pkgutil.iter_modules(flows.__path__):
+        module = importlib.import_module(f"flows.{info.name}")
+        found.update({obj.name: obj for obj in vars(module).values() if isinstance(obj, Flow)})
+    assert len(found) >= 15, sorted(found)
+    unclaimed = sorted(name for name, f in found.items() if not getattr(f.flow_run_name, "claims_run", False))
+    assert unclaimed == [], f"flows whose run names do not claim their runs: {unclaimed}"
