@@ -451,12 +451,12 @@ class RunAnnouncer:
             self.announce()
 
     def announce(self) -> None:
+        unsaid = [run_id for run_id in self.run_ids() if run_id not in self.said]
+        if not unsaid:  # nothing claimed yet: and Prefect is not imported here before the command's own thread
+            return      # has (a second thread importing it at once deadlocks on the module lock)
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentTaskRunId
 
-        unsaid = [run_id for run_id in self.run_ids() if run_id not in self.said]
-        if not unsaid:
-            return
         if not answers(os.environ.get("PREFECT_API_URL", "").rstrip("/") + "/health", timeout=1.0):
             return  # no server to ask (a refused request never reached one); the client would retry for minutes
         try:

@@ -1,20 +1,17 @@
 """How a metric value is shown, in one place for every page and artifact: label with unit and better
-direction, and one rounding per metric; and names made safe for markdown artifacts. No torch import, so
-the review app can use it cheaply."""
+direction, and one rounding per metric (all read from ``models.metrics.names.SPECS``); and names made safe
+for markdown artifacts. No torch import, so the review app can use it cheaply."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 
-# metric -> (name, unit or "")
-LABELS = {"fid_i3d": ("FID I3D", ""), "fid_resnext101": ("FID ResNeXt-101", ""),
-          "fid_inception": ("frame FID (Inception-v3)", ""), "warp_error": ("warp error", "MSE, RGB 0–1"),
-          "psnr": ("PSNR", "dB"), "ssim": ("SSIM", "0–1")}
-BETTER = {"fid_i3d": "lower", "fid_resnext101": "lower", "fid_inception": "lower", "warp_error": "lower",
-          "psnr": "higher", "ssim": "higher"}
-FORMATS = {"fid_i3d": "{:.2f}", "fid_resnext101": "{:.2f}", "fid_inception": "{:.2f}", "warp_error": "{:.5f}",
-           "psnr": "{:.2f}", "ssim": "{:.3f}"}
+from models.metrics.names import SPECS
+
+LABELS = {spec.name: (spec.label, spec.unit) for spec in SPECS}  # metric -> (name, unit or "")
+BETTER = {spec.name: spec.better for spec in SPECS}
+FORMATS = {spec.name: spec.fmt for spec in SPECS}
 ARROW = {"lower": "↓", "higher": "↑"}
 _SHORT = (("weights missing", "n/a — weights missing"), ("checksum mismatch", "n/a — checksum mismatch"),
           ("wrong key layout", "n/a — wrong weights file"), ("weights unusable", "n/a — weights unusable"),

@@ -15,16 +15,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from models.metric_display import LABELLED, cell, header
+from models.metrics.names import SPECS
 from models.metric_display import markdown_text as md
 from review.catalog import Evaluation
 from review.stats import wilson_interval
 from review.study import StudyResult
 
-METRIC_COLUMNS = ["fid_i3d", "fid_resnext101", "fid_inception", "warp_error", "psnr", "ssim"]
+METRIC_COLUMNS = [spec.name for spec in SPECS]  # the paper table's columns, in the metric table's order
 REAL = "real"
 BASELINE = "frame-by-frame baseline"
 REFERENCE = "reference model"
-_WEIGHTS = {"fid_i3d": "i3d_rgb_imagenet", "fid_resnext101": "resnext101_kinetics", "fid_inception": "inception_fid"}
+_WEIGHTS = {spec.name: spec.weights for spec in SPECS if spec.weights}  # metric -> its weights entry
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from models.metrics.i3d import InceptionI3d
 from models.metrics.inception import FIDInceptionV3
 from models.metrics.preprocessing import PREPROCESSING, Preprocessing, preprocess_frames
 from models.metrics.resnext3d import resnext101
+from models.metrics.names import NETWORK_WEIGHTS
 from models.metrics.stats import RunningStats
 
 Video = np.ndarray | torch.Tensor | Iterable[np.ndarray]
@@ -39,9 +40,9 @@ class NetworkEntry:
 
 
 NETWORKS: dict[str, NetworkEntry] = {
-    "i3d": NetworkEntry("i3d", "i3d_rgb_imagenet", InceptionI3d, 1024),
-    "resnext101": NetworkEntry("resnext101", "resnext101_kinetics", resnext101, 2048, key_map={"module.": ""}),
-    "inception": NetworkEntry("inception", "inception_fid", FIDInceptionV3, 2048),
+    "i3d": NetworkEntry("i3d", NETWORK_WEIGHTS["i3d"], InceptionI3d, 1024),
+    "resnext101": NetworkEntry("resnext101", NETWORK_WEIGHTS["resnext101"], resnext101, 2048, key_map={"module.": ""}),
+    "inception": NetworkEntry("inception", NETWORK_WEIGHTS["inception"], FIDInceptionV3, 2048),
 }
 
 
