@@ -20,10 +20,11 @@ from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
 from models.prediction.horizon import HorizonReport
 from models.prediction.pipeline import PredictionVideo, map_stages, validate_request
+from flows.failures import TrainingFailed
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
 from models.training import TrainJob, TrainSettings
-from models.training.ray_jobs import is_job_endpoint
+from models.training.ray_jobs import RayJobFailed, is_job_endpoint
 from storage import locations
 from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
@@ -124,11 +125,18 @@ def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
     job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config.to_dict(),
                    run_dir=str(locations.runs_root(params.runs_root).resolve() / check_name(name, "run")),
                    stages=map_stages(config), resume_from=params.resume_from, **settings)
-    if is_job_endpoint(job.ray_address):  # a cluster's job endpoint: the same Ray Jobs path as vid2vid training
-        outcome = train_on_cluster_task(job, loop=PREDICTOR_LOOP)
-    else:
-        outcome = train_predictor_task(job)
+    try:
+        if is_job_endpoint(job.ray_address):  # a cluster's job endpoint: the same Ray Jobs path as vid2vid training
+            outcome = train_on_cluster_task(job, loop=PREDICTOR_LOOP)
+        else:
+            outcome = train_predictor_task(job)
+    except RayJobFailed as exc:  # the cluster's job ended without a result: its own error line is the reason
+        raise TrainingFailed(str(exc)) from None
     key = publish_predictor_training_task(outcome, layout.dataset)
+    if outcome.status != "completed" or not outcome.model_path:
+        # the one failure convention of training (flows/train.py): the run ends Failed with this one line; the
+        # artifact above shows the run up to the stop, and the last good checkpoint is kept
+        raise TrainingFailed(f"predictor training of {layout.dataset!r} failed: {outcome.message}", detail=outcome)
     return TrainPredictorResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
                                 model_path=outcome.model_path, steps=outcome.steps, artifact_key=key)
 

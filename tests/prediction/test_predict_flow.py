@@ -4,6 +4,7 @@ codes for bad requests) and the predictor's training flow on Ray Train."""
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from pathlib import Path
 
@@ -114,3 +115,34 @@ def test_train_predictor_cli_refuses_a_vid2vid_checkpoint_to_resume_from(setup, 
                      str(root / "runs"), "--resume-from", str(model), "--max-steps", "1")
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"--resume-from {model} is a vid2vid model, not a mask predictor" in result.stderr
+
+
+def test_a_nan_predictor_run_fails_the_command_and_a_resume_trains_no_step_twice(setup, ray_head, monkeypatch):
+    """The predictor's training follows the vid2vid rules (one failure convention): a non-finite loss fails the
+    command naming the step and the kept checkpoint; resuming from that checkpoint continues the step count."""
+    layout, _, _, root = setup
+    runs = root / "runs-nan"
+    common = ("--data-root", str(layout.root), "train-predictor", "--dataset", "street", "--runs-root", str(runs),
+              "--workers", "1", "--checkpoint-every", "2", "--ray-address", ray_head)
+    monkeypatch.setenv("VID2VID_FAULT_INJECTION", json.dumps({"nan_at_step": 3}))
+    failed = run_cli(*common, "--run-name", "nan", "--max-steps", "6")
+    monkeypatch.delenv("VID2VID_FAULT_INJECTION")
+    assert failed.returncode == 1, failed.stdout[-2000:] + failed.stderr[-2000:]
+    said = failed.stdout + failed.stderr
+    assert "non-finite loss" in said and "predictor training of 'street' failed" in said, said[-3000:]
+    assert not (runs / "nan" / "model.pt").exists()
+    [checkpoint] = [p for p in (runs / "nan").rglob("checkpoint.pt")]
+    assert str(checkpoint) in said  # the message names the checkpoint it kept
+    kept = load_predictor_checkpoint_step(checkpoint)
+    assert kept == 2
+
+    resumed = run_cli(*common, "--run-name", "resumed", "--max-steps", "4", "--resume-from", str(checkpoint))
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    steps = [int(json.loads(line)["step"]) for line in (runs / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3, 4], steps
+
+
+def load_predictor_checkpoint_step(path: Path) -> int:
+    from models.prediction.checkpoint import read_state
+
+    return int(read_state(path)["step"])
