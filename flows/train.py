@@ -24,7 +24,7 @@ from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
 from models.gate import load_gate
 from models.training import TrainJob, TrainSettings, input_stages
-from models.training.launch import dataset_fingerprint
+from models.training.launch import dataset_fingerprint, same_budget
 from models.vid2vid.checkpoint import validate_init_from
 from models.vid2vid.config import load_model_config
 from storage import locations
@@ -96,9 +96,11 @@ def _unchanged(params: TrainParams, registry, dataset: str, config: str, config_
         return champion, None, None
     newest = registry.models(dataset, config)[-1:]  # rebuild: only the newest run of this config counts
     if newest and (newest[0].data_fingerprint, newest[0].config_hash, newest[0].parent_path) == (
-            fingerprint, config_hash, init_from):
+            fingerprint, config_hash, init_from) and same_budget(newest[0].run_dir, params.max_steps, params.epochs,
+                                                                 newest[0].steps):
         return None, newest[0], (f"Dataset `{dataset}` is unchanged since run `{newest[0].run_dir}` (fingerprint "
-                                 f"`{fingerprint[:12]}`, config `{config}`): nothing to retrain.")
+                                 f"`{fingerprint[:12]}`, config `{config}`, the same budget: {newest[0].steps} "
+                                 f"steps): nothing to retrain.")
     return None, None, None
 
 

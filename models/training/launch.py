@@ -152,6 +152,18 @@ def stop_reason(job: TrainJob, steps: int, epochs: int) -> str:
     return f"stopped after the epoch limit ({limit} epoch(s), {source})"
 
 
+def same_budget(run_dir: str | Path, max_steps: int | None, epochs: int | None, steps: int) -> bool:
+    """Whether a finished run (``steps`` trained) was asked for this budget (``--max-steps``, ``--epochs``), so a
+    rebuild that finds it may call the training unchanged. Its summary's job says what it was asked; a run
+    without one (imported) counts when it trained exactly ``max_steps`` (or when no budget is asked)."""
+    summary = Path(run_dir) / SUMMARY_FILE
+    try:
+        asked = json.loads(summary.read_text())["job"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return max_steps is None or steps == max_steps
+    return (asked.get("max_steps"), asked.get("epochs")) == (max_steps, epochs)
+
+
 def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_worker) -> TrainOutcome:
     """Train on Ray; ``loop`` is the per-worker function (the vid2vid loop, or another model's, e.g. the
     mask predictor's), given ``job`` as plain data and writing the same run-folder outputs."""

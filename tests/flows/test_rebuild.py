@@ -66,7 +66,7 @@ def test_rebuild_from_videos_quarantines_the_corrupt_one_and_reruns_skip_everyth
     assert _stage_mtimes(layout) == before  # ingest and every preprocessing stage skipped
 
     again = vid2vid("--data-root", str(tmp_path / "data"), "rebuild", str(videos), "--dataset", "drives", "--config",
-                    "tiny_face", "--workers", "1", "--runs-root", str(tmp_path / "runs"))
+                    "tiny_face", "--workers", "1", "--runs-root", str(tmp_path / "runs"), "--max-steps", "3")
     assert again.returncode == 0, again.stderr
     assert "training unchanged" in again.stdout and "quarantined broken" in again.stdout
     assert _stage_mtimes(layout) == before
