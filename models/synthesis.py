@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-from models.vid2vid.checkpoint import load_multimodal
+from models.vid2vid.checkpoint import LoadedModel, load_multimodal
 from models.vid2vid.config import ModelConfig
 from models.vid2vid.generator import Vid2VidGenerator
 from models.vid2vid.inference import FirstFrame, seed_frames, synthesize
@@ -85,15 +85,18 @@ def source_picture(config: ModelConfig, frame: Mapping[str, np.ndarray]) -> np.n
     return np.zeros_like(frame["rgb"])
 
 
-def feature_sampler(model_path: str | os.PathLike[str], generator: Vid2VidGenerator,
+def feature_sampler(model: str | os.PathLike[str] | LoadedModel, generator: Vid2VidGenerator | None = None,
                     seed: int = 0) -> InstanceFeatureSampler | None:
     """The seeded sampler of a multimodal model's per-class feature mixtures (None for other models): the
-    same seed gives the same video, another seed another plausible one."""
-    if not generator.feat_nc:
+    same seed gives the same video, another seed another plausible one. ``model``: a loaded model (its
+    mixtures already read), or a file with its ``generator``."""
+    generator = model.generator if isinstance(model, LoadedModel) else generator
+    if generator is None or not generator.feat_nc:
         return None
-    _, gmm = load_multimodal(model_path)
+    gmm = model.gmm if isinstance(model, LoadedModel) else load_multimodal(model)[1]
     if gmm is None:
-        raise ValueError(f"{model_path} is a multimodal model but holds no fitted feature mixtures: the train flow "
+        path = model.path if isinstance(model, LoadedModel) else model
+        raise ValueError(f"{path} is a multimodal model but holds no fitted feature mixtures: the train flow "
                          "fits them after training (task fit-feature-mixtures); rerun it on this model")
     return InstanceFeatureSampler(gmm, seed=seed)
 

@@ -19,7 +19,7 @@ from models.metrics import StatsCache, evaluate
 from models.metrics.lossless import lossless_path, read_lossless
 from models.metrics.report import FIRST_FRAME, SCORED_FROM, scored
 from models.training.review import frame_grid, png_bytes
-from models.vid2vid.checkpoint import load_checkpoint, model_config
+from models.vid2vid.checkpoint import load_model
 from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
 from storage.dataset import require_label_spaces
@@ -88,16 +88,17 @@ def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, c
                       reference_clips: list[str] | None = None) -> RunEvaluation:
     """``reference_clips``: real clips of another split (training) for each FID's real-vs-real floor."""
     layout = DatasetLayout(Path(data_root), dataset)
-    config = model_config(load_checkpoint(model_path), model_path)
+    model = load_model(model_path)  # once for every clip and the second sample
+    config = model.config
     require_label_spaces(layout, config.input.label_spaces, None, f"model {model_path} reads", clips)
     size = (config.input.width, config.input.height)
     folder = Path(out_dir) / run
-    rendered = [render_clip(model_path, layout, clip, folder / f"{clip}.mp4", seed=0, first_frame=FIRST_FRAME,
+    rendered = [render_clip(model, layout, clip, folder / f"{clip}.mp4", seed=0, first_frame=FIRST_FRAME,
                             side_by_side=folder / f"{clip}.side_by_side.mp4",
                             lossless=lossless_path(folder / f"{clip}.mp4")) for clip in clips]
     second = None
     if config.multimodal.enabled and clips:  # the same clip sampled twice: different looks, same layout
-        second = render_clip(model_path, layout, clips[0], folder / f"{clips[0]}.seed1.mp4", seed=SECOND_SEED,
+        second = render_clip(model, layout, clips[0], folder / f"{clips[0]}.seed1.mp4", seed=SECOND_SEED,
                              first_frame=FIRST_FRAME)
     references = list(reference_clips or [])
     report = evaluate(

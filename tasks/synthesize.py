@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from models.metrics.lossless import LosslessWriter
 from models.synthesis import clip_stages, feature_sampler, source_picture, synthesize_frames
-from models.vid2vid.checkpoint import load_generator
+from models.vid2vid.checkpoint import LoadedModel, load_generator, load_model
 from models.vid2vid.inference import seed_frames
 from models.vid2vid.official_import import load_single_frame
 from storage.clip_reader import iter_clip_frames
@@ -42,7 +42,7 @@ class SynthesizedClip(BaseModel):
 
 
 def render_clip(
-    model_path: str | Path,
+    model: str | Path | LoadedModel,
     layout: DatasetLayout,
     clip_id: str,
     out: str | Path,
@@ -58,15 +58,17 @@ def render_clip(
 ) -> SynthesizedClip:
     """``lossless``: also write the synthesized frames bit-exact there (FFV1), for scoring; ``frames_dir``: one
     PNG per frame there (placed as a whole at the end, nothing on failure). ``single_checkpoint`` defaults to
-    the first-frame generator an imported official model carries."""
-    generator, config = load_generator(model_path)
+    the first-frame generator an imported official model carries. ``model``: a file, or a model loaded once
+    for every clip of a run (``load_model``)."""
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    generator, config, model_path = loaded.generator, loaded.config, loaded.path
     single = None
     if first_frame == "single":
         single = load_generator(single_checkpoint)[0] if single_checkpoint else load_single_frame(model_path)
         if single is None:
             raise ValueError(f"--first-frame single needs a frame-by-frame model: {model_path} carries none "
                              "(import it with --single-frame), so name one with --single-checkpoint")
-    sampler = feature_sampler(model_path, generator, seed)
+    sampler = feature_sampler(loaded, seed=seed)
     record = next((r for r in read_manifest(layout) if r.clip_id == clip_id), None)
     fps = (record.fps if record is not None else 0.0) or 17.0
     size = (config.input.width, config.input.height)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from models.synthesis import clip_stages, feature_sampler, source_picture, synthesize_frames
-from models.vid2vid.checkpoint import load_generator
+from models.vid2vid.checkpoint import load_model
 from models.vid2vid.config import ModelConfig
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
@@ -103,13 +103,14 @@ def review_clip(layout: DatasetLayout) -> str:
 def sample_grid(model_path: str | Path, layout: DatasetLayout, clip_id: str | None = None, n_frames: int = 4,
                 scale: int = 2) -> np.ndarray:
     """Rows of (source | synthesized | real) for the first ``n_frames`` frames of a clip, RGB uint8."""
-    generator, config = load_generator(model_path)
+    model = load_model(model_path)
+    generator, config = model.generator, model.config
     clip_id = clip_id or review_clip(layout)
     frames = list(iter_clip_frames(layout, clip_id, clip_stages(config), (config.input.width, config.input.height),
                                    n_frames))
     rows = [np.concatenate([source_picture(config, frame), fake, frame["rgb"]], axis=1)
             for frame, fake in zip(frames, synthesize_frames(generator, frames, first_frame="zeros",
-                                                             sampler=feature_sampler(model_path, generator)))]
+                                                             sampler=feature_sampler(model)))]
     return frame_grid([(None, rows)], scale)
 
 

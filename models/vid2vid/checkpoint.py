@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,33 @@ def load_generator(
     return generator.to(device).eval(), config
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model file read once for synthesis: what every clip of a run needs (the file is opened once per
+    consumer, not once per clip and again per sampler)."""
+
+    path: Path
+    generator: Vid2VidGenerator  # eval mode
+    config: ModelConfig
+    gmm: ClassFeatureGMM | None  # a multimodal model's fitted per-class feature mixtures
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedModel:
+    """``load_generator`` and the multimodal mixtures from one read of the file."""
+    state = load_checkpoint(path)
+    config = model_config(state, path)
+    generator = Vid2VidGenerator(config)
+    _load_module(path, generator, state["generator"], "generator")
+    return LoadedModel(_model_file(path), generator.to(device).eval(), config, _gmm(path, state))
+
+
+def _gmm(path: str | os.PathLike[str], state: dict[str, Any]) -> ClassFeatureGMM | None:
+    try:
+        return ClassFeatureGMM.from_state_dict(state["gmm"]) if state.get("gmm") is not None else None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its feature mixtures are unreadable ({exc})") from None
+
+
 def load_multimodal(path: str | os.PathLike[str]) -> tuple[FeatureEncoder | None, ClassFeatureGMM | None]:
     """The feature encoder E and the fitted per-class mixtures, where the checkpoint has them."""
     state = load_checkpoint(path)
@@ -247,8 +275,4 @@ def load_multimodal(path: str | os.PathLike[str]) -> tuple[FeatureEncoder | None
         encoder = FeatureEncoder(config)
         _load_module(path, encoder, state["encoder"], "encoder")
         encoder.eval()
-    try:
-        gmm = ClassFeatureGMM.from_state_dict(state["gmm"]) if state.get("gmm") is not None else None
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint {path}: its feature mixtures are unreadable ({exc})") from None
-    return encoder, gmm
+    return encoder, _gmm(path, state)

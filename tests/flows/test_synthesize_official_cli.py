@@ -184,3 +184,21 @@ def test_cli_refuses_a_label_id_model_on_train_id_shards(street, tmp_path):
     assert "cityscapes_label_ids" in result.stderr and "cityscapes_train_ids" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists() and not (tmp_path / "frames").exists()
+
+
+def test_a_model_loaded_once_renders_every_clip_as_a_fresh_load_does(model_path, street, tmp_path, monkeypatch):
+    """The evaluation loads a run's model file once for all its clips: the shared generator carries nothing
+    from one clip into the next (each render equals one from a fresh load), and the file is read once."""
+    import models.vid2vid.checkpoint as checkpoint
+
+    fresh = [list(read_lossless(render_clip(model_path, street, "c0", tmp_path / f"fresh{k}.mp4", first_frame="real",
+                                            lossless=tmp_path / f"fresh{k}.mkv").lossless)) for k in range(2)]
+    reads = []
+    real_load = checkpoint.torch_load_safely
+    monkeypatch.setattr(checkpoint, "torch_load_safely", lambda *a, **k: reads.append(a[0]) or real_load(*a, **k))
+    loaded = checkpoint.load_model(model_path)
+    shared = [list(read_lossless(render_clip(loaded, street, "c0", tmp_path / f"shared{k}.mp4", first_frame="real",
+                                             lossless=tmp_path / f"shared{k}.mkv").lossless)) for k in range(2)]
+    assert len(reads) == 1
+    for a, b in zip(fresh, shared, strict=True):
+        assert len(a) == len(b) == N_FRAMES and all(np.array_equal(x, y) for x, y in zip(a, b))
