@@ -24,14 +24,15 @@ from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
 from models.gate import load_gate
 from models.training import TrainJob, TrainSettings, input_stages
-from models.training.launch import dataset_fingerprint, same_budget
+from models.training.decision import training_decision
+from models.training.launch import dataset_fingerprint
 from models.vid2vid.checkpoint import validate_init_from
 from models.vid2vid.config import load_model_config
 from storage import locations
 from storage.dataset import require_label_spaces, require_stage_shards
 from storage.fingerprint import canonical_hash
 from storage.layout import DatasetLayout, check_name
-from storage.registry import Model, sync
+from storage.registry import sync
 from tasks.artifacts import artifact_key, publish_markdown
 from tasks.multimodal import fit_mixtures_task
 from models.training.ray_jobs import RayJobFailed, is_job_endpoint
@@ -77,31 +78,6 @@ class TrainFlowResult(BaseModel):
     decision: str | None = None  # retrain: promoted | rejected
     champion: str | None = None  # retrain: the champion after the decision
     reasons: list[str] = []
-
-
-def _unchanged(params: TrainParams, registry, dataset: str, config: str, config_hash: str,  # noqa: ANN001
-               fingerprint: str, init_from: str | None) -> tuple[Model | None, Model | None, str | None]:
-    """(champion, the run to report as unchanged, why) for retrain and rebuild; (champion, None, None) when
-    there is training to do."""
-    champion = registry.champion(dataset, config) if params.mode == "retrain" else None
-    if params.mode == "retrain":
-        if champion and (champion.data_fingerprint, champion.config_hash) == (fingerprint, config_hash):
-            return champion, champion, (f"the champion `{champion.reference}` was trained on this data (fingerprint "
-                                        f"`{fingerprint[:12]}`) with this config: nothing to retrain.")
-        tried = registry.tried(dataset, config, fingerprint, config_hash, champion.id if champion else None)
-        if tried:
-            return champion, tried, (f"`{tried.reference}` was already trained from "
-                                     f"{'champion `' + champion.reference + '`' if champion else 'scratch'} on this data "
-                                     f"(fingerprint `{fingerprint[:12]}`) with this config: nothing to retrain.")
-        return champion, None, None
-    newest = registry.models(dataset, config)[-1:]  # rebuild: only the newest run of this config counts
-    if newest and (newest[0].data_fingerprint, newest[0].config_hash, newest[0].parent_path) == (
-            fingerprint, config_hash, init_from) and same_budget(newest[0].run_dir, params.max_steps, params.epochs,
-                                                                 newest[0].steps):
-        return None, newest[0], (f"Dataset `{dataset}` is unchanged since run `{newest[0].run_dir}` (fingerprint "
-                                 f"`{fingerprint[:12]}`, config `{config}`, the same budget: {newest[0].steps} "
-                                 f"steps): nothing to retrain.")
-    return None, None, None
 
 
 def _default_run_name(dataset: str, model_name: str) -> str:
@@ -173,7 +149,8 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     champion = None
     if params.mode in ("retrain", "rebuild"):
         fingerprint = dataset_fingerprint(layout, stages)
-        champion, same, note = _unchanged(params, registry, dataset, model.name, config_hash, fingerprint, init_from)
+        champion, same, note = training_decision(params.mode, registry, dataset, model.name, config_hash, fingerprint,
+                                                 init_from, params.max_steps, params.epochs)
         if same is not None:
             publish_markdown(artifact_key(params.mode, dataset), note, f"{params.mode}: nothing to do")
             logger.info(note)
