@@ -241,7 +241,8 @@ def _parser_preprocess(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--device", default="cpu")
     add_weights_dir(pre)
     add_dask_address(pre)
-    pre.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default 2)")
+    pre.add_argument("--dask-workers", "--workers", dest="workers", type=int, default=None,
+                     help="local Dask worker processes (default 2)")
     pre.add_argument("--clips", default=None, help="comma-separated clip ids (default: all ok clips)")
     pre.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")
     pre.set_defaults(func=cmd_preprocess)
@@ -319,7 +320,8 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="distributed vid2vid training on Ray Train")
     train.add_argument("--dataset", required=True)
     train.add_argument("--config", default=None, help="model preset (street, face, pose, tiny) or YAML path")
-    train.add_argument("--workers", type=int, default=None, help="Ray Train workers (default 2)")
+    train.add_argument("--train-workers", "--workers", dest="workers", type=int, default=None,
+                       help="Ray Train workers (default 2)")
     train.add_argument("--gpus-per-worker", type=float, default=None)
     train.add_argument("--run-name", default=None)
     add_runs_root(train)
@@ -450,7 +452,8 @@ def _parser_rebuild(sub: argparse._SubParsersAction) -> None:
     rebuild.add_argument("--stages", default=None, help="comma-separated; default: what the model needs, plus flow")
     rebuild.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
                          help="as for `preprocess` (repeatable)")
-    rebuild.add_argument("--workers", type=int, default=None, help="local Dask workers")
+    rebuild.add_argument("--dask-workers", "--workers", dest="workers", type=int, default=None,
+                         help="local Dask workers (preprocessing)")
     rebuild.add_argument("--train-workers", type=int, default=None, help="Ray Train workers")
     add_dask_address(rebuild)
     add_ray_address(rebuild)
@@ -499,7 +502,8 @@ def _parser_reference_model(sub: argparse._SubParsersAction) -> None:
                                                  "(configs/reference/NAME.yaml) into reference_models/NAME/")
     ref.add_argument("--name", required=True, help="street, street_frame, face, face_frame")
     ref.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's budget)")
-    ref.add_argument("--workers", type=int, default=None, help="Ray Train workers (default: the recipe's)")
+    ref.add_argument("--train-workers", "--workers", dest="workers", type=int, default=None,
+                     help="Ray Train workers (default: the recipe's)")
     ref.add_argument("--resume-from", default=None, metavar="CKPT|latest",
                      help="continue an earlier run of this model (its checkpoint.pt / model.pt, or 'latest'); the "
                           "card sums the time of every segment")
@@ -611,7 +615,8 @@ def _parser_predict(sub: argparse._SubParsersAction) -> None:
     train_predictor = sub.add_parser("train-predictor", help="train the future mask predictor on Ray Train")
     train_predictor.add_argument("--dataset", required=True)
     train_predictor.add_argument("--config", default="tiny", help="predictor preset (tiny, demo, street) or YAML path")
-    train_predictor.add_argument("--workers", type=int, default=2)
+    train_predictor.add_argument("--train-workers", "--workers", dest="workers", type=int, default=2,
+                                 help="Ray Train workers")
     train_predictor.add_argument("--gpus-per-worker", type=float, default=0.0)
     train_predictor.add_argument("--run-name", default=None)
     add_runs_root(train_predictor)

@@ -104,3 +104,15 @@ def test_a_validation_error_names_the_field_in_one_line():
     code, line = describe_failure(failure.value)
     assert code == EXIT_USAGE and "\n" not in line
     assert line == "invalid RebuildParams parameters: preprocess.backends.flow.prest: Extra inputs are not permitted ('fast')"
+
+
+def test_worker_options_are_named_for_what_they_count_and_workers_stays_an_alias():
+    from flows.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--dataset", "d", "--train-workers", "3"]).workers == 3
+    assert parser.parse_args(["train", "--dataset", "d", "--workers", "3"]).workers == 3
+    rebuild = parser.parse_args(["rebuild", "--dataset", "d", "--dask-workers", "1", "--train-workers", "2"])
+    assert (rebuild.workers, rebuild.train_workers) == (1, 2)
+    assert parser.parse_args(["preprocess", "--dataset", "d", "--stages", "flow", "--dask-workers", "4"]).workers == 4
+    assert parser.parse_args(["train-predictor", "--dataset", "d", "--train-workers", "1"]).workers == 1
