@@ -104,7 +104,7 @@ def per_stage(quick: bool, skip_nets: bool) -> list[tuple[str, str, float]]:
 
 
 def _face_frames(n: int) -> list[np.ndarray]:
-    from flows.preprocess import carphone_path
+    from storage.sample_videos import carphone_path
     from storage.video import FramePolicy, VideoSource, decode
 
     frames = list(decode(VideoSource("carphone", carphone_path()), FramePolicy()))[:n]
@@ -147,7 +147,8 @@ def dask_speedup(quick: bool) -> tuple[list[DaskTiming], float, float, int]:
     """
     from prefect.client.orchestration import get_client
 
-    from flows.preprocess import PreprocessParams, local_cluster, preprocess_flow
+    from flows.dask_cluster import local_cluster
+    from flows.preprocess import PreprocessParams, preprocess_flow
     from models.preprocess.registry import BackendSettings
     from storage.layout import DatasetLayout
     from storage.manifest import merge_records

@@ -249,7 +249,7 @@ def _parser_preprocess(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_face_demo(args: argparse.Namespace) -> int:
-    from flows.preprocess import face_demo
+    from flows.face_demo import face_demo
 
     _print_preprocess(face_demo(args.data_root, args.dataset))
     return 0

@@ -13,7 +13,7 @@ from prefect import flow
 
 from flows.demo_reference import demo_reference_flow
 from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
-from flows.preprocess import face_demo
+from flows.face_demo import face_demo
 from flows.rebuild import RebuildParams, rebuild_flow
 from flows.ingest import SynthSettings
 from flows.naming import templated

