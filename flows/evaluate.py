@@ -23,7 +23,7 @@ from models.metrics.names import DEFAULT_METRICS, SCORED_FROM, metric_names
 from storage import locations
 from review.settings import review_page
 from storage.atomic import atomic_write_bytes
-from storage.layout import DatasetLayout, check_name
+from storage.layout import DatasetLayout
 from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
 from storage.registry import is_reference, sync
@@ -114,7 +114,7 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     if not params.runs:  # the deployment's default form: refuse rather than publish an empty table over the last one
         raise ValueError("no runs to evaluate: set params.runs to one or more run names (e.g. [\"RUN_A\", \"RUN_B\"])")
     metrics = metric_names(params.metrics)
-    layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout.open(params.dataset, params.data_root)
     records = [r for r in read_manifest(layout) if r.status == "ok"]
     clips = [r.clip_id for r in records if r.split == params.split] or [r.clip_id for r in records]
     # each FID's floor: real frames of as many other (training) clips, so both sides rest on similar sample counts

@@ -9,7 +9,6 @@ from prefect import flow
 
 from flows.naming import templated
 from flows.preprocess import PreprocessParams, PreprocessSummary, preprocess_flow
-from storage import locations
 from storage.clip_reader import iter_clip_frames
 from storage.layout import DatasetLayout
 from storage.sample_videos import carphone_path
@@ -24,7 +23,7 @@ def face_demo(root: str | None = None, dataset: str = "face", workers: int = 1) 
 
     ingested = ingest_flow(IngestParams(src=str(carphone_path()), dataset=dataset, data_root=root))  # fails if it cannot
     summary = preprocess_flow(PreprocessParams(dataset=dataset, data_root=root, stages=["sketch"], workers=workers))
-    layout = DatasetLayout(locations.data_root(root), dataset)
+    layout = DatasetLayout.open(dataset, root)
     clip = ingested.records[0].clip_id
     from models.training.review import png_bytes
 

@@ -60,7 +60,7 @@ class PredictResult(BaseModel):
 
 @flow(name="predict", log_prints=True, flow_run_name=run_name("predict", PredictParams, lambda p: p.dataset, dataset_tag))
 def predict_flow(params: PredictParams) -> PredictResult:
-    layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout.open(params.dataset, params.data_root)
     params = params.model_copy(update={"checkpoint": resolve_model_path(  # a deployment's reference, resolved once
         params.checkpoint, locations.runs_root(params.runs_root))})
     validate_request(layout, params.clip, params.observed, params.future, params.checkpoint, params.predictor)
@@ -113,7 +113,7 @@ PREDICTOR_LOOP = "models.prediction.train_loop:predictor_loop_per_worker"
 
 @flow(name="train-predictor", log_prints=True, flow_run_name=run_name("train-predictor", TrainPredictorParams, lambda p: p.dataset, dataset_tag))
 def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
-    layout = DatasetLayout(locations.data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout.open(params.dataset, params.data_root)
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     config = load_predictor_config(params.config)

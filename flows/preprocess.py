@@ -25,8 +25,7 @@ from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from models.preprocess.clip import RunSettings, StageOutcome, would_skip
 from models.preprocess.registry import DEFAULT_BACKENDS, DEFAULT_STAGES, BackendSettings, Stage, check_backend
-from storage import locations
-from storage.layout import DatasetLayout, check_name
+from storage.layout import DatasetLayout
 from storage.manifest import ClipRecord, merge_records, quarantine, read_manifest
 from tasks.artifacts import artifact_key, publish_markdown, publish_table
 from tasks.preprocess import preprocess_clip_task
@@ -120,7 +119,7 @@ def _describe(params: PreprocessParams) -> str:
 
 def _plan(params: PreprocessParams) -> tuple[DatasetLayout, dict[str, ClipRecord]]:
     """The dataset and its ok clips this run covers; a missing manifest or an unknown clip is refused."""
-    layout = DatasetLayout(locations.data_root(params.data_root), check_name(params.dataset, "dataset"))
+    layout = DatasetLayout.open(params.dataset, params.data_root)
     manifest = read_manifest(layout)
     if not manifest:
         raise FileNotFoundError(f"no manifest for dataset {params.dataset!r} at {layout.manifest_path}: ingest first")
