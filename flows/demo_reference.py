@@ -157,9 +157,11 @@ def demo_reference_flow(root: str, runs: str, comparison_json: str, short_steps:
         data = reference_data_flow(ReferenceDataParams(name=face_refs[-1], data_root=root))
         face = _evaluate(data.dataset, [f"reference:{n}" for n in face_refs], root, runs)
         rows = _rows_by_method(face.table)
+        # the face preset has no fg/bg prior (a face has no background classes): its variant is named for that
+        vid2vid = next((m for m in rows if m.startswith("vid2vid")), "vid2vid")
+        pairs = (("face_frame", "frame-by-frame baseline", "frame-by-frame"), ("face", vid2vid, vid2vid))
         tables["face"] = [_labelled(rows[m], f"{label} (reference)", shipped[n].card.steps)
-                          for n, m, label in (("face_frame", "frame-by-frame baseline", "frame-by-frame"),
-                                              ("face", "vid2vid", "vid2vid")) if n in face_refs and m in rows]
+                          for n, m, label in pairs if n in face_refs and m in rows]
         if REAL in rows:
             tables["face"].append(_labelled(rows[REAL], "real frames", "—"))
         keys.append(publish_table(artifact_key("demo", "face", "reference-table"), tables["face"],
@@ -167,12 +169,11 @@ def demo_reference_flow(root: str, runs: str, comparison_json: str, short_steps:
         face_layout = DatasetLayout(Path(root), data.dataset)
         clips = _lossless([e.model_dump() for e in face.evaluations])
         face_sheet = _sheet(face_layout, face.out_dir, "face",
-                            [(f"{label} (reference)", *clips[m]) for m, label in
-                             (("frame-by-frame baseline", "frame-by-frame"), ("vid2vid", "vid2vid")) if m in clips],
+                            [(f"{label} (reference)", *clips[m]) for _, m, label in pairs if m in clips],
                             tuple(load_recipe(face_refs[-1]).data.size))
         if {"face", "face_frame"} <= set(face_refs):
             by_variant = {e.variant: e.values for e in face.evaluations}
-            goals += face_goals(by_variant.get("vid2vid", {}), by_variant.get("frame-by-frame baseline", {}),
+            goals += face_goals(by_variant.get(vid2vid, {}), by_variant.get("frame-by-frame baseline", {}),
                                 face_sheet[0] if face_sheet else "no sheet")
     keys += [s[1] for s in (street_sheet, face_sheet) if s]
     for name, rows in tables.items():

@@ -3,6 +3,8 @@ from the shipped files (no training); with none shipped it says so and still run
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import pytest
 
@@ -23,8 +25,9 @@ def test_without_shipped_models_the_demo_says_so_and_goes_on(tmp_path, monkeypat
     assert result["goals"] == [] and result["sheets"] == [] and "face" not in result["tables"]
 
 
-def test_the_shipped_street_model_joins_the_street_table_with_a_contact_sheet(tmp_path) -> None:
-    [street] = [m for m in shipped_models() if m.name == "street"]
+def test_the_shipped_models_join_the_street_and_face_tables_with_contact_sheets(tmp_path) -> None:
+    shipped = {m.name: m for m in shipped_models()}
+    street = shipped["street"]
     data = StreetData.model_validate(street.card.data.recipe)
     layout = regenerate_heldout_street(tmp_path / "data", data)
     result = demo_reference_flow(str(layout.root), str(tmp_path / "runs"), str(tmp_path / "none.json"), 48)
@@ -33,12 +36,25 @@ def test_the_shipped_street_model_joins_the_street_table_with_a_contact_sheet(tm
     assert rows["vid2vid (reference)"]["run"] == "reference-street"
     assert abs(float(rows["vid2vid (reference)"]["psnr"].split()[0]) - street.card.heldout.metrics["psnr"]) <= 0.1
     assert "real frames" in rows and REAL not in rows
-    [sheet] = result["sheets"]
-    picture = cv2.imread(sheet)
+    sheets = {Path(s).stem: s for s in result["sheets"]}
+    picture = cv2.imread(sheets["contact_sheet_street"])
     blocks = len([m for m in rows if m != "real frames"])
     width, height = data.size
     assert picture.shape[:2] == (2 * blocks * (14 + 2 * height), 2 * len(SHEET_FRAMES) * width)
     assert any(line.startswith("  method | fid_inception") or line.startswith("  method |") for line in result["lines"])
+    if not {"face", "face_frame"} <= set(shipped):
+        return
+    # the face pair: built from the real clip through the pipeline, scored as its cards say, with its own sheet
+    face = {row["method"]: row for row in result["tables"]["face"]}
+    [vid2vid] = [m for m in face if m.startswith("vid2vid") and m.endswith("(reference)")]  # no fg/bg prior
+    assert {"frame-by-frame (reference)", "real frames"} <= set(face)
+    for name, method in (("face", vid2vid), ("face_frame", "frame-by-frame (reference)")):
+        card = shipped[name].card
+        assert face[method]["steps"] == str(card.steps)
+        assert abs(float(face[method]["psnr"].split()[0]) - card.heldout.metrics["psnr"]) <= 0.1, (name, face[method])
+    face_sheet = cv2.imread(sheets["contact_sheet_face"])
+    assert face_sheet is not None and face_sheet.shape[1] == 2 * len(SHEET_FRAMES) * 128
+    assert any(g.startswith(("[MET]", "[MISSED]")) and "face reference vid2vid PSNR" in g for g in result["goals"]), result["goals"]
 
 
 def test_the_reference_goals_are_met_or_missed_with_their_figures() -> None:
