@@ -42,6 +42,15 @@ def demo_goals(vid2vid: Mapping[str, object], baseline: Mapping[str, object], se
              "not computed" if warp is None or warp_base is None else f"{warp:.5f} vs {warp_base:.5f}"),
     ]
     if seconds is not None:
-        goals.append(Goal(f"demo <= {DEMO_SECONDS_GOAL / 60:.0f} min on this machine", seconds <= DEMO_SECONDS_GOAL,
-                          f"{seconds:.0f} s"))
+        goals.append(demo_time_goal(seconds, reused=False))
     return goals
+
+
+def demo_time_goal(seconds: float, reused: bool) -> Goal:
+    """The whole demo's wall time; not measured when it reused trained models (a rerun whose training was
+    unchanged is no measure of a fresh demo)."""
+    name = f"demo <= {DEMO_SECONDS_GOAL / 60:.0f} min on this machine"
+    if reused:
+        return Goal(name, None, f"not measured: this run reused the trained models ({seconds:.0f} s); a fresh runs "
+                                "root measures it")
+    return Goal(name, seconds <= DEMO_SECONDS_GOAL, f"{seconds:.0f} s")

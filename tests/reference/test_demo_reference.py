@@ -71,3 +71,12 @@ def test_the_reference_goals_are_met_or_missed_with_their_figures() -> None:
     face = face_goals({"psnr": 25.0, "warp_error": 0.01}, {"psnr": 24.0, "warp_error": 0.02}, "s")
     assert [g.met for g in face] == [True, True, None]
     assert number("12.5 (unverified weights)") == 12.5 and number("not computed: weights missing") is None
+
+
+def test_the_demo_time_goal_is_the_whole_demos_and_a_rerun_does_not_claim_it() -> None:
+    from models.metrics.goals import DEMO_SECONDS_GOAL, demo_time_goal
+
+    assert demo_time_goal(DEMO_SECONDS_GOAL - 1, reused=False).line().startswith("[MET]")
+    assert demo_time_goal(DEMO_SECONDS_GOAL + 60, reused=False).line() == f"[MISSED] demo <= 6 min on this machine: {DEMO_SECONDS_GOAL + 60:.0f} s"
+    rerun = demo_time_goal(42.0, reused=True)
+    assert rerun.met is None and "reused the trained models" in rerun.line() and rerun.line().startswith("[n/a]")
