@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from models.training.local_head import forget_head_address
 from storage.loopback import free_port, stop_process_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,6 +194,7 @@ def ray_head(tmp_path_factory) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         stop_process_groups([head], timeout=10)
+        forget_head_address(port)  # as `ray stop` would: no stale "current cluster" for a later local Ray
 
 
 @pytest.fixture

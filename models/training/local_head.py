@@ -17,6 +17,22 @@ from pathlib import Path
 from storage.loopback import answers, free_port, stop_process_groups
 
 
+def forget_head_address(gcs_port: int) -> None:
+    """Remove Ray's "current cluster" pointer when it names this stopped head, as `ray stop` does.
+
+    Stopping the head through its process group (not `ray stop`) left the file behind; a later local Ray then
+    had Ray Train's placement-group cleaner actor look up the dead head, and its thread printed
+    "Timed out while waiting for GCS" tracebacks into the console of a healthy training run."""
+    from ray._common.utils import get_ray_address_file
+
+    path = Path(get_ray_address_file(None))
+    try:
+        if path.read_text().strip().rsplit(":", 1)[-1] == str(gcs_port):
+            path.unlink()
+    except (OSError, ValueError):
+        pass  # absent, or another head's: not ours to touch
+
+
 def _worker_port_range() -> tuple[int, int]:
     """A 100-port range for this head's workers, above the ranges other Ray defaults use."""
     low = 30000 + (os.getpid() % 300) * 100
@@ -52,3 +68,4 @@ def local_ray_head(log_path: Path, num_cpus: int = 3, env: dict[str, str] | None
         yield address
     finally:
         stop_process_groups([head])
+        forget_head_address(gcs)
