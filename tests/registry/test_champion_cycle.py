@@ -82,6 +82,16 @@ def _events(name: str) -> list:
     return asyncio.run(read())
 
 
+def _event_of(name: str, challenger: str, timeout: float = 60.0) -> list:
+    """The ``name`` events for ``challenger``: the command sends them over the events websocket and the server
+    persists them a moment later, so they are waited for (up to ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not (found := [e for e in _events(name) if e.payload["challenger"] == challenger]) \
+            and time.monotonic() < deadline:
+        time.sleep(1)
+    return found
+
+
 def _artifact_versions(key: str) -> list[str]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -159,14 +169,14 @@ def test_a_first_model_becomes_champion_and_unchanged_data_is_not_retrained(firs
     model = sync(world.runs).resolve("street/tiny_x@A")
     assert model.model_sha256 in shown and model.data_fingerprint[:16] in shown and "psnr" in model.metrics
     assert model.code_commit != "unknown" and model.protocol and model.evaluation_fingerprint
-    assert any(e.payload["challenger"] == "street/tiny_x@A" for e in _events("vid2vid.model.promoted"))
+    assert _event_of("vid2vid.model.promoted", "street/tiny_x@A")
 
 
 def test_a_worse_retrain_on_changed_data_is_rejected_with_artifact_and_event(worse, world):
     assert "rejected: champion of street/tiny_x is street/tiny_x@A" in worse and "psnr" in worse
     assert _origin(world, "worse").startswith(f"init-from:{world.runs / 'A' / 'model.pt'}")  # from the champion
     assert sync(world.runs).champion("street", "tiny_x").run_name == "A"
-    [event] = [e for e in _events("vid2vid.model.rejected") if e.payload["challenger"] == "street/tiny_x@worse"]
+    [event] = _event_of("vid2vid.model.rejected", "street/tiny_x@worse")
     assert event.payload["dataset"] == "street" and event.payload["config"] == "tiny_x"
     assert set(event.payload["metrics"]) == {"challenger", "champion"} and "psnr" in event.payload["metrics"]["champion"]
     assert event.resource.id == "vid2vid.model.street.tiny_x"
@@ -268,10 +278,7 @@ def test_the_scheduled_retraining_deployment_runs_the_whole_cycle(concurrent, wo
     assert decision.outcome in (PROMOTED, REJECTED) and decision.evidence["rows"]["champion"]
     assert registry.champion("street", "tiny_x").id == (nightly.id if decision.outcome == PROMOTED else before.id)
     # the worker's flow process sends the event over the events websocket; the server persists it a moment later
-    deadline = time.monotonic() + 60
-    while not (found := [e for e in _events(f"vid2vid.model.{decision.outcome}")
-                         if e.payload["challenger"] == "street/tiny_x@nightly"]) and time.monotonic() < deadline:
-        time.sleep(2)
+    found = _event_of(f"vid2vid.model.{decision.outcome}", "street/tiny_x@nightly")
     assert found, f"no vid2vid.model.{decision.outcome} event for street/tiny_x@nightly within 60 s"
 
 
