@@ -12,7 +12,6 @@ same faults.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +21,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from models.training.job import TrainJob
-from models.training.loop import (ATTEMPTS_FILE, CHECKPOINT_FILE, FAILURE_MARKER, METRICS_FILE, NAN_REPORT,
-                                   PROGRESS_FILE, _all_finite, worker_setup)
+from models.training.loop import (ATTEMPTS_FILE, CHECKPOINT_FILE, METRICS_FILE, NAN_REPORT, PROGRESS_FILE,
+                                   _all_finite, inject_worker_failure, worker_setup)
 from models.vid2vid.checkpoint import save_checkpoint
 from storage.dataset import ClipWindowDataset
 from storage.layout import DatasetLayout
@@ -87,10 +86,7 @@ def predictor_loop_per_worker(job_data: dict) -> None:
         for batch_index, batch in enumerate(loader):
             if batch_index < skip_batches:  # trained before the restart: same shuffle, same order
                 continue
-            if (job.faults.failure_at_step is not None and trainer.step == job.faults.failure_at_step
-                    and rank == world - 1 and not (run / FAILURE_MARKER).exists()):
-                (run / FAILURE_MARKER).write_text(f"worker {rank} killed at step {trainer.step}\n")
-                os._exit(1)  # a worker dies without warning; Ray restarts the group from the last checkpoint
+            inject_worker_failure(job, trainer.step, rank, world)
             started = time.perf_counter()
             losses = trainer.train_step(batch)
             if job.faults.nan_at_step is not None and trainer.step == job.faults.nan_at_step:

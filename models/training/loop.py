@@ -87,6 +87,16 @@ def _restore(trainer: Vid2VidTrainer, job: TrainJob) -> tuple[str, int]:
     return "fresh", 0
 
 
+def inject_worker_failure(job: TrainJob, step: int, rank: int, world: int) -> None:
+    """The test-only fault ``job.faults.failure_at_step``: the last worker dies without warning, once per run
+    (Ray then restarts the group from the last checkpoint)."""
+    run = job.run_path
+    if (job.faults.failure_at_step is not None and step == job.faults.failure_at_step and rank == world - 1
+            and not (run / FAILURE_MARKER).exists()):
+        (run / FAILURE_MARKER).write_text(f"worker {rank} killed at step {step}\n")
+        os._exit(1)
+
+
 def _all_finite(losses: dict[str, float], device: torch.device) -> bool:
     bad = torch.tensor([0.0 if all(map(lambda v: v == v and abs(v) != float("inf"), losses.values())) else 1.0],
                        device=device)
@@ -176,10 +186,7 @@ def train_loop_per_worker(job_data: dict) -> None:
         for batch_index, batch in enumerate(loader):
             if batch_index < skip_batches:  # trained before the restart: same shuffle, same order
                 continue
-            if (job.faults.failure_at_step is not None and trainer.step == job.faults.failure_at_step
-                    and rank == world - 1 and not (run / FAILURE_MARKER).exists()):
-                (run / FAILURE_MARKER).write_text(f"worker {rank} killed at step {trainer.step}\n")
-                os._exit(1)  # a worker dies without warning; Ray restarts the group from the last checkpoint
+            inject_worker_failure(job, trainer.step, rank, world)
             started = time.perf_counter()
             with autocast(device, precision):
                 losses = trainer.train_step(batch)
