@@ -10,9 +10,6 @@ train-predictor: the mask predictor on Ray Train, through the same launcher as v
 
 from __future__ import annotations
 
-import secrets
-import time
-
 from prefect import flow
 from pydantic import BaseModel, Field, model_validator
 
@@ -20,19 +17,16 @@ from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
 from models.prediction.horizon import HorizonReport
 from models.prediction.pipeline import PredictionVideo, map_stages, validate_request
-from flows.failures import TrainingFailed
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
+from flows.training import default_run_name, require_model, train_job
 from models.training import TrainJob, TrainSettings
-from models.training.ray_jobs import RayJobFailed, is_job_endpoint
 from storage import locations
 from storage.layout import DatasetLayout, check_name
 from storage.manifest import read_manifest
 from storage.outputs import check_output
 from storage.registry import resolve_model_path
-from tasks.ray_job import train_on_cluster_task
-from tasks.predict import (evaluate_horizon_task, predict_clip_task, publish_horizon_task,
-                           publish_predictor_training_task, train_predictor_task)
+from tasks.predict import evaluate_horizon_task, predict_clip_task, publish_horizon_task, publish_predictor_training_task
 
 
 class PredictParams(FlowParams):
@@ -107,10 +101,6 @@ class TrainPredictorResult(BaseModel):
     artifact_key: str
 
 
-#: the mask predictor's per-worker loop, named for a Ray Job's entrypoint (models.training.ray_job_entry)
-PREDICTOR_LOOP = "models.prediction.train_loop:predictor_loop_per_worker"
-
-
 @flow(name="train-predictor", log_prints=True, flow_run_name=run_name("train-predictor", TrainPredictorParams, lambda p: p.dataset, dataset_tag))
 def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
     layout = DatasetLayout.open(params.dataset, params.data_root)
@@ -119,24 +109,15 @@ def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
     config = load_predictor_config(params.config)
     if params.resume_from:
         load_predictor(params.resume_from, flag="--resume-from")  # the kind check
-    name = params.run_name or f"{layout.dataset}-predictor-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    name = params.run_name or default_run_name(layout.dataset, "predictor", config.name)
     settings = {**settings_of(params, TrainSettings), "window_frames": params.window_frames or config.window,
                 "ray_address": locations.ray_address(params.ray_address)}
     job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config.to_dict(),
                    run_dir=str(locations.runs_root(params.runs_root).resolve() / check_name(name, "run")),
                    stages=map_stages(config), resume_from=params.resume_from, **settings)
-    try:
-        if is_job_endpoint(job.ray_address):  # a cluster's job endpoint: the same Ray Jobs path as vid2vid training
-            outcome = train_on_cluster_task(job, loop=PREDICTOR_LOOP)
-        else:
-            outcome = train_predictor_task(job)
-    except RayJobFailed as exc:  # the cluster's job ended without a result: its own error line is the reason
-        raise TrainingFailed(str(exc)) from None
+    outcome = train_job(job)  # the one training path: a cluster's Ray Jobs endpoint or a local Ray, as vid2vid's
     key = publish_predictor_training_task(outcome, layout.dataset)
-    if outcome.status != "completed" or not outcome.model_path:
-        # the one failure convention of training (flows/train.py): the run ends Failed with this one line; the
-        # artifact above shows the run up to the stop, and the last good checkpoint is kept
-        raise TrainingFailed(f"predictor training of {layout.dataset!r} failed: {outcome.message}", detail=outcome)
+    require_model(outcome, f"predictor training of {layout.dataset!r}")
     return TrainPredictorResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
                                 model_path=outcome.model_path, steps=outcome.steps, artifact_key=key)
 

@@ -9,19 +9,16 @@ changed since it was trained (a first model starts fresh, or from ``init_from``)
 
 from __future__ import annotations
 
-import secrets
-import time
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, model_validator
 
 from flows.challenge import ChallengeParams, challenge_flow
-from flows.failures import TrainingFailed
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
+from flows.training import default_run_name, require_model, train_job
 from models.gate import load_gate
 from models.training import TrainJob, TrainSettings, input_stages
 from models.training.decision import training_decision
@@ -35,10 +32,10 @@ from storage.layout import DatasetLayout, check_name
 from storage.registry import sync
 from tasks.artifacts import artifact_key, publish_markdown
 from tasks.multimodal import fit_mixtures_task
-from models.training.ray_jobs import RayJobFailed, is_job_endpoint
-from tasks.ray_job import stop_jobs_of_flow_run, train_on_cluster_task
+from models.training.ray_jobs import is_job_endpoint
+from tasks.ray_job import stop_jobs_of_flow_run
 from tasks.registry import register_run_task
-from tasks.train import publish_training_task, train_task
+from tasks.train import publish_training_task
 
 
 class TrainParams(TrainSettings, FlowParams):
@@ -80,15 +77,6 @@ class TrainFlowResult(BaseModel):
     reasons: list[str] = []
 
 
-def _default_run_name(dataset: str, model_name: str) -> str:
-    """Stable across retries of one flow run (so a retried run attaches to its Ray job), unique across runs."""
-    run_id = flow_run.get_id()
-    if run_id:
-        started = flow_run.get_scheduled_start_time()
-        return f"{dataset}-{model_name}-{started.strftime('%Y%m%d-%H%M%S')}-{run_id[:6]}"
-    return f"{dataset}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
 def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's hook signature
     """Cancelling the flow run stops the Ray job it submitted (a killed worker does not: that is a restart)."""
     params = run.parameters.get("params") or {}
@@ -98,14 +86,14 @@ def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's ho
 
 
 def _run_folder_name(params: TrainParams) -> str:
-    """The run folder's name: the user's, else one derived from the flow run (see ``_default_run_name``)."""
+    """The run folder's name: the user's, else one derived from the flow run (see ``default_run_name``)."""
     if params.run_name:
         return params.run_name
     try:
         model_name = load_model_config(params.config).name
     except Exception:  # noqa: BLE001 - the body reports a bad config; the name only needs a label
         model_name = Path(params.config).stem
-    return _default_run_name(params.dataset, model_name)
+    return default_run_name(params.dataset, model_name)
 
 
 def _describe(params: TrainParams) -> str:
@@ -172,16 +160,11 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
                       "init_from": init_from},
                    dataset=dataset, data_root=str(root), model=model.to_dict(),
                    run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)
-    try:
-        outcome = train_on_cluster_task(job) if is_job_endpoint(job.ray_address) else train_task(job)
-    except RayJobFailed as exc:  # the cluster's job ended without a result: its own error line is the reason
-        raise TrainingFailed(str(exc)) from None
+    outcome = train_job(job)
     if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
         fit_mixtures_task(outcome.model_path, str(root), dataset)  # Sec. 3: sampled at synthesis
     artifacts = publish_training_task(outcome, dataset, str(root))
-    if outcome.status != "completed" or not outcome.model_path:
-        # the flow run ends Failed with this one line; the artifacts above show the run up to the stop
-        raise TrainingFailed(f"training of {dataset!r} failed: {outcome.message}", detail=outcome)
+    require_model(outcome, f"training of {dataset!r}")
     registered = register_run_task(str(runs), dataset, model.name, config_hash, outcome.run_dir, outcome.model_path,
                                    outcome.dataset_fingerprint, outcome.steps, start, parent)
     result = TrainFlowResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,

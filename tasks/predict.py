@@ -9,8 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models.prediction.horizon import HorizonReport, evaluate_horizon
 from models.prediction.pipeline import PredictionVideo, render_prediction
-from models.prediction.train_loop import predictor_loop_per_worker
-from models.training import TrainJob, TrainOutcome, run_training
+from models.training import TrainOutcome
 from storage.layout import DatasetLayout
 from tasks.artifacts import artifact_key, publish_table
 
@@ -37,11 +36,6 @@ def publish_horizon_task(report: HorizonReport, dataset: str, observed: int) -> 
                    f"Predictor `{report.predictor}`, vid2vid `{report.vid2vid}`; clips {report.clips}; "
                    f"skipped: {skipped}. Baselines need no training.")
     return publish_table(artifact_key("predict", dataset, "horizon"), report.rows, description)
-
-
-@task(name="ray-train-predictor", task_run_name="train predictor {job.dataset} -> {job.run_dir}", cache_policy=NO_CACHE)
-def train_predictor_task(job: TrainJob) -> TrainOutcome:
-    return run_training(job, loop=predictor_loop_per_worker)
 
 
 @task(name="publish-predictor-training", cache_policy=NO_CACHE)

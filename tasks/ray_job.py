@@ -33,12 +33,11 @@ def _cancel_requested() -> bool:
 
 
 @task(name="ray-job-train", task_run_name="ray job {job.dataset} -> {job.run_dir}", cache_policy=NO_CACHE)
-def train_on_cluster_task(job: TrainJob, loop: str | None = None) -> TrainOutcome:
-    """Submit the run's Ray Job (or attach to it) on ``job.ray_address`` and follow it to its end; ``loop``
-    names a per-worker loop other than vid2vid's (``models.<module>:<function>``)."""
+def train_on_cluster_task(job: TrainJob) -> TrainOutcome:
+    """Submit the run's Ray Job (or attach to it) on ``job.ray_address`` and follow it to its end."""
     logger = get_run_logger()
     address = job.ray_address or ""
-    ref = ray_jobs.submit_or_attach(job, address, {"prefect_flow_run_id": flow_run.get_id() or ""}, loop)
+    ref = ray_jobs.submit_or_attach(job, address, {"prefect_flow_run_id": flow_run.get_id() or ""})
     verb = "attached to the running" if ref.attached else "submitted"
     logger.info("%s Ray job %s on %s (run folder %s)", verb, ref.submission_id, address, job.run_dir)
     follower = TrainingProgress(job, f"training run {job.run_path.name} (Ray job {ref.submission_id})")

@@ -26,6 +26,14 @@ from storage.layout import DatasetLayout
 
 
 HEADLINE_LOSSES = ("G_total", "D_total", "L1", "G_flow_warp")
+PREDICTOR_HEADLINE_LOSSES = ("P_total", "P_ce", "P_warp", "P_epe")
+
+
+def headline_losses(job: TrainJob) -> list[str]:
+    """The few loss terms a progress line shows, of those the run optimises."""
+    if job.model_kind == "mask-predictor":
+        return list(PREDICTOR_HEADLINE_LOSSES)
+    return [k for k in HEADLINE_LOSSES if k in active_losses(job.model, [])]
 
 
 def diagnostics_line(row: dict) -> str:
@@ -53,7 +61,7 @@ class TrainingProgress:
         self.job, self.logger, self.started = job, get_run_logger(), time.monotonic()
         self.total = float(job.max_steps) if job.max_steps else float(job.epochs or int(job.model["train"]["epochs"]))
         self.unit = "steps" if job.max_steps else "epochs"
-        self.active = [k for k in HEADLINE_LOSSES if k in active_losses(job.model, [])]  # a line stays readable
+        self.active = headline_losses(job)  # a line stays readable
         self.artifact = create_progress_artifact(progress=0.0, key=artifact_key("train-progress", job.dataset),
                                                  description=description)
         self.tracker = progress.track(f"train {job.dataset} {job.run_path.name}", self.total, self.unit)

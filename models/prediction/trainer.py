@@ -74,6 +74,10 @@ class PredictorTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
         self.step, self.epoch = 0, 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """The predictor has no schedule: the epoch only seeds the shuffle and is saved with the state."""
+        self.epoch = epoch
+
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
         batch = {k: v.to(self.device) for k, v in fit_batch(batch, cfg.size).items()}

@@ -73,6 +73,11 @@ class TrainJob(TrainSettings):
     def run_path(self) -> Path:
         return Path(self.run_dir)
 
+    @property
+    def model_kind(self) -> str:
+        """Which model the job trains (``models/training/recipes.py``): the config's ``kind``; vid2vid's has none."""
+        return str(self.model.get("kind", "vid2vid"))
+
 
 class TrainOutcome(BaseModel):
     run_dir: str

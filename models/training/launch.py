@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import ray
@@ -164,17 +163,18 @@ def same_budget(run_dir: str | Path, max_steps: int | None, epochs: int | None, 
     return (asked.get("max_steps"), asked.get("epochs")) == (max_steps, epochs)
 
 
-def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_worker) -> TrainOutcome:
-    """Train on Ray; ``loop`` is the per-worker function (the vid2vid loop, or another model's, e.g. the
-    mask predictor's), given ``job`` as plain data and writing the same run-folder outputs."""
+def run_training(job: TrainJob) -> TrainOutcome:
+    """Train on Ray: every worker runs the one loop (``models/training/loop.py``) for the job's model kind,
+    given ``job`` as plain data, and writes the run folder's outputs."""
     run = job.run_path.resolve()
     job = with_env_faults(job.model_copy(update={"run_dir": str(run)}))
+    vid2vid = job.model_kind == "vid2vid"
     if job.resume_from:  # relative paths and bad files are settled here, never inside (retried) Ray workers
-        resume = (validate_checkpoint(job.resume_from, job.model) if loop is train_loop_per_worker
+        resume = (validate_checkpoint(job.resume_from, job.model) if vid2vid
                   else Path(job.resume_from).expanduser().resolve())  # other models check their own kind first
         job = job.model_copy(update={"resume_from": str(resume)})
     if job.init_from:
-        if loop is not train_loop_per_worker:
+        if not vid2vid:
             raise ValueError("init_from starts vid2vid training from a model file; this model has no such start "
                              "(continue one of its runs with resume_from)")
         job = job.model_copy(update={"init_from": str(validate_init_from(job.init_from, job.model)[0])})
@@ -192,7 +192,7 @@ def run_training(job: TrainJob, loop: Callable[[dict], None] = train_loop_per_wo
         use_gpu = job.gpus_per_worker > 0
         resources = {"CPU": 1, **({"GPU": job.gpus_per_worker} if use_gpu else {})}
         trainer = TorchTrainer(
-            loop,
+            train_loop_per_worker,
             train_loop_config=job.model_dump(mode="json"),
             scaling_config=ScalingConfig(num_workers=job.workers, use_gpu=use_gpu, resources_per_worker=resources),
             run_config=RunConfig(

@@ -70,15 +70,13 @@ def _job_exists(client, sid: str) -> bool:  # noqa: ANN001
     return True
 
 
-def entrypoint(job_file: Path, loop: str | None = None) -> str:
-    """The job's command line; ``loop`` (``models.<module>:<function>``) names a per-worker loop other than vid2vid's."""
+def entrypoint(job_file: Path) -> str:
+    """The job's command line (the job file names the model kind; one loop trains every kind)."""
     python = os.environ.get(PYTHON_ENV, "python")
-    command = f"{shlex.quote(python)} -m {ENTRYPOINT_MODULE} {shlex.quote(str(job_file))}"
-    return f"{command} {shlex.quote(loop)}" if loop else command
+    return f"{shlex.quote(python)} -m {ENTRYPOINT_MODULE} {shlex.quote(str(job_file))}"
 
 
-def submit_or_attach(job: TrainJob, address: str, metadata: dict[str, str] | None = None,
-                     loop: str | None = None) -> JobRef:
+def submit_or_attach(job: TrainJob, address: str, metadata: dict[str, str] | None = None) -> JobRef:
     """Submit the run's job unless one with its submission id exists; then follow that one instead.
 
     ``metadata`` is stored with the job (e.g. the Prefect flow run that submitted it, for cancellation).
@@ -94,8 +92,8 @@ def submit_or_attach(job: TrainJob, address: str, metadata: dict[str, str] | Non
     job_file = run / JOB_FILE
     atomic_write_bytes(job_file, cluster_job.model_dump_json(indent=2).encode())
     try:
-        client.submit_job(entrypoint=entrypoint(job_file, loop), submission_id=sid,
-                          metadata={"dataset": job.dataset, "run_dir": str(run), "kind": "vid2vid-train",
+        client.submit_job(entrypoint=entrypoint(job_file), submission_id=sid,
+                          metadata={"dataset": job.dataset, "run_dir": str(run), "kind": f"{job.model_kind}-train",
                                     **(metadata or {})})
     except RuntimeError as exc:
         if "already exists" in str(exc) and _job_exists(client, sid):  # another flow run won the race

@@ -53,7 +53,7 @@ def test_a_run_starts_from_the_imported_weights_at_step_zero(setup, shared_servi
     assert done.returncode == 0, done.stderr[-3000:]
     run = setup["runs"] / "init"
     attempts = [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
-    assert attempts == [{"start_step": 0, "workers": 1,
+    assert attempts == [{"start_step": 0, "workers": 1, "skipped_batches": 0,
                          "origin": f"init-from:{setup['imported'].resolve()} (generator, discriminators)"}]
     assert [m["step"] for m in read_metrics(run)] == [1.0, 2.0]  # a new run: steps 1, 2 (not the file's)
     trained, imported = load_checkpoint(run / "model.pt"), load_checkpoint(setup["imported"])

@@ -128,3 +128,24 @@ def test_failed_job_fails_the_flow_with_its_error_line(ray_head, roots):
         runs = client.read_flow_runs()
         flow_run = next(r for r in runs if (r.parameters.get("params") or {}).get("run_name") == "broken")
         assert flow_run.state.type.value == "FAILED"
+
+
+def test_the_mask_predictor_trains_as_a_ray_job_through_the_one_loop(ray_head, roots):
+    """The job file names the model kind; the same entrypoint and per-worker loop train the predictor, and the
+    flow follows it with the same progress (its own loss names) and failure convention as vid2vid's."""
+    address, env = ray_head
+    data, runs = roots
+    done = subprocess.run(
+        [str(VENV_BIN / "vid2vid"), "--data-root", str(data), "train-predictor", "--dataset", "street", "--config",
+         "tiny", "--workers", "1", "--max-steps", "2", "--checkpoint-every", "1", "--run-name", "predictor",
+         "--runs-root", str(runs), "--ray-address", address],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [job] = _jobs(address, "predictor")
+    assert job.metadata["kind"] == "mask-predictor-train" and str(job.status.value) == "SUCCEEDED"
+    run_dir = runs / "predictor"
+    assert [m["step"] for m in read_metrics(run_dir)] == [1.0, 2.0] and "P_total" in read_metrics(run_dir)[-1]
+    [attempt] = [json.loads(line) for line in (run_dir / "attempts.jsonl").read_text().splitlines()]
+    assert attempt == {"start_step": 0, "origin": "fresh", "workers": 1, "skipped_batches": 0}
+    assert (run_dir / "model.pt").is_file()
+    assert "P_total" in done.stdout + done.stderr  # the progress line names the predictor's own losses

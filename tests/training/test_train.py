@@ -74,7 +74,7 @@ def test_two_workers_train_checkpoint_and_export(first_run, runs):
     assert state["step"] == STEPS
     generator, config = load_generator(first_run.model_path)
     assert config.name == "tiny" and sum(p.numel() for p in generator.parameters()) > 0
-    assert _attempts(run) == [{"start_step": 0, "origin": "fresh", "workers": 2}]
+    assert _attempts(run) == [{"start_step": 0, "origin": "fresh", "workers": 2, "skipped_batches": 0}]
     assert [m["step"] for m in read_metrics(run)] == [1.0, 2.0, 3.0, 4.0]
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert (run / "samples.png").stat().st_size > 1000 and (run / "loss_curve.png").stat().st_size > 1000
@@ -131,7 +131,7 @@ def test_resume_from_an_earlier_run_continues_the_step_count(first_run, street, 
         update={"max_steps": STEPS + 2}))
     assert outcome.status == "completed" and outcome.steps == STEPS + 2
     assert _attempts(runs / "resumed")[0] == {"start_step": STEPS, "origin": f"resume-from:{first_run.model_path}",
-                                              "workers": 2}
+                                              "workers": 2, "skipped_batches": 0}
     first_losses = read_metrics(runs / "first")[-1]
     resumed = read_metrics(runs / "resumed")
     assert [m["step"] for m in resumed] == [STEPS + 1.0, STEPS + 2.0]
