@@ -48,6 +48,13 @@ def _csv(text: str | None) -> list[str] | None:
     return [v.strip() for v in text.split(",") if v.strip()] if text else None
 
 
+def _settings(items: list[str]) -> dict[str, object] | None:
+    """``--set`` items as the parameters' ``config_set`` (None when none was given)."""
+    from models.vid2vid.config import parse_settings
+
+    return parse_settings(items) or None
+
+
 def _given(**values: object) -> dict[str, object]:
     """Only the options the user gave: the parameter models keep their own defaults."""
     return {k: v for k, v in values.items() if v is not None}
@@ -135,6 +142,12 @@ def add_weights_dir(parser: argparse.ArgumentParser) -> None:
 def add_ray_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", default=None, help="an existing Ray cluster, or its job endpoint "
                                                             "(default: $VID2VID_RAY_ADDRESS, else a local Ray)")
+
+
+def add_config_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a model config field on top of --config, by dotted name, the value read as YAML "
+                             "(e.g. --set train.lr=0.0001 --set generator.n_prev=1); checked by the config model")
 
 
 def add_dask_address(parser: argparse.ArgumentParser) -> None:
@@ -301,7 +314,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_name=args.run_name, mode=args.mode, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
         epochs=args.epochs, max_steps=args.max_steps, resume_from=args.resume_from, init_from=args.init_from,
         ray_address=args.ray_address, weights_dir=args.weights_dir, checkpoint_every=args.checkpoint_every,
-        gate=args.gate)))
+        gate=args.gate, config_set=_settings(args.set))))
     print(f"training {result.status}: {result.message}")
     if result.run_dir:
         print(f"run folder: {result.run_dir}")
@@ -320,6 +333,7 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="distributed vid2vid training on Ray Train")
     train.add_argument("--dataset", required=True)
     train.add_argument("--config", default=None, help="model preset (street, face, pose, tiny) or YAML path")
+    add_config_set(train)
     train.add_argument("--train-workers", "--workers", dest="workers", type=int, default=None,
                        help="Ray Train workers (default 2)")
     train.add_argument("--gpus-per-worker", type=float, default=None)
@@ -428,7 +442,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
     params = RebuildParams(**_given(
         src=args.src, dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
-        weights_dir=args.weights_dir,
+        weights_dir=args.weights_dir, config_set=_settings(args.set),
         preprocess=_given(stages=_csv(args.stages), backends=_backend_args(args.backend) or None,
                           workers=args.workers, dask_address=args.dask_address),
         train=_given(workers=args.train_workers, ray_address=args.ray_address, max_steps=args.max_steps),
@@ -449,6 +463,7 @@ def _parser_rebuild(sub: argparse._SubParsersAction) -> None:
     rebuild.add_argument("src", nargs="?", default=None, help="videos to ingest (default: the synthetic street)")
     rebuild.add_argument("--dataset", default=None, help="default: street")
     rebuild.add_argument("--config", default=None, help="model preset or YAML path (default: tiny)")
+    add_config_set(rebuild)
     rebuild.add_argument("--stages", default=None, help="comma-separated; default: what the model needs, plus flow")
     rebuild.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
                          help="as for `preprocess` (repeatable)")

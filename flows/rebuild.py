@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
 
 from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
 from flows.ingest import IngestParams, SynthParams, SynthSettings, ingest_flow, synth_flow
@@ -35,6 +37,8 @@ class RebuildParams(FlowParams):
     src: str | None = Field(default=None, description="videos / frame folders to ingest; empty: the synthetic street")
     dataset: str = Field(default="street", description="the dataset to build (the synthetic street by default)")
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny, tiny_face) or YAML path")
+    config_set: dict[str, Any] = Field(default_factory=dict, description="model config fields set on top of the "
+                                       "preset, by dotted name (train.lr: 0.0001); the CLI's --set")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
     weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
@@ -47,6 +51,12 @@ class RebuildParams(FlowParams):
     train: TrainSettings = Field(default_factory=lambda: TrainSettings(max_steps=30),
                                  description="training settings; the rebuild trains 30 steps unless told otherwise")
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings, description="what the evaluation scores")
+
+    @model_validator(mode="after")
+    def _config_set_is_valid(self) -> "RebuildParams":
+        if self.config_set:  # refused before the rebuild ingests anything
+            load_model_config(self.config, self.config_set)
+        return self
 
 
 class RebuildResult(BaseModel):
@@ -90,7 +100,7 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
         ingested = ingest_flow(IngestParams(src=params.src, config=params.ingest, **target))
     keys.append(ingested.artifact_key)
 
-    model = load_model_config(params.config).to_dict()
+    model = load_model_config(params.config, params.config_set).to_dict()
     stages = params.preprocess.stages or list(input_stages(model))
     backends = dict(params.preprocess.backends)
     if synthetic:  # the synthetic street carries exact labels and flow: validate them, never re-estimate
@@ -100,7 +110,8 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
                                            weights_dir=params.weights_dir, **target))
     keys.append(preprocessed.artifact_key)
 
-    trained = train_flow(compose(TrainParams, params.train, config=params.config, runs_root=str(runs),
+    trained = train_flow(compose(TrainParams, params.train, config=params.config, config_set=params.config_set,
+                                 runs_root=str(runs),
                                  mode="rebuild", weights_dir=params.weights_dir, **target))
     keys += list(trained.artifacts.values())
 

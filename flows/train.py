@@ -10,7 +10,7 @@ changed since it was trained (a first model starts fresh, or from ``init_from``)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, model_validator
@@ -43,6 +43,8 @@ class TrainParams(TrainSettings, FlowParams):
 
     dataset: str = Field(default="street", description="the dataset's name under the data root")
     config: str = Field(default="tiny", description="model preset (street, face, pose, tiny) or a YAML path")
+    config_set: dict[str, Any] = Field(default_factory=dict, description="model config fields set on top of the "
+                                       "preset, by dotted name (train.lr: 0.0001); the CLI's --set")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
     run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
@@ -53,6 +55,12 @@ class TrainParams(TrainSettings, FlowParams):
     resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run, continued")
     weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
     gate: str = Field(default="default", description="retrain: the quality gate (configs/gate/<name>.yaml or a path)")
+
+    @model_validator(mode="after")
+    def _config_set_is_valid(self) -> "TrainParams":
+        if self.config_set:  # a wrong name or value is a wrong request, refused before anything runs
+            load_model_config(self.config, self.config_set)
+        return self
 
     @model_validator(mode="after")
     def _one_start(self) -> "TrainParams":
@@ -90,7 +98,7 @@ def _run_folder_name(params: TrainParams) -> str:
     if params.run_name:
         return params.run_name
     try:
-        model_name = load_model_config(params.config).name
+        model_name = load_model_config(params.config, params.config_set).name
     except Exception:  # noqa: BLE001 - the body reports a bad config; the name only needs a label
         model_name = Path(params.config).stem
     return default_run_name(params.dataset, model_name)
@@ -117,7 +125,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     layout = DatasetLayout(root, dataset)
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
-    model = load_model_config(params.config)
+    model = load_model_config(params.config, params.config_set)
     stages = input_stages(model.to_dict())
     require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
     require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")

@@ -6,9 +6,12 @@ stored inside checkpoints as a plain JSON-able dict (``config.model_dump(mode="j
 
 from __future__ import annotations
 
+import copy
 import os
+import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -375,9 +378,11 @@ def read_preset(name_or_path: str | os.PathLike[str], folder: Path, what: str) -
     return yaml.safe_load(path.read_text()) or {}
 
 
-def load_model_config(name_or_path: str | os.PathLike[str], **overrides: object) -> ModelConfig:
-    """A preset name (street, face, pose, tiny) or a YAML path; top-level ``overrides`` are merged in. A
-    released model's ``official`` block is not part of the model (``load_official`` reads it)."""
+def load_model_config(name_or_path: str | os.PathLike[str], settings: Mapping[str, Any] | None = None,
+                      **overrides: object) -> ModelConfig:
+    """A preset name (street, face, pose, tiny) or a YAML path; ``settings`` set fields by dotted name on top
+    (``{"train.lr": 1e-4}``, the CLI's ``--set``); top-level ``overrides`` are merged in. A released model's
+    ``official`` block is not part of the model (``load_official`` reads it)."""
     data = read_preset(name_or_path, CONFIG_DIR, "model config")
     data.pop("official", None)
     for key, value in overrides.items():
@@ -385,7 +390,58 @@ def load_model_config(name_or_path: str | os.PathLike[str], **overrides: object)
             data[key] = {**data[key], **value}
         else:
             data[key] = value
+    if settings:
+        data = set_fields(data, settings)
     return ModelConfig.model_validate(data)
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The config section class a field holds (also inside ``X | None``), or None for a plain value."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def set_fields(data: dict[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (a config as plain data) with each dotted name of ``settings`` set; a name that is not a field
+    of ``ModelConfig`` is refused naming it and the fields that exist there. Values are checked by the
+    validation that follows, whose errors name the dotted field."""
+    out = copy.deepcopy(data)
+    for dotted, value in settings.items():
+        section: type[BaseModel] = ModelConfig
+        target = out
+        parts = dotted.split(".")
+        for depth, part in enumerate(parts):
+            fields = section.model_fields
+            where = ".".join(parts[:depth]) or "the model config"
+            if part not in fields:
+                raise ValueError(f"--set {dotted}: {where} has no field {part!r}; its fields: {', '.join(fields)}")
+            if depth == len(parts) - 1:
+                target[part] = value
+                break
+            inner = _section(fields[part].annotation)
+            if inner is None:
+                raise ValueError(f"--set {dotted}: {'.'.join(parts[:depth + 1])} is a value, not a section")
+            current = target.get(part)
+            target[part] = dict(current) if isinstance(current, dict) else {}
+            section, target = inner, target[part]
+    return out
+
+
+def parse_settings(items: list[str] | None) -> dict[str, Any]:
+    """``["train.lr=1e-4", "generator.n_prev=1"]`` → ``{"train.lr": 0.0001, ...}``: each value read as YAML
+    (numbers, booleans, lists, null); a later item of the same name wins."""
+    settings: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set expects KEY=VALUE (e.g. train.lr=0.0001), got {item!r}")
+        try:
+            settings[name.strip()] = yaml.safe_load(text) if text.strip() else text
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+    return settings
 
 
 def load_official(name_or_path: str | os.PathLike[str]) -> OfficialRelease | None:

@@ -48,15 +48,16 @@ def _frames(path: str | Path) -> np.ndarray:
     return np.stack(list(decode(VideoSource(Path(path).stem, Path(path)))))
 
 
-def _rebuild(roots: dict[str, Path], config: str) -> str:
+def _rebuild(roots: dict[str, Path], config: str, *extra: str) -> str:
     done = _cli(roots, "rebuild", "--dataset", "street", "--config", config, "--max-steps", "2", "--workers", "1",
-                "--train-workers", "1", "--runs-root", str(roots["runs"]), "--weights-dir", str(roots["weights"]))
+                "--train-workers", "1", "--runs-root", str(roots["runs"]), "--weights-dir", str(roots["weights"]), *extra)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     model = re.search(r"model (\S+\.pt)", done.stdout)
     assert model and Path(model.group(1)).is_file(), done.stdout
     return model.group(1)
 
 
+SETS = {"street": ("--set", "train.lr=0.00031", "--set", "loss.lambda_vgg=7")}  # a row also sets model knobs
 ROWS = {  # row: (config, the stages its declared inputs name)
     "street": ("tiny", {"semantic", "instance"}),
     "multimodal": ("tiny_multimodal", {"semantic", "instance"}),
@@ -69,8 +70,10 @@ ROWS = {  # row: (config, the stages its declared inputs name)
 @pytest.mark.parametrize("row", list(ROWS))
 def test_rebuild_synthesize_evaluate(roots, row):
     config, stages = ROWS[row]
-    model = _rebuild(roots, str(roots[config]) if config in roots else config)
+    model = _rebuild(roots, str(roots[config]) if config in roots else config, *SETS.get(row, ()))
     declared = model_config(load_checkpoint(model), model)  # the model file carries its declared inputs
+    if row in SETS:  # --set reached the trained model's config
+        assert (declared.train.lr, declared.loss.lambda_vgg) == (0.00031, 7.0)
     assert set(declared.data_stages) == stages
     layout = DatasetLayout(roots["data"], "street")
     assert stages <= set(layout.stages())  # the rebuild preprocessed exactly what the inputs name

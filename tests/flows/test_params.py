@@ -116,3 +116,33 @@ def test_worker_options_are_named_for_what_they_count_and_workers_stays_an_alias
     assert (rebuild.workers, rebuild.train_workers) == (1, 2)
     assert parser.parse_args(["preprocess", "--dataset", "d", "--stages", "flow", "--dask-workers", "4"]).workers == 4
     assert parser.parse_args(["train-predictor", "--dataset", "d", "--train-workers", "1"]).workers == 1
+
+
+def test_set_changes_model_config_fields_by_dotted_name_checked_by_the_config_model():
+    from models.vid2vid.config import load_model_config, parse_settings
+
+    settings = parse_settings(["train.lr=5e-4", "generator.n_prev=1", "loss.use_vgg=false", "train.lr=0.0003"])
+    assert settings == {"train.lr": 0.0003, "generator.n_prev": 1, "loss.use_vgg": False}  # YAML values; last wins
+    config, preset = load_model_config("tiny", settings), load_model_config("tiny")
+    assert (config.train.lr, config.generator.n_prev, config.loss.use_vgg) == (0.0003, 1, False)
+    assert config.model_copy(update={"train": preset.train, "generator": preset.generator, "loss": preset.loss}) == preset
+    with pytest.raises(ValueError, match=r"--set train.lrr: train has no field 'lrr'; its fields: lr, "):
+        load_model_config("tiny", {"train.lrr": 1})
+    with pytest.raises(ValueError, match=r"--set train.lr.x: train.lr is a value, not a section"):
+        load_model_config("tiny", {"train.lr.x": 1})
+    with pytest.raises(ValueError, match="--set expects KEY=VALUE"):
+        parse_settings(["train.lr"])
+    with pytest.raises(ValidationError) as failure:  # a wrong value: refused at the edge, naming the field
+        TrainParams(dataset="d", config_set={"train.lr": "fast"})
+    assert describe_failure(failure.value)[1].startswith("invalid TrainParams parameters: train.lr: Input should be")
+    with pytest.raises(ValidationError, match="generator has no field 'n_prevv'"):
+        RebuildParams(config_set={"generator.n_prevv": 1})
+
+
+@pytest.mark.parametrize("command", ["train", "rebuild"])
+def test_a_wrong_set_exits_2_naming_the_field_before_anything_runs(command, vid2vid, tmp_path):
+    done = vid2vid("--data-root", str(tmp_path / "data"), command, "--dataset", "d", "--runs-root",
+                   str(tmp_path / "runs"), "--set", "train.batch_size=0")
+    assert done.returncode == EXIT_USAGE
+    assert "train.batch_size: Input should be greater than or equal to 1" in done.stderr, done.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
