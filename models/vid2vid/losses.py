@@ -6,7 +6,6 @@ import os
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from models.weights import WeightSpec, load_into
@@ -83,6 +82,8 @@ class VGGLoss(nn.Module):
 
     def __init__(self, weights_dir: str | os.PathLike[str] | None = None, spec: str | WeightSpec = "vgg19") -> None:
         super().__init__()
+        import torchvision  # here, not at the top: 2 s of every process's start-up, needed only with VGG on
+
         with torch.device("meta"):  # no random init of 143M parameters: every one is overwritten below
             vgg = torchvision.models.vgg19(weights=None)
         vgg = vgg.to_empty(device="cpu")
