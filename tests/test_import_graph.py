@@ -147,6 +147,9 @@ def _loaded_by(statement: str) -> set[str]:
     ("from models.metrics.names import metric_names; metric_names(['warp', 'fid-i3d'])", {"torch"}),
     ("import review.app", {"prefect", "torch"}),  # the web app serves files and a database
     ("from flows.cli import build_parser; build_parser().format_help()", {"torch", "prefect", "ray", "dask"}),
+    # a flow-running command and a Ray training worker: torchvision (2 s) only where VGG is built
+    ("import flows.rebuild, flows.synthesize", {"torchvision"}),
+    ("import models.training.loop", {"torchvision", "prefect"}),
 ])
 def test_cheap_imports(statement, absent):
     assert absent & _loaded_by(statement) == set()
