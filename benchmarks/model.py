@@ -8,11 +8,16 @@ CPU learning check.
     python benchmarks/model.py --learning-check --minutes 3
     python benchmarks/model.py --official-street --size 512x256 --mode inference   # NVIDIA's label2city_2048 G
     python benchmarks/model.py --official-code ~/vid2vid --size 512x256   # vs NVIDIA's own code, same run
+    python benchmarks/model.py --official-code ~/vid2vid --mode train --size 256x128   # their train.py step vs ours
 
 ``--official-code DIR`` (a checkout of github.com/NVIDIA/vid2vid, outside this repo) builds NVIDIA's
 label2city_2048 generator with random weights in their code, imports it into ours through our import path,
 feeds both the same inputs and prints the max abs difference of frame, flow and mask, then times both,
 interleaved (ours, theirs, ours, ...) so that load on a shared machine hits both alike (official_code.py).
+With ``--mode train`` it times a training step instead: scripts/compare_official_training.py --time (their
+train.py order on their Vid2VidModelG/D with their random weights, imported into ours; the same sequences,
+reference flow and stand-in VGG), per sequence for theirs, our exact float32 mode and our bf16 mode, with each
+mode's worst relative loss-term difference from theirs.
 
 Each measurement prints one line of ``key=value`` pairs.
 """
@@ -414,6 +419,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.learning_check:
         learning_check(args)
         return
+    if args.official_code and args.mode == "train":
+        import subprocess
+
+        width, height = args.size.split("x")
+        script = Path(__file__).resolve().parents[1] / "scripts" / "compare_official_training.py"
+        raise SystemExit(subprocess.call([sys.executable, str(script), "--official-repo", str(args.official_code),
+                                          "--time", "--scales", str(args.scales), "--fg", "on" if args.fg else "off",
+                                          "--size", f"{height}x{width}", "--sequences", str(args.steps + 1)]))
     if args.official_code:
         try:
             vs_official(args)

@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 H, W, T = 32, 64, 10  # frames per sequence: 2 given + 8 generated, in chunks of 4
@@ -163,9 +164,10 @@ def official(work: Path, repo: Path, scales: int, fg: bool, dtype: str) -> None:
         _, _, ch, h, w = tensors.size()
         return tensors.contiguous().view(-1, ch, h, w)
 
-    results: dict = {"terms": [], "weights": {}}
+    results: dict = {"terms": [], "weights": {}, "seconds": []}
     updates = 0
     for seq in torch.load(work / "data.pt"):
+        started = time.perf_counter()
         images = seq["image"].to(torch.get_default_dtype())
         pairs = {k: v.to(images.dtype) for k, v in seq["pairs"].items()}
         conf_all = seq["flow_confidence"].to(images.dtype)
@@ -228,6 +230,7 @@ def official(work: Path, repo: Path, scales: int, fg: bool, dtype: str) -> None:
                 results["weights"][updates] = {n: {k: v.detach().clone() for k, v in net.state_dict().items()
                                                    if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
                                                for n, net in nets.items()}
+        results["seconds"].append(time.perf_counter() - started)  # one sequence: its chunks' updates
     results["options"] = {k: str(v) for k, v in vars(opt).items()}
     torch.save(results, work / "official.pt")
 
@@ -257,12 +260,16 @@ def preset(scales: int, fg: bool) -> dict:
     }
 
 
-def ours(work: Path, scales: int, fg: bool, dtype: str, own_init: bool = False, export: bool = False) -> dict:
+def ours(work: Path, scales: int, fg: bool, dtype: str, own_init: bool = False, export: bool = False,
+         precision: str = "fp32") -> dict:
     """Our trainer from the imported files (``own_init``: from its own seeded initialisation), on the same
-    sequences; terms per update, weights after 1 and 3. ``export``: only write its initial weights in their
-    layout to ``work/init`` (for ``--pin``) and return."""
+    sequences; terms per update, weights after 1 and 3, seconds per sequence. ``export``: only write its
+    initial weights in their layout to ``work/init`` (for ``--pin``) and return. ``precision``: "fp32" (the
+    exact mode) or "bf16" (the fast training mode: bf16 autocast and channels-last, models/training/precision.py)."""
     import torch
     import yaml
+
+    from models.training.precision import autocast, prepare_modules
 
     from models.vid2vid.losses import VGGLoss
     from models.vid2vid.official_import import composite_key_map, import_official, multiscale_key_map
@@ -327,9 +334,15 @@ def ours(work: Path, scales: int, fg: bool, dtype: str, own_init: bool = False, 
 
         trainer.opt_D.step = counted_step  # type: ignore[method-assign]
         del labels
+        cpu = torch.device("cpu")
+        prepare_modules(cpu, precision, trainer.G, trainer.D)  # type: ignore[arg-type]
+        results["seconds"] = []
         for seq in torch.load(work / "data.pt"):
             batch = {k: v for k, v in seq.items() if k != "pairs"}
-            trainer.train_step(batch)
+            started = time.perf_counter()
+            with autocast(cpu, precision):  # type: ignore[arg-type]
+                trainer.train_step(batch)
+            results["seconds"].append(time.perf_counter() - started)
             results["terms"].extend(trainer.chunk_terms)
         return results
     finally:
@@ -387,6 +400,32 @@ def compare(theirs: dict, mine: dict, n_temporal: int) -> tuple[list[tuple], dic
                 if not no_gradient(key, tensors):
                     worst[f"weights {u} (gradient-free biases excluded)"] = max(worst[f"weights {u} (gradient-free biases excluded)"], r)
     return rows, worst
+
+
+def timing(repo: Path, scales: int, fg: bool) -> dict[str, float]:
+    """Seconds per training sequence (its chunks' G, D and D_T updates), median over the sequences after the
+    first (warm-up), for their code, our exact float32 mode and our fast mode, at identical architecture,
+    weights and inputs; with each of our modes' worst relative term difference from theirs at update 1."""
+    import statistics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        make_inputs(work)
+        code = subprocess.call([sys.executable, __file__, "--side", "official", "--work", tmp, "--official-repo",
+                                str(repo), "--scales", str(scales), "--fg", "on" if fg else "off", "--dtype", "float32",
+                                "--size", f"{H}x{W}"],
+                               stdout=subprocess.DEVNULL, cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
+        if code:
+            raise SystemExit(f"error: their training run failed (exit {code}); rerun with --side official to see it")
+        import torch
+
+        theirs = torch.load(work / "official.pt", weights_only=False)
+        out = {"official_s": statistics.median(theirs["seconds"][1:])}
+        for precision in ("fp32", "bf16"):
+            mine = ours(work, scales, fg, "float32", precision=precision)
+            out[f"ours_{precision}_s"] = statistics.median(mine["seconds"][1:])
+            out[f"ours_{precision}_term_diff_update_1"] = compare(theirs, mine, 2)[1]["terms 1"]
+    return out
 
 
 def run_case(repo: Path, scales: int, fg: bool, dtype: str, verbose: bool, own_init: bool = False) -> tuple[dict, dict]:
@@ -527,13 +566,19 @@ def main() -> int:
     parser.add_argument("--pin", type=Path, default=None,
                         help="instead: one tiny case (16x32, 1 scale, fg on, float32) started from our seeded weights "
                              "in their layout; write their per-term values to this JSON (the suite's pinned losses)")
-    parser.add_argument("--size", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--time", action="store_true",
+                        help="instead: seconds per training sequence, theirs vs ours (exact float32 and fast bf16 "
+                             "modes), first --scales / --fg case, float32, at --size HxW (benchmarks/model.py --mode "
+                             "train --official-code runs this)")
+    parser.add_argument("--sequences", type=int, default=None, help="sequences trained per side (default 2; --time: 5)")
+    parser.add_argument("--size", default=None, help="HxW of the case (default 32x64)")
     parser.add_argument("--side", choices=["both", "official"], default="both", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global H, W
+    global H, W, N_SEQ
     if args.size:
         H, W = map(int, args.size.split("x"))
+    N_SEQ = args.sequences or (5 if args.time else N_SEQ)
     if args.side == "official":
         official(args.work, args.official_repo.resolve(), args.scales[0], args.fg[0] == "on", args.dtype[0])
         return 0
@@ -541,6 +586,18 @@ def main() -> int:
     if not (repo / "models" / "vid2vid_model_D.py").is_file():
         parser.error(f"--official-repo {args.official_repo}: no models/vid2vid_model_D.py there")
     sys.path.insert(0, str(REPO_ROOT))
+    if args.time:
+        import torch
+
+        t = timing(repo, args.scales[0], args.fg[0] == "on")
+        print(f"mode=vs-official train size={H}x{W} scales={args.scales[0]} fg={args.fg[0]} "
+              f"threads={torch.get_num_threads()} sequences={N_SEQ - 1} (after 1 warm-up; {T - 2} generated frames in "
+              f"chunks of {CHUNK}) official_s_per_seq={t['official_s']:.3f} "
+              f"ours_fp32_s_per_seq={t['ours_fp32_s']:.3f} ours_bf16_s_per_seq={t['ours_bf16_s']:.3f} "
+              f"speedup_fp32={t['official_s'] / t['ours_fp32_s']:.2f}x speedup_bf16={t['official_s'] / t['ours_bf16_s']:.2f}x "
+              f"max_rel_term_diff_update1_fp32={t['ours_fp32_term_diff_update_1']:.2g} "
+              f"max_rel_term_diff_update1_bf16={t['ours_bf16_term_diff_update_1']:.2g}", flush=True)
+        return 0
     failed = []
     if args.pin is not None:
         H, W = PIN_SIZE
