@@ -26,8 +26,7 @@ from models.training import TrainSettings, input_stages
 from models.vid2vid.config import load_model_config
 from storage import locations
 from storage.ingest import IngestConfig
-from models.metric_display import header
-from tasks.artifacts import artifact_key, md_text, publish_markdown, version_link
+from tasks.rebuild import publish_rebuild_task
 
 
 class RebuildParams(FlowParams):
@@ -127,20 +126,8 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
         table, evaluation_json = evaluation.table[:1], evaluation.json_path
         keys += evaluation.artifact_keys
 
-    summary = "\n".join([
-        f"## Full rebuild of `{params.dataset}`", "",
-        f"- **data**: {ingested.clips_ok} clip(s), {ingested.frames} frames under `{root / params.dataset}`; "
-        f"{len(ingested.quarantined)} quarantined" + "".join(f"\n  - `{c}`: {r}" for c, r in ingested.quarantined.items()),
-        f"- **preprocess**: stages {', '.join(stages)}; {len(preprocessed.quarantined)} clip(s) quarantined "
-        f"(artifact `{preprocessed.artifact_key}`)",
-        f"- **train**: {trained.status}: {trained.message}",
-        f"- **evaluate**: {'kept the earlier evaluation' if earlier is not None else 'evaluated'}: "
-        + ", ".join(f"{header(k)} = {md_text(v)}" for k, v in (table[0] if table else {}).items()
-                    if k not in ("run", "evaluated", "config", "data")),
-        "", "Artifacts of each step (the versions this rebuild made): "
-        + ", ".join(f"[{k}]({version_link(k)})" for k in keys),
-    ])
-    keys.append(publish_markdown(artifact_key("rebuild", params.dataset), summary, "what the full rebuild did"))
+    keys.append(publish_rebuild_task(params.dataset, str(root), ingested, stages, preprocessed, trained, table,
+                                     earlier is not None, keys))
     return RebuildResult(dataset=params.dataset, data_root=str(root), clips_ok=ingested.clips_ok,
                          quarantined=ingested.quarantined, preprocess_artifact=preprocessed.artifact_key,
                          train_status=trained.status, run_dir=trained.run_dir, model_path=trained.model_path,

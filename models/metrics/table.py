@@ -27,6 +27,41 @@ class ScoredRun:
     config: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """An evaluation's table: this evaluation's rows (``current``), then the latest earlier rows of runs not
+    evaluated now that were computed on the same data; earlier rows on other data are ``stale``, not shown."""
+
+    table: list[dict[str, str]]
+    current: list[dict[str, str]]
+    stale: list[dict[str, str]]
+    notes: list[str]
+
+
+def compare_runs(runs: Sequence[ScoredRun], metrics: Sequence[str], references: Mapping[str, float | str],
+                 evaluated: str, data: str, earlier: Sequence[Mapping], seed_frames: Mapping[str, int]) -> Comparison:
+    """This evaluation beside the earlier ones (``earlier``: history rows, oldest first). ``data`` is the
+    fingerprint of the clips and frames scored; ``seed_frames``: real frames each run starts from."""
+    table = [{**row, "data": data} for row in comparison_rows(runs, metrics, references, evaluated)]
+    description = notes(runs, metrics, references)
+    for run, given in seed_frames.items():  # official-semantics models start from L real frames (NVIDIA's test.py)
+        if given > SCORED_FROM:
+            description.append(f"⚠ `{run}` follows NVIDIA's test semantics: its frames 0..{given - 1} are the real "
+                               f"frames it starts from, so frames {SCORED_FROM}..{given - 1} of its scored range are real.")
+    current = [row for row in table if row["run"] != "—"]
+    shown = {run.run for run in runs}
+    stale: list[dict[str, str]] = []
+    for row in reversed(earlier):  # the latest earlier numbers of runs not evaluated now
+        if row.get("run") not in shown and "method" in row:
+            shown.add(row["run"])
+            row = {**{k: str(row.get(k, "")) for k in table[0]}, "evaluated": f"{row['evaluated']} (earlier)"}
+            if row.get("data") == data:  # side by side only when computed on the same clips and frames
+                table.append(row)
+            else:
+                stale.append({**row, "stale": "computed on other data"})
+    return Comparison(table, current, stale, description)
+
+
 def _order(runs: Sequence[ScoredRun]) -> list[ScoredRun]:
     """The baseline first, the full model last, ablations between (Table 1/2 of the paper)."""
     rank = lambda r: 0 if r.variant == BASELINE else (2 if r.variant == "vid2vid" else 1)  # noqa: E731
