@@ -144,6 +144,25 @@ def add_ray_address(parser: argparse.ArgumentParser) -> None:
                                                             "(default: $VID2VID_RAY_ADDRESS, else a local Ray)")
 
 
+#: TrainSettings fields as options: field -> the option's names (the first is the one help shows)
+TRAINING_OPTIONS = {"workers": ("--train-workers", "--workers"), "gpus_per_worker": ("--gpus-per-worker",),
+                    "max_steps": ("--max-steps",), "epochs": ("--epochs",), "checkpoint_every": ("--checkpoint-every",)}
+
+
+def add_training_options(parser: argparse.ArgumentParser, *fields: str) -> None:
+    """Training settings as options, declared once: type, help and the default shown come from the
+    ``TrainSettings`` field (models/training/job.py); the parsed default is None, so an option not given leaves
+    the field's own default in force."""
+    from models.training.job import TrainSettings
+
+    for name in fields or tuple(TRAINING_OPTIONS):
+        field = TrainSettings.model_fields[name]
+        kind = float if field.annotation is float else int
+        default = "" if field.default is None else f" (default {field.default:g})"
+        parser.add_argument(*TRAINING_OPTIONS[name], dest=name, type=kind, default=None,
+                            help=f"{field.description}{default}")
+
+
 def add_config_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="set a model config field on top of --config, by dotted name, the value read as YAML "
@@ -334,9 +353,7 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--dataset", required=True)
     train.add_argument("--config", default=None, help="model preset (street, face, pose, tiny) or YAML path")
     add_config_set(train)
-    train.add_argument("--train-workers", "--workers", dest="workers", type=int, default=None,
-                       help="Ray Train workers (default 2)")
-    train.add_argument("--gpus-per-worker", type=float, default=None)
+    add_training_options(train, "workers", "gpus_per_worker")
     train.add_argument("--run-name", default=None)
     add_runs_root(train)
     add_ray_address(train)
@@ -344,9 +361,7 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--init-from", default=None, metavar="MODEL",
                        help="a model file (a run's model.pt, or `vid2vid import-official`'s) whose generator and "
                             "discriminators start a new run: new optimizers, step 0; its architecture must match --config")
-    train.add_argument("--max-steps", type=int, default=None)
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--checkpoint-every", type=int, default=None)
+    add_training_options(train, "max_steps", "epochs", "checkpoint_every")
     train.add_argument("--mode", choices=["train", "retrain", "rebuild"], default=None,
                        help="retrain: fine-tune the champion of this dataset and config (a first model: from scratch) "
                             "when the data or config changed, and promote it only if it passes the quality gate")
@@ -600,11 +615,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_train_predictor(args: argparse.Namespace) -> int:
     from flows.predict import TrainPredictorParams, train_predictor_flow
 
-    result = train_predictor_flow(TrainPredictorParams(
+    result = train_predictor_flow(TrainPredictorParams(**_given(
         dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
         run_name=args.run_name, workers=args.workers, gpus_per_worker=args.gpus_per_worker, epochs=args.epochs,
         max_steps=args.max_steps, checkpoint_every=args.checkpoint_every, resume_from=args.resume_from,
-        ray_address=args.ray_address))
+        ray_address=args.ray_address)))
     print(f"predictor training {result.status}: {result.message}")
     print(f"run folder: {result.run_dir}\nPrefect artifact: {result.artifact_key}")
     return 0 if result.status == "completed" else 1
@@ -630,16 +645,12 @@ def _parser_predict(sub: argparse._SubParsersAction) -> None:
     train_predictor = sub.add_parser("train-predictor", help="train the future mask predictor on Ray Train")
     train_predictor.add_argument("--dataset", required=True)
     train_predictor.add_argument("--config", default="tiny", help="predictor preset (tiny, demo, street) or YAML path")
-    train_predictor.add_argument("--train-workers", "--workers", dest="workers", type=int, default=2,
-                                 help="Ray Train workers")
-    train_predictor.add_argument("--gpus-per-worker", type=float, default=0.0)
+    add_training_options(train_predictor, "workers", "gpus_per_worker")
     train_predictor.add_argument("--run-name", default=None)
     add_runs_root(train_predictor)
     add_ray_address(train_predictor)
     train_predictor.add_argument("--resume-from", default=None)
-    train_predictor.add_argument("--max-steps", type=int, default=None)
-    train_predictor.add_argument("--epochs", type=int, default=None)
-    train_predictor.add_argument("--checkpoint-every", type=int, default=10)
+    add_training_options(train_predictor, "max_steps", "epochs", "checkpoint_every")
     train_predictor.set_defaults(func=cmd_train_predictor)
 
 

@@ -146,3 +146,18 @@ def test_a_wrong_set_exits_2_naming_the_field_before_anything_runs(command, vid2
     assert done.returncode == EXIT_USAGE
     assert "train.batch_size: Input should be greater than or equal to 1" in done.stderr, done.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "train-predictor"])
+def test_training_options_take_help_and_default_from_the_settings_fields(command):
+    from flows.cli import TRAINING_OPTIONS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for name, flags in TRAINING_OPTIONS.items():
+        action = next(a for a in sub._actions if a.dest == name)
+        field = TrainSettings.model_fields[name]
+        assert list(action.option_strings) == list(flags) and action.help.startswith(field.description)
+        assert action.default is None  # not given: the parameter model's own default is in force
+    parsed = parser.parse_args([command, "--dataset", "d", "--checkpoint-every", "3", "--gpus-per-worker", "0.5"])
+    assert (parsed.checkpoint_every, parsed.gpus_per_worker, parsed.max_steps) == (3, 0.5, None)
