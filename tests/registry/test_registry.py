@@ -81,7 +81,9 @@ def _two_writers(runs: Path, url: str | None) -> None:
     registry = sync(runs, url)
     base = registry.register(_new(runs, "base"))
     registry.decide(base.id, promote=True, judged_against=None, reasons=[], evidence={})
-    context = multiprocessing.get_context("fork")  # the writers need only this module, already imported
+    # fresh interpreters, as separate commands are: a forked writer inherits the test process's threads' locks
+    # (Prefect's, the server client's) and one hung for 120 s in a full run
+    context = multiprocessing.get_context("spawn")
     writers = [context.Process(target=_writer, args=(str(runs), url, w, base.id, 4)) for w in range(3)]
     for process in writers:
         process.start()

@@ -100,7 +100,8 @@ def test_the_artifact_link_lands_on_the_latest_version_in_the_new_ui(site):
     assert page.url.startswith(f"{site.ui}/v2/artifacts/artifact/")
     assert "human preference ↑" in body and "vs vid2vid without flow warping: 1.00 [" in body
     fits = "(t => t.scrollWidth <= t.parentElement.clientWidth)(document.querySelector('table'))"
-    assert page.evaluate(fits) and page.evaluate("document.documentElement.scrollWidth") <= 1280  # wraps, not cut
+    page.wait_for_function(fits, timeout=15000)  # wraps, not cut, once the UI has laid the table out (a full run
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # once read it a moment before)
 
 
 def test_two_methods_and_the_real_video_play_in_step(site):
