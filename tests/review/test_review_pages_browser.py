@@ -24,13 +24,13 @@ def site(tmp_path_factory, prefect_server):
     if not CHROMIUM.is_file():
         pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install -y chromium)")
     runs_root = tmp_path_factory.mktemp("pages") / "runs"
-    make_evaluation(runs_root, "street", ["run-a", "run-b"], ["c0", "c1"])
+    make_evaluation(runs_root, "pagestreet", ["run-a", "run-b"], ["c0", "c1"])
     patch = pytest.MonkeyPatch()
     app = ReviewApp(runs_root, free_port())
     ui = prefect_server.removesuffix("/api")
     patch.setenv("VID2VID_REVIEW_URL", app.url)
     patch.setenv("VID2VID_PREFECT_UI_URL", ui)
-    created = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,run-b")
+    created = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "pagestreet", "--runs", "run-a,run-b")
     assert created.returncode == 0, created.stderr
     assert "1 attention check(s)" in created.stdout  # on by default
     rater = re.search(r"rater link: (\S+)", created.stdout).group(1)
@@ -59,7 +59,7 @@ def test_a_rater_page_links_nowhere_and_results_need_the_owner_link(site):
 
 def test_the_paper_table_fits_names_sources_and_shows_preference_to_the_owner(site):
     page = site.page
-    page.goto(f"{site.app.url}/d/street/table")
+    page.goto(f"{site.app.url}/d/pagestreet/table")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # no table cut off
     headers = page.locator("#paper th[data-key]").all_inner_texts()
     assert headers[:6] == ["FID I3D ↓", "FID ResNeXt-101 ↓", "frame FID (Inception-v3) ↓", "warp error (MSE, RGB 0–1) ↓",
@@ -74,7 +74,7 @@ def test_the_paper_table_fits_names_sources_and_shows_preference_to_the_owner(si
     assert _rate(page, site.rater, site.runs_root, prefer_a={"c0", "c1"}) == 3  # 2 trials + 1 attention check
     page.goto(site.owner)
     assert page.locator("#results td[data-key='votes']").inner_text() == "2"
-    page.goto(f"{site.app.url}/d/street/table")
+    page.goto(f"{site.app.url}/d/pagestreet/table")
     cell = page.locator("tr[data-method='vid2vid'] td[data-key='pref:vid2vid without flow warping']").inner_text()
     assert cell.startswith("1.00 [") and "2 votes" in cell
     assert any(site.study_id in s for s in page.locator("#sources li").all_inner_texts())
@@ -82,9 +82,9 @@ def test_the_paper_table_fits_names_sources_and_shows_preference_to_the_owner(si
 
 def test_the_artifact_link_lands_on_the_latest_version_in_the_new_ui(site):
     page = site.page
-    page.goto(f"{site.app.url}/d/street")
+    page.goto(f"{site.app.url}/d/pagestreet")
     # The app publishes the paper's table a few seconds after the votes; until then the key's latest version may
-    # be one another test on this session's server published for "street", without a preference row.
+    # be one another test published for the key; this module uses its own dataset name so that none does.
     deadline = time.monotonic() + 90
     while True:
         with page.expect_navigation():
@@ -95,7 +95,7 @@ def test_the_artifact_link_lands_on_the_latest_version_in_the_new_ui(site):
             body = page.inner_text("body")
         if "human preference ↑" in body or time.monotonic() > deadline:
             break
-        page.goto(f"{site.app.url}/d/street")
+        page.goto(f"{site.app.url}/d/pagestreet")
         time.sleep(2)
     assert page.url.startswith(f"{site.ui}/v2/artifacts/artifact/")
     assert "human preference ↑" in body and "vs vid2vid without flow warping: 1.00 [" in body
@@ -106,7 +106,7 @@ def test_the_artifact_link_lands_on_the_latest_version_in_the_new_ui(site):
 
 def test_two_methods_and_the_real_video_play_in_step(site):
     page = site.page
-    page.goto(f"{site.app.url}/d/street/e/latest/compare?a=run-a&b=run-b&clip=c0")
+    page.goto(f"{site.app.url}/d/pagestreet/e/latest/compare?a=run-a&b=run-b&clip=c0")
     assert page.locator("h2.method").all_inner_texts() == ["vid2vid", "vid2vid without flow warping", "real"]
     real = "document.getElementById('video-real')"
     page.wait_for_function(f"{real}.readyState >= 2 && {real}.videoWidth == 192")  # the side-by-side's real third
