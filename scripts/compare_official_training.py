@@ -402,6 +402,19 @@ def compare(theirs: dict, mine: dict, n_temporal: int) -> tuple[list[tuple], dic
     return rows, worst
 
 
+def train_theirs(work: Path, repo: Path, scales: int, fg: bool, dtype: str) -> dict:
+    """Their side of a case (``official``), in a fresh interpreter whose ``models`` package is theirs; its results."""
+    code = subprocess.call([sys.executable, __file__, "--side", "official", "--work", str(work), "--official-repo",
+                            str(repo), "--scales", str(scales), "--fg", "on" if fg else "off", "--dtype", dtype,
+                            "--size", f"{H}x{W}"],
+                           stdout=subprocess.DEVNULL, cwd=work, env={**os.environ, "PYTHONPATH": ""})
+    if code:
+        raise SystemExit(f"error: their training run failed (exit {code}); rerun with --side official to see it")
+    import torch
+
+    return torch.load(work / "official.pt", weights_only=False)
+
+
 def timing(repo: Path, scales: int, fg: bool) -> dict[str, float]:
     """Seconds per training sequence (its chunks' G, D and D_T updates), median over the sequences after the
     first (warm-up), for their code, our exact float32 mode and our fast mode, at identical architecture,
@@ -411,15 +424,7 @@ def timing(repo: Path, scales: int, fg: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         make_inputs(work)
-        code = subprocess.call([sys.executable, __file__, "--side", "official", "--work", tmp, "--official-repo",
-                                str(repo), "--scales", str(scales), "--fg", "on" if fg else "off", "--dtype", "float32",
-                                "--size", f"{H}x{W}"],
-                               stdout=subprocess.DEVNULL, cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
-        if code:
-            raise SystemExit(f"error: their training run failed (exit {code}); rerun with --side official to see it")
-        import torch
-
-        theirs = torch.load(work / "official.pt", weights_only=False)
+        theirs = train_theirs(work, repo, scales, fg, "float32")
         out = {"official_s": statistics.median(theirs["seconds"][1:])}
         for precision in ("fp32", "bf16"):
             mine = ours(work, scales, fg, "float32", precision=precision)
@@ -434,15 +439,7 @@ def run_case(repo: Path, scales: int, fg: bool, dtype: str, verbose: bool, own_i
         make_inputs(work)
         if own_init:
             ours(work, scales, fg, dtype, own_init=True, export=True)
-        code = subprocess.call([sys.executable, __file__, "--side", "official", "--work", tmp, "--official-repo",
-                                str(repo), "--scales", str(scales), "--fg", "on" if fg else "off", "--dtype", dtype,
-                                "--size", f"{H}x{W}"],
-                               stdout=subprocess.DEVNULL, cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
-        if code:
-            raise SystemExit(f"error: their training run failed (exit {code}); rerun with --side official to see it")
-        import torch
-
-        theirs = torch.load(work / "official.pt", weights_only=False)
+        theirs = train_theirs(work, repo, scales, fg, dtype)
         mine = ours(work, scales, fg, dtype, own_init=own_init)
         rows, worst = compare(theirs, mine, 2)
     label = f"scales={scales} fg={'on' if fg else 'off'} {dtype}"
