@@ -102,18 +102,18 @@ def test_cli_synthesizes_an_official_model_into_png_frames_equal_to_the_hand_dri
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_cli_refuses_frames_dirs_that_would_overwrite_data(model_path, street, tmp_path):
+def test_cli_refuses_frames_dirs_that_would_overwrite_data(model_path, street, tmp_path, vid2vid):
     args = ["--data-root", str(street.root), "synthesize", "--checkpoint", str(model_path), "--dataset", "street",
             "--clip", "c0", "--out", str(tmp_path / "x.mp4"), "--frames-dir"]
     shards = sorted(p.name for p in street.stage_dir("rgb").iterdir())
-    managed = run_cli(*args, str(street.stage_dir("rgb") / "frames"))
+    managed = vid2vid(*args, str(street.stage_dir("rgb") / "frames"))
     assert managed.returncode == 2 and "refusing to write" in managed.stderr and "Traceback" not in managed.stderr
-    dataset = run_cli(*args, str(street.base))
+    dataset = vid2vid(*args, str(street.base))
     assert dataset.returncode == 2 and "dataset's folder" in dataset.stderr
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    other = run_cli(*args, str(mine))
+    other = vid2vid(*args, str(mine))
     assert other.returncode == 2 and "holds other files than frame PNGs" in other.stderr
     assert (mine / "notes.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
     assert sorted(p.name for p in street.stage_dir("rgb").iterdir()) == shards

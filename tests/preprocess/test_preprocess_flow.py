@@ -117,7 +117,7 @@ def test_bad_input_is_quarantined_and_missing_weights_fail_the_stage(data_root, 
     assert str(weights) in str(failure.value)
 
 
-def test_cli_preprocess(data_root):
+def test_cli_preprocess(data_root, vid2vid):
     _street(data_root, clips=1)
     done = run_cli("--data-root", str(data_root), "preprocess", "--dataset", "street", "--stages", "flow,semantic",
                    "--backend", "flow=dis:preset=fast", "--backend", "semantic=dataset", "--workers", "1")
@@ -128,6 +128,6 @@ def test_cli_preprocess(data_root):
     for backend, reason in (("flow=nope", "unknown backend 'nope'"), ("flow=dis:prest=fast", "backends.flow.prest"),
                             ("flow=dis:arch=resnet101", "backend 'dis' has no option 'arch'"),
                             ("pose=dis", "unknown pose backend 'dis'")):
-        bad = run_cli("--data-root", str(data_root), "preprocess", "--dataset", "street", "--backend", backend)
+        bad = vid2vid("--data-root", str(data_root), "preprocess", "--dataset", "street", "--backend", backend)
         assert bad.returncode == 2 and reason in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr

@@ -14,7 +14,7 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-def test_the_command_trains_packs_cards_and_resumes_with_the_total_time(tmp_path) -> None:
+def test_the_command_trains_packs_cards_and_resumes_with_the_total_time(tmp_path, vid2vid) -> None:
     common = ("--data-root", str(tmp_path / "data"), "reference-model", "--name", "street", "--workers", "1",
               "--nice", "0", "--metrics", "psnr,warp", "--runs-root", str(tmp_path / "runs"),
               "--out-dir", str(tmp_path / "shipped"))
@@ -26,7 +26,7 @@ def test_the_command_trains_packs_cards_and_resumes_with_the_total_time(tmp_path
     assert set(card.heldout.metrics) == {"psnr", "warp_error"} and card.heldout.frames_scored == 46
     assert f"reference model street: 1 steps -> {tmp_path / 'shipped' / 'street' / 'model.pt'}" in first.stdout
 
-    refused = run_cli(*common, "--steps", "1", "--resume-from", "latest")
+    refused = vid2vid(*common, "--steps", "1", "--resume-from", "latest")
     assert refused.returncode == 2 and "is at step 1 already: give --steps above it" in refused.stderr
 
     second = run_cli(*common, "--steps", "2", "--resume-from", "latest", timeout=900)

@@ -203,7 +203,7 @@ def test_a_retrain_starts_from_its_own_configs_champion_and_a_better_one_is_prom
     assert registry.resolve("street/tiny_x@B").data_fingerprint != registry.resolve("street/tiny_x@A").data_fingerprint
 
 
-def test_rollback_brings_the_first_champion_back_and_references_resolve(rolled_back, world, tmp_path):
+def test_rollback_brings_the_first_champion_back_and_references_resolve(rolled_back, world, tmp_path, vid2vid):
     assert "rolled back: street/tiny_x@A is the champion of street/tiny_x again (was street/tiny_x@B)" in rolled_back
     assert (world.runs / "B" / "model.pt").is_file()  # nothing deleted
     assert sync(world.runs).champion("street", "tiny_x").run_name == "A"
@@ -216,11 +216,11 @@ def test_rollback_brings_the_first_champion_back_and_references_resolve(rolled_b
                             "street/tiny_x@champion,street/tiny_x@previous", "--metrics", "psnr", "--runs-root",
                             str(world.runs)))
     assert "│ A " in evaluated and "│ B " in evaluated
-    wrong = run_cli("--data-root", str(world.data), "predict", "--checkpoint", "street/tiny_x@nobody", "--predictor",
+    wrong = vid2vid("--data-root", str(world.data), "predict", "--checkpoint", "street/tiny_x@nobody", "--predictor",
                     "p.pt", "--runs-root", str(world.runs), "--dataset", "street", "--clip", "v0", "--out",
                     str(tmp_path / "p.mp4"))
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: street/tiny_x@nobody: no registered run 'nobody'")
-    nothing = run_cli("models", "rollback", "street/tiny_y", "--runs-root", str(world.runs))  # Y was never promoted
+    nothing = vid2vid("models", "rollback", "street/tiny_y", "--runs-root", str(world.runs))  # Y was never promoted
     assert nothing.returncode == 2 and "no earlier champion" in nothing.stderr
 
 

@@ -133,13 +133,11 @@ def test_each_rater_has_an_own_order_and_sides():
     assert {s.left for s in one} == {"a", "b"}
 
 
-def test_the_command_line_refuses_a_bad_study_in_one_line(runs_root):
-    from tests.conftest import run_cli
-
-    done = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,ghost")
+def test_the_command_line_refuses_a_bad_study_in_one_line(runs_root, vid2vid):
+    done = vid2vid("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,ghost")
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "ghost" in done.stderr
     before = set((runs_root / "studies").iterdir()) if (runs_root / "studies").is_dir() else set()
-    done = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,run-b",
+    done = vid2vid("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,run-b",
                    "--evaluation", "../..")
     assert done.returncode == 2 and "evaluation" in done.stderr
     assert (set((runs_root / "studies").iterdir()) if (runs_root / "studies").is_dir() else set()) == before

@@ -96,7 +96,7 @@ def test_synth_flow_publishes_its_table_and_is_idempotent(data_root):
     assert "synth-street" in artifacts and "street_0000_001" in str(artifacts["synth-street"].data)
 
 
-def test_cli_ingest_synth_and_info(tmp_path, data_root):
+def test_cli_ingest_synth_and_info(tmp_path, data_root, vid2vid):
     src = tmp_path / "one"
     src.mkdir()
     write_mp4(src / "clip.mp4", n=6)
@@ -114,7 +114,7 @@ def test_cli_ingest_synth_and_info(tmp_path, data_root):
     synth = run_cli("--data-root", str(data_root), "synth", "--dataset", "st", "--clips", "1", "--frames", "3",
                     "--size", "64x32", "--seed", "2")
     assert synth.returncode == 0, synth.stderr
-    info = run_cli("--data-root", str(data_root), "info", "--dataset", "st")
+    info = vid2vid("--data-root", str(data_root), "info", "--dataset", "st")
     assert info.returncode == 0 and "street_0002_000" in info.stdout and "semantic" in info.stdout
-    missing = run_cli("--data-root", str(data_root), "info", "--dataset", "nope")
+    missing = vid2vid("--data-root", str(data_root), "info", "--dataset", "nope")
     assert missing.returncode == 2 and "no manifest" in missing.stderr and "Traceback" not in missing.stderr

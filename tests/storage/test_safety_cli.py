@@ -15,19 +15,19 @@ from tests.storage.videos import write_mp4
 
 @pytest.mark.parametrize("size, message", [("0x32", "must be positive"), ("-8x8", "must be positive"),
                                            ("90000x90000", "larger than")])
-def test_invalid_sizes_exit_2_with_a_clear_line(tmp_path, data_root, size, message):
+def test_invalid_sizes_exit_2_with_a_clear_line(tmp_path, data_root, size, message, vid2vid):
     write_mp4(tmp_path / "v.mp4", n=3)
-    done = run_cli("--data-root", str(data_root), "ingest", str(tmp_path / "v.mp4"), "--dataset", "d", f"--size={size}")
+    done = vid2vid("--data-root", str(data_root), "ingest", str(tmp_path / "v.mp4"), "--dataset", "d", f"--size={size}")
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert not (data_root / "d").exists()
     if size != "0x32":
         return
-    synth = run_cli("--data-root", str(data_root), "synth", "--dataset", "s", "--size", "63x32")
+    synth = vid2vid("--data-root", str(data_root), "synth", "--dataset", "s", "--size", "63x32")
     assert synth.returncode == 2 and "must be even" in synth.stderr
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_careless_commands_leave_the_dataset_intact(tmp_path, data_root):
+def test_careless_commands_leave_the_dataset_intact(tmp_path, data_root, vid2vid):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     write_mp4(tmp_path / "a" / "clip.mp4", n=5)
     ok = run_cli("--data-root", str(data_root), "ingest", str(tmp_path / "a"), "--dataset", "d", "--size", "32x24")
@@ -42,7 +42,7 @@ def test_careless_commands_leave_the_dataset_intact(tmp_path, data_root):
     assert (shard.read_bytes(), manifest.read_bytes()) == before
     assert [r.status for r in read_manifest(layout)] == ["ok"]
 
-    out = run_cli("--data-root", str(data_root), "synthesize", "--checkpoint", str(tmp_path / "none.pt"),
+    out = vid2vid("--data-root", str(data_root), "synthesize", "--checkpoint", str(tmp_path / "none.pt"),
                   "--dataset", "d", "--clip", "clip", "--out", str(shard))
     assert out.returncode == 2 and "refusing to write" in out.stderr
     assert (shard.read_bytes(), manifest.read_bytes()) == before
@@ -50,6 +50,6 @@ def test_careless_commands_leave_the_dataset_intact(tmp_path, data_root):
     outside = tmp_path / "outside"
     outside.mkdir()
     os.symlink(outside, layout.base / "stages" / "semantic")
-    linked = run_cli("--data-root", str(data_root), "ingest", str(tmp_path / "a"), "--dataset", "d", "--size", "32x24")
+    linked = vid2vid("--data-root", str(data_root), "ingest", str(tmp_path / "a"), "--dataset", "d", "--size", "32x24")
     assert linked.returncode == 2 and "outside the data root" in linked.stderr
     assert list(outside.iterdir()) == [] and (shard.read_bytes(), manifest.read_bytes()) == before

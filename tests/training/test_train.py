@@ -181,7 +181,7 @@ def test_scheduled_retraining_of_a_champion_on_unchanged_data_does_nothing(first
     assert "street/tiny@first" in unchanged.stdout
 
 
-def test_synthesize_cli_writes_videos_of_the_whole_clip_and_remaps_labels(first_run, street, tmp_path):
+def test_synthesize_cli_writes_videos_of_the_whole_clip_and_remaps_labels(first_run, street, tmp_path, vid2vid):
     from storage.video import VideoSource, decode
 
     plain = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path,
@@ -196,7 +196,7 @@ def test_synthesize_cli_writes_videos_of_the_whole_clip_and_remaps_labels(first_
     review = list(decode(VideoSource("review", tmp_path / "plain.side_by_side.mp4")))
     assert len(review) == 10 and review[0].shape == (32, 192, 3)
     assert any(abs(a.astype(int) - b.astype(int)).mean() > 1 for a, b in zip(frames["plain"][1:], frames["remap"][1:]))
-    bad = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path, "--dataset",
+    bad = vid2vid("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path, "--dataset",
                   "street", "--clip", "c0", "--out", str(tmp_path / "x.mp4"), "--remap", "tree=spaceship")
     assert bad.returncode != 0 and "unknown label 'spaceship'" in bad.stderr
 
