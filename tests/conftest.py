@@ -97,6 +97,23 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
                           env=os.environ.copy(), cwd=ROOT)
 
 
+def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``main(args)`` in this process with its output captured, returning what ``run_cli`` returns: for fixtures
+    wider than a test (the ``vid2vid`` fixture needs ``capsys``). A process of its own costs about 8 s of CPU
+    before any work (torch, Prefect, Ray imports): tests whose subject is not the process use this."""
+    import io
+
+    from flows.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _console_handlers_to(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(["vid2vid", *args], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def vid2vid(capsys) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``vid2vid(*args)``: the CLI's ``main(args)`` in this process; returns what ``run_cli`` returns (exit code,

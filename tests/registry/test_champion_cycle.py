@@ -4,8 +4,8 @@ One dataset and one runs root for the module; each fixture is one step of a team
 and builds on the one before (so any test alone runs the steps it needs): a first model becomes champion;
 the data changes and a retrain with a diverging learning rate is rejected; a run of another config, then a
 normal retrain that starts from its own config's champion and is promoted; a rollback; two retrains at once;
-the scheduled-retraining deployment through a process worker. Each command starts its own local Ray, as a
-user's does (a Ray instance shared by the module would die with any `ray stop --force` on the machine).
+the scheduled-retraining deployment through a process worker. The commands run in this process through the
+CLI's ``main([...])`` and join the session's Ray head; the two retrains at once are two real processes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from storage.layout import DatasetLayout
 from storage.manifest import merge_records, write_manifest
 from storage.registry import PROMOTED, REJECTED, sync
 from storage.synthetic import write_synthetic_clip
-from tests.conftest import ROOT, VENV_BIN, run_cli
+from tests.conftest import ROOT, VENV_BIN, cli_in_process
 from tests.services import stop_process_groups
 
 #: a test run alone builds every step before it (up to seven tiny trainings): more than the suite's 600 s each
@@ -58,10 +58,12 @@ class World:
                 mode, "--gate", str(self.gate), "--run-name", run, "--ray-address", self.ray]
 
     def train(self, run: str, config: Path | None = None, mode: str = "retrain") -> subprocess.CompletedProcess[str]:
-        return run_cli(*self.command(run, config or self.x, mode), timeout=900)
+        """In this process (the commands' subject is the registry, not process start-up); two retrains at once
+        (``concurrent``) are real processes."""
+        return cli_in_process(*self.command(run, config or self.x, mode))
 
     def models(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli("models", *args, "--runs-root", str(self.runs))
+        return cli_in_process("models", *args, "--runs-root", str(self.runs))
 
 
 def _ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -207,12 +209,12 @@ def test_rollback_brings_the_first_champion_back_and_references_resolve(rolled_b
     assert "rolled back: street/tiny_x@A is the champion of street/tiny_x again (was street/tiny_x@B)" in rolled_back
     assert (world.runs / "B" / "model.pt").is_file()  # nothing deleted
     assert sync(world.runs).champion("street", "tiny_x").run_name == "A"
-    synthesized = _ok(run_cli("--data-root", str(world.data), "synthesize", "--checkpoint", "street/tiny_x@champion",
+    synthesized = _ok(vid2vid("--data-root", str(world.data), "synthesize", "--checkpoint", "street/tiny_x@champion",
                               "--runs-root", str(world.runs), "--dataset", "street", "--clip", "v0", "--out",
                               str(tmp_path / "champion.mp4")))
     assert f"street/tiny_x@champion -> {world.runs / 'A' / 'model.pt'}" in synthesized
     assert (tmp_path / "champion.mp4").is_file()
-    evaluated = _ok(run_cli("--data-root", str(world.data), "evaluate", "--dataset", "street", "--runs",
+    evaluated = _ok(vid2vid("--data-root", str(world.data), "evaluate", "--dataset", "street", "--runs",
                             "street/tiny_x@champion,street/tiny_x@previous", "--metrics", "psnr", "--runs-root",
                             str(world.runs)))
     assert "│ A " in evaluated and "│ B " in evaluated
