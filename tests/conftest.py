@@ -75,6 +75,13 @@ def prefect_server():
             raise RuntimeError(f"prefect server did not start: {(_PREFECT_HOME / 'server.log').read_text()[-2000:]}")
         time.sleep(0.5)
     yield os.environ["PREFECT_API_URL"]
+    # flows run in this process leave log lines and events queued: send them while the server is up, or the
+    # interpreter's exit retries a dead address for over a minute ("Error logging to API")
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=15)
+    EventsWorker.drain_all(timeout=15)
     process.terminate()
     try:
         process.wait(timeout=20)

@@ -17,7 +17,7 @@ from storage.layout import DatasetLayout
 from storage.manifest import write_manifest
 from storage.synthetic import write_synthetic_clip
 from storage.video import VideoSource, decode
-from tests.conftest import run_cli
+
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 FRAMES = 10
@@ -92,13 +92,13 @@ def test_two_runs_give_videos_and_an_honest_table(setup):
     assert "| vid2vid |" in paper and "| real |" in paper and "PSNR (dB) ↑" in paper and "Sources:" in paper
 
 
-def test_later_evaluation_shows_earlier_numbers_and_cli_prints_the_table(setup):
+def test_later_evaluation_shows_earlier_numbers_and_cli_prints_the_table(setup, vid2vid):
     layout, runs, weights = setup
     history = runs / "evaluations" / "street" / "history.jsonl"
     with open(history, "a") as handle:  # a run scored on other clips/frames: not comparable
         handle.write(json.dumps({"run": "elsewhere", "method": "vid2vid", "warp_error": "0.1", "data": "000000000000",
                                  "evaluated": "2020-01-01 00:00:00"}) + "\n")
-    done = run_cli("--data-root", str(layout.root), "evaluate", "--dataset", "street", "--runs", "full",
+    done = vid2vid("--data-root", str(layout.root), "evaluate", "--dataset", "street", "--runs", "full",
                    "--metrics", "warp", "--runs-root", str(runs), "--weights-dir", str(weights))
     assert done.returncode == 0, done.stderr
     assert "comparison.json" in done.stdout and "warp_error" in done.stdout

@@ -12,7 +12,7 @@ import torch
 from models import weights as registry
 from models.metrics.features import load_feature_network
 from models.metrics.report import evaluate
-from tests.conftest import run_cli
+
 from tests.metrics import standins
 
 
@@ -65,9 +65,9 @@ def test_a_number_from_unverified_weights_carries_the_label(tmp_path):
     assert report.details["fid_resnext101"]["weights_verification"] == "unverified"
 
 
-def test_weights_command_shows_fingerprints_and_unverified(tmp_path):
+def test_weights_command_shows_fingerprints_and_unverified(tmp_path, vid2vid):
     standins.save_resnext(tmp_path)
-    done = run_cli("weights", "--weights-dir", str(tmp_path))
+    done = vid2vid("weights", "--weights-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
     lines = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") > 3}
     assert "UNVERIFIED" in lines["resnext101_kinetics"] and "missing" in lines["i3d_rgb_imagenet"]

@@ -20,7 +20,7 @@ from storage.layout import DatasetLayout
 from storage.manifest import write_manifest
 from storage.synthetic import write_synthetic_clip
 from storage.video import VideoSource, decode
-from tests.conftest import run_cli
+
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 FRAMES, OBSERVED, FUTURE = 8, 3, 5
@@ -50,10 +50,10 @@ def _artifact(key: str):
     return next((a for a in asyncio.run(read()) if a.key == key), None)
 
 
-def test_predict_writes_side_by_side_and_the_horizon_table(setup):
-    layout, vid2vid, predictor, root = setup
+def test_predict_writes_side_by_side_and_the_horizon_table(setup, vid2vid):
+    layout, model, predictor, root = setup
     out = root / "out" / "v0.mp4"
-    result = run_cli("--data-root", str(layout.root), "predict", "--checkpoint", str(vid2vid), "--predictor",
+    result = vid2vid("--data-root", str(layout.root), "predict", "--checkpoint", str(model), "--predictor",
                      str(predictor), "--dataset", "street", "--clip", "v0", "--observed", str(OBSERVED), "--future",
                      str(FUTURE), "--out", str(out), "--weights-dir", str(root / "weights"))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -117,7 +117,7 @@ def test_train_predictor_cli_refuses_a_vid2vid_checkpoint_to_resume_from(setup, 
     assert f"--resume-from {model} is a vid2vid model, not a mask predictor" in result.stderr
 
 
-def test_a_nan_predictor_run_fails_the_command_and_a_resume_trains_no_step_twice(setup, ray_head, monkeypatch):
+def test_a_nan_predictor_run_fails_the_command_and_a_resume_trains_no_step_twice(setup, ray_head, monkeypatch, vid2vid):
     """The predictor's training follows the vid2vid rules (one failure convention): a non-finite loss fails the
     command naming the step and the kept checkpoint; resuming from that checkpoint continues the step count."""
     layout, _, _, root = setup
@@ -125,7 +125,7 @@ def test_a_nan_predictor_run_fails_the_command_and_a_resume_trains_no_step_twice
     common = ("--data-root", str(layout.root), "train-predictor", "--dataset", "street", "--runs-root", str(runs),
               "--workers", "1", "--checkpoint-every", "2", "--ray-address", ray_head)
     monkeypatch.setenv("VID2VID_FAULT_INJECTION", json.dumps({"nan_at_step": 3}))
-    failed = run_cli(*common, "--run-name", "nan", "--max-steps", "6")
+    failed = vid2vid(*common, "--run-name", "nan", "--max-steps", "6")
     monkeypatch.delenv("VID2VID_FAULT_INJECTION")
     assert failed.returncode == 1, failed.stdout[-2000:] + failed.stderr[-2000:]
     said = failed.stdout + failed.stderr
@@ -136,7 +136,7 @@ def test_a_nan_predictor_run_fails_the_command_and_a_resume_trains_no_step_twice
     kept = load_predictor_checkpoint_step(checkpoint)
     assert kept == 2
 
-    resumed = run_cli(*common, "--run-name", "resumed", "--max-steps", "4", "--resume-from", str(checkpoint))
+    resumed = vid2vid(*common, "--run-name", "resumed", "--max-steps", "4", "--resume-from", str(checkpoint))
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     steps = [int(json.loads(line)["step"]) for line in (runs / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3, 4], steps

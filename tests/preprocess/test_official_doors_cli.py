@@ -15,7 +15,6 @@ from storage.layout import DatasetLayout
 from storage.manifest import merge_records
 from storage.shards import ShardReader
 from storage.video import discover
-from tests.conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 CLIP, FRAMES, W, H = "aachen_000001", (17, 18, 19), 64, 32
@@ -50,13 +49,13 @@ def _inputs(tmp):
     return frames, tmp / "gtFine"
 
 
-def test_every_import_door_through_the_cli_then_a_train_id_model_is_refused(tmp_path, data_root):
+def test_every_import_door_through_the_cli_then_a_train_id_model_is_refused(tmp_path, data_root, vid2vid):
     frames, gt = _inputs(tmp_path)
     root = ["--data-root", str(data_root)]
     layout = DatasetLayout(data_root, "city")
     (source,) = discover(frames)  # the Cityscapes sequence, as `vid2vid ingest` finds it (clip id <city>_<seq>)
     merge_records(layout, [ingest_clip(layout, source, clip_ids([source])[0], IngestConfig(val_fraction=0))])
-    done = run_cli(*root, "preprocess", "--dataset", "city", "--workers", "1",
+    done = vid2vid(*root, "preprocess", "--dataset", "city", "--workers", "1",
                    "--stages", "semantic,instance,flow,face15,densepose,openpose",
                    "--backend", f"semantic=cityscapes:import_dir={gt}", "--backend", f"instance=cityscapes:import_dir={gt}",
                    "--backend", "flow=dis:preset=ultrafast",
@@ -79,10 +78,9 @@ def test_every_import_door_through_the_cli_then_a_train_id_model_is_refused(tmp_
     assert pose[0]["payload"][16, 30].tolist() == [153, 0, 0] and not pose[0]["empty"]  # limb neck-hip, its colour
 
     # a train-id model on label-id shards: refused before any Ray, naming both label spaces
-    train = run_cli(*root, "train", "--dataset", "city", "--config", "tiny", "--max-steps", "1", "--workers", "1")
+    train = vid2vid(*root, "train", "--dataset", "city", "--config", "tiny", "--max-steps", "1", "--workers", "1")
     assert train.returncode != 0
     assert "as cityscapes_train_ids, but dataset 'city' holds cityscapes_label_ids" in train.stderr, train.stderr
 
-
-    weights = run_cli("weights")
+    weights = vid2vid("weights")
     assert weights.returncode == 0 and "pose2body_1024p" in weights.stdout and "import door only" in weights.stdout

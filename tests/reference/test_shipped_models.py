@@ -22,7 +22,7 @@ from models.vid2vid.config import load_model_config
 from storage.layout import DatasetLayout
 from storage.manifest import write_manifest
 from storage.synthetic import clip_seed, synthetic_splits, write_synthetic_clip
-from tests.conftest import run_cli
+
 
 SHIPPED = [m for m in shipped_models()]
 STREET = [m for m in SHIPPED if m.card is not None and m.card.data.kind == "synthetic_street"]
@@ -122,16 +122,15 @@ def test_the_cards_psnr_is_reproduced_from_regenerated_heldout_data(shipped, tmp
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_init_from_a_shipped_model_fine_tunes_on_a_tiny_dataset_through_the_cli(tmp_path, ray_head) -> None:
+def test_init_from_a_shipped_model_fine_tunes_on_a_tiny_dataset_through_the_cli(tmp_path, ray_head, vid2vid) -> None:
     shipped = next((m for m in STREET if m.card.preset == "demo_street"), STREET[0])
     config = load_model_config(shipped.card.preset)
     layout = DatasetLayout(tmp_path / "data", "mine")
     write_manifest(layout, [write_synthetic_clip(layout, f"c{k}", 100 + k, config.input.width, config.input.height, 8)
                             for k in range(2)])
-    done = run_cli("--data-root", str(layout.root), "train", "--dataset", "mine", "--config", shipped.card.preset,
+    done = vid2vid("--data-root", str(layout.root), "train", "--dataset", "mine", "--config", shipped.card.preset,
                    "--runs-root", str(tmp_path / "runs"), "--run-name", "tuned", "--workers", "1", "--max-steps", "1",
-                   "--checkpoint-every", "1", "--init-from", f"reference:{shipped.name}", "--ray-address", ray_head,
-                   timeout=600)
+                   "--checkpoint-every", "1", "--init-from", f"reference:{shipped.name}", "--ray-address", ray_head)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "runs" / "tuned"
     [attempt] = [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
@@ -140,8 +139,8 @@ def test_init_from_a_shipped_model_fine_tunes_on_a_tiny_dataset_through_the_cli(
     assert tuned["step"] == 1 and tuned["generator"]["scales.0.bg_out.1.weight"].dtype == torch.float32
 
 
-def test_vid2vid_weights_lists_the_shipped_models_as_verified() -> None:
-    done = run_cli("weights")
+def test_vid2vid_weights_lists_the_shipped_models_as_verified(vid2vid) -> None:
+    done = vid2vid("weights")
     assert done.returncode == 0, done.stderr
     for shipped in SHIPPED:
         assert f"reference:{shipped.name}" in done.stdout

@@ -25,7 +25,7 @@ from storage.layout import DatasetLayout
 from storage.manifest import write_manifest
 from storage.registry import sync
 from storage.synthetic import write_synthetic_clip
-from tests.conftest import run_cli
+
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 STEPS = 4
@@ -170,11 +170,11 @@ def test_nan_loss_fails_the_flow_run_and_keeps_the_last_good_checkpoint(street, 
     assert "non-finite loss" in flow_run.state.message and outcome.checkpoint_path in flow_run.state.message
 
 
-def test_scheduled_retraining_of_a_champion_on_unchanged_data_does_nothing(first_run, street, runs):
+def test_scheduled_retraining_of_a_champion_on_unchanged_data_does_nothing(first_run, street, runs, vid2vid):
     """The whole retraining cycle (changed data, the gate, promotion, rejection) is tests/registry/."""
-    promoted = run_cli("models", "promote", "street/tiny@first", "--runs-root", str(runs))
+    promoted = vid2vid("models", "promote", "street/tiny@first", "--runs-root", str(runs))
     assert promoted.returncode == 0 and "promoted by hand: street/tiny@first" in promoted.stdout, promoted.stderr
-    unchanged = run_cli("--data-root", str(street.root), "train", "--dataset", "street", "--mode", "retrain",
+    unchanged = vid2vid("--data-root", str(street.root), "train", "--dataset", "street", "--mode", "retrain",
                         "--runs-root", str(runs))
     assert unchanged.returncode == 0, unchanged.stderr
     assert "training unchanged" in unchanged.stdout and "nothing to retrain" in unchanged.stdout
@@ -184,10 +184,10 @@ def test_scheduled_retraining_of_a_champion_on_unchanged_data_does_nothing(first
 def test_synthesize_cli_writes_videos_of_the_whole_clip_and_remaps_labels(first_run, street, tmp_path, vid2vid):
     from storage.video import VideoSource, decode
 
-    plain = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path,
+    plain = vid2vid("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path,
                     "--dataset", "street", "--clip", "c0", "--out", str(tmp_path / "plain.mp4"))
     assert plain.returncode == 0, plain.stderr
-    remapped = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path,
+    remapped = vid2vid("--data-root", str(street.root), "synthesize", "--checkpoint", first_run.model_path,
                        "--dataset", "street", "--clip", "c0", "--out", str(tmp_path / "remap.mp4"),
                        "--remap", "tree=building", "--first-frame", "real")
     assert remapped.returncode == 0, remapped.stderr
