@@ -23,7 +23,6 @@ from storage.layout import DatasetLayout
 from storage.manifest import write_manifest
 from storage.synthetic import write_synthetic_clip
 from tasks.synthesize import render_clip
-from tests.conftest import run_cli
 from tests.models.test_official_synthesis import by_hand, official_config, single_config, standin
 
 N_FRAMES = 5
@@ -75,9 +74,9 @@ def _expected(model_path: Path, layout: DatasetLayout, first: str) -> list[np.nd
 
 @pytest.mark.usefixtures("prefect_server")
 def test_cli_synthesizes_an_official_model_into_png_frames_equal_to_the_hand_driven_generator(model_path, street,
-                                                                                             tmp_path):
+                                                                                             tmp_path, vid2vid):
     frames_dir = tmp_path / "frames"
-    real = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", str(model_path), "--dataset",
+    real = vid2vid("--data-root", str(street.root), "synthesize", "--checkpoint", str(model_path), "--dataset",
                    "street", "--clip", "c0", "--out", str(tmp_path / "real.mp4"), "--first-frame", "real",
                    "--frames-dir", str(frames_dir))
     assert real.returncode == 0, real.stderr
@@ -91,7 +90,7 @@ def test_cli_synthesizes_an_official_model_into_png_frames_equal_to_the_hand_dri
     assert all(np.array_equal(a, b) for a, b in zip(written[:2], real_rgb, strict=True))
 
     # the first frames from the single-frame generator the model file carries; the previous set is replaced
-    single = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", str(model_path), "--dataset",
+    single = vid2vid("--data-root", str(street.root), "synthesize", "--checkpoint", str(model_path), "--dataset",
                      "street", "--clip", "c0", "--out", str(tmp_path / "single.mp4"), "--first-frame", "single",
                      "--frames-dir", str(frames_dir))
     assert single.returncode == 0, single.stderr
@@ -166,7 +165,7 @@ def test_evaluation_runs_the_official_model_from_its_real_first_frames_and_says_
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_cli_refuses_a_label_id_model_on_train_id_shards(street, tmp_path):
+def test_cli_refuses_a_label_id_model_on_train_id_shards(street, tmp_path, vid2vid):
     """A released street model reads Cityscapes label ids (35); the synthetic street holds train ids (19): the
     one-hot channels would mean other classes, so synthesis is refused before any frame is written."""
     config = official_config().to_dict()
@@ -178,7 +177,7 @@ def test_cli_refuses_a_label_id_model_on_train_id_shards(street, tmp_path):
     save_checkpoint(path, {"format": IMPORTED_FORMAT, "config": generator.config.to_dict(), "epoch": 0, "step": 0,
                            "generator": generator.state_dict()})
     out = tmp_path / "x.mp4"
-    result = run_cli("--data-root", str(street.root), "synthesize", "--checkpoint", str(path), "--dataset", "street",
+    result = vid2vid("--data-root", str(street.root), "synthesize", "--checkpoint", str(path), "--dataset", "street",
                      "--clip", "c0", "--out", str(out), "--frames-dir", str(tmp_path / "frames"))
     assert result.returncode == 1, result.stderr  # a StorageError: the data do not fit the model (exit 1)
     assert "cityscapes_label_ids" in result.stderr and "cityscapes_train_ids" in result.stderr

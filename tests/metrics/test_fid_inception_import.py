@@ -14,7 +14,6 @@ from models.metrics import fid_inception_import as door
 from models.metrics.features import load_feature_network
 from models.metrics.inception import BasicConv2d, FIDInceptionV3
 from models.metrics.report import evaluate
-from tests.conftest import run_cli
 
 
 class _Unit(nn.Module):
@@ -122,8 +121,8 @@ def test_converted_standin_gives_the_torchscript_features(standin_file, tmp_path
     torch.testing.assert_close(extractor(x), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_cli_import_and_a_labelled_frame_fid(standin_file, tmp_path):
-    done = run_cli("weights", "import", "fid-inception", "--from", str(standin_file), "--weights-dir", str(tmp_path))
+def test_cli_import_and_a_labelled_frame_fid(standin_file, tmp_path, vid2vid):
+    done = vid2vid("weights", "import", "fid-inception", "--from", str(standin_file), "--weights-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "equality with pytorch-fid's file unverified" in done.stdout and "NOT the known release" in done.stdout
     listed = {row["name"]: row["status"] for row in registry.status(tmp_path)}
@@ -139,7 +138,7 @@ def test_cli_import_and_a_labelled_frame_fid(standin_file, tmp_path):
         registry.expected_path(door.SPEC_NAME, tmp_path))
     bad = tmp_path / "not_torchscript.pt"
     bad.write_bytes(b"garbage")
-    failed = run_cli("weights", "import", "fid-inception", "--from", str(bad), "--weights-dir", str(tmp_path / "w2"))
+    failed = vid2vid("weights", "import", "fid-inception", "--from", str(bad), "--weights-dir", str(tmp_path / "w2"))
     assert failed.returncode == 1 and "not a TorchScript file" in failed.stderr
     assert not (tmp_path / "w2" / registry.get_spec(door.SPEC_NAME).filename).exists()
 

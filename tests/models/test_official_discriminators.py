@@ -258,16 +258,16 @@ def test_incomplete_or_mismatched_discriminator_sets_are_refused(official_dir, t
     _expect_refusal(folder, preset, out, "latest_net_D.pth", "scale1_layer0.0.weight has shape (8, 13, 4, 4)")
 
 
-def test_cli_imports_discriminators_or_leaves_them_out(official_dir, tmp_path) -> None:
+def test_cli_imports_discriminators_or_leaves_them_out(official_dir, tmp_path, vid2vid) -> None:
     folder, preset = official_dir
     (folder / "latest_net_D_f.pth").write_bytes((folder / "latest_net_D.pth").read_bytes())  # pose: face D
     out = tmp_path / "with.pt"
-    done = run_cli("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(out))
+    done = vid2vid("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "discriminators: imported" in done.stdout and "not imported: latest_net_D_f.pth" in done.stdout
     assert load_discriminators(out) is not None
     without = tmp_path / "without.pt"
-    done = run_cli("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(without),
+    done = vid2vid("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(without),
                    "--no-discriminators")
     assert done.returncode == 0, done.stderr
     assert "discriminators: none" in done.stdout and "latest_net_D_T1.pth" in done.stdout

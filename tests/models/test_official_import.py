@@ -243,16 +243,16 @@ def test_bad_files_and_wrong_presets_are_refused(official_dir, tmp_path) -> None
     _expect_refusal(folder, preset, out, "does not match", "generator.ngf: preset 16, checkpoint 32")
 
 
-def test_cli_imports_and_refuses(official_dir, tmp_path) -> None:
+def test_cli_imports_and_refuses(official_dir, tmp_path, vid2vid) -> None:
     folder, preset = official_dir
     out = tmp_path / "imported.pt"
-    done = run_cli("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(out))
+    done = vid2vid("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "latest_net_G0.pth" in done.stdout and out.is_file()
     generator, _ = load_generator(out)
     assert isinstance(generator, Vid2VidGenerator)
     (folder / "latest_net_G0.pth").write_text("garbage")
-    bad = run_cli("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out",
+    bad = vid2vid("import-official", "--checkpoint-dir", str(folder), "--preset", str(preset), "--out",
                   str(tmp_path / "other.pt"))
     assert bad.returncode == 1 and "latest_net_G0.pth" in bad.stderr and not (tmp_path / "other.pt").exists()
 

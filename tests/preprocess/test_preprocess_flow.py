@@ -15,7 +15,6 @@ from storage.manifest import ClipRecord, merge_records, read_manifest
 from storage.shards import ShardReader
 from storage.stages import write_stage
 from storage.synthetic import write_synthetic_clip
-from tests.conftest import run_cli
 from tests.services import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -119,7 +118,7 @@ def test_bad_input_is_quarantined_and_missing_weights_fail_the_stage(data_root, 
 
 def test_cli_preprocess(data_root, vid2vid):
     _street(data_root, clips=1)
-    done = run_cli("--data-root", str(data_root), "preprocess", "--dataset", "street", "--stages", "flow,semantic",
+    done = vid2vid("--data-root", str(data_root), "preprocess", "--dataset", "street", "--stages", "flow,semantic",
                    "--backend", "flow=dis:preset=fast", "--backend", "semantic=dataset", "--workers", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "preprocess-street" in done.stdout and "dis" in done.stdout

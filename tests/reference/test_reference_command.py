@@ -9,7 +9,6 @@ import pytest
 
 from models.reference.card import read_card
 from models.vid2vid.checkpoint import load_checkpoint
-from tests.conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -18,7 +17,7 @@ def test_the_command_trains_packs_cards_and_resumes_with_the_total_time(tmp_path
     common = ("--data-root", str(tmp_path / "data"), "reference-model", "--name", "street", "--workers", "1",
               "--nice", "0", "--metrics", "psnr,warp", "--runs-root", str(tmp_path / "runs"),
               "--out-dir", str(tmp_path / "shipped"))
-    first = run_cli(*common, "--steps", "1", timeout=900)
+    first = vid2vid(*common, "--steps", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     card = read_card(tmp_path / "shipped" / "street")
     assert card.steps == 1 and len(card.wall_time.segments) == 1 and "SMOKE" in card.budget_note
@@ -29,7 +28,7 @@ def test_the_command_trains_packs_cards_and_resumes_with_the_total_time(tmp_path
     refused = vid2vid(*common, "--steps", "1", "--resume-from", "latest")
     assert refused.returncode == 2 and "is at step 1 already: give --steps above it" in refused.stderr
 
-    second = run_cli(*common, "--steps", "2", "--resume-from", "latest", timeout=900)
+    second = vid2vid(*common, "--steps", "2", "--resume-from", "latest")
     assert second.returncode == 0, second.stderr[-3000:]
     card = read_card(tmp_path / "shipped" / "street")
     first_run, second_run = [s.run_dir for s in card.wall_time.segments]

@@ -19,7 +19,7 @@ import pytest
 from review.stats import wilson_interval
 from review.study import rater_order
 from storage.loopback import free_port
-from tests.conftest import VENV_BIN, run_cli
+from tests.conftest import VENV_BIN, cli_in_process
 from tests.review.evaluation_tree import make_evaluation
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -61,8 +61,8 @@ def study(tmp_path, prefect_server, monkeypatch):
     make_evaluation(runs_root, "street", ["run-a", "run-b"], ["c0", "c1"])
     app = ReviewApp(runs_root, free_port())
     monkeypatch.setenv("VID2VID_REVIEW_URL", app.url)  # the links `study create` prints point at this app
-    created = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs", "run-a,run-b",
-                      "--clips", "2", "--kind", "short", "--raters", "2", "--attention-checks", "1")
+    created = cli_in_process("study", "create", "--runs-root", str(runs_root), "--dataset", "street", "--runs",
+                             "run-a,run-b", "--clips", "2", "--kind", "short", "--raters", "2", "--attention-checks", "1")
     assert created.returncode == 0, created.stderr
     links = re.findall(r"rater link: (\S+)", created.stdout)
     assert len(links) == 2 and all(link.startswith(app.url + "/s/") for link in links)
@@ -135,7 +135,7 @@ def _wait_for_artifact(key: str, votes: str, timeout: float = 30) -> list[dict]:
         time.sleep(0.5)
 
 
-def test_raters_vote_through_a_study_and_the_results_survive_a_restart(study):
+def test_raters_vote_through_a_study_and_the_results_survive_a_restart(study, vid2vid):
     from playwright.sync_api import sync_playwright
 
     results_url = study.owner  # results open only with the owner link
@@ -180,7 +180,7 @@ def test_raters_vote_through_a_study_and_the_results_survive_a_restart(study):
         assert page.locator("#done").count() == 1
         browser.close()
 
-    printed = run_cli("study", "results", "--runs-root", str(study.runs_root), "--dataset", "street")
+    printed = vid2vid("study", "results", "--runs-root", str(study.runs_root), "--dataset", "street")
     assert printed.returncode == 0, printed.stderr
     assert "0.75 / 0.25" in printed.stdout and "Prefect artifact: study-street" in printed.stdout
     assert "Prefect artifact: paper-street" in printed.stdout  # the paper's table, with this preference

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from storage.loopback import free_port
-from tests.conftest import run_cli
+from tests.conftest import cli_in_process
 from tests.review.evaluation_tree import make_evaluation
 from tests.review.test_review_browser import CHROMIUM, ReviewApp, _rate
 
@@ -30,7 +30,8 @@ def site(tmp_path_factory, prefect_server):
     ui = prefect_server.removesuffix("/api")
     patch.setenv("VID2VID_REVIEW_URL", app.url)
     patch.setenv("VID2VID_PREFECT_UI_URL", ui)
-    created = run_cli("study", "create", "--runs-root", str(runs_root), "--dataset", "pagestreet", "--runs", "run-a,run-b")
+    created = cli_in_process("study", "create", "--runs-root", str(runs_root), "--dataset", "pagestreet", "--runs",
+                             "run-a,run-b")
     assert created.returncode == 0, created.stderr
     assert "1 attention check(s)" in created.stdout  # on by default
     rater = re.search(r"rater link: (\S+)", created.stdout).group(1)

@@ -100,6 +100,7 @@ def test_cli_ingest_synth_and_info(tmp_path, data_root, vid2vid):
     src = tmp_path / "one"
     src.mkdir()
     write_mp4(src / "clip.mp4", n=6)
+    # the installed console script once, as a user runs it; the other commands in this process
     done = run_cli("--data-root", str(data_root), "ingest", str(src), "--dataset", "cli", "--size", "32x24")
     assert done.returncode == 0, done.stderr
     assert "1 clip(s) ingested, 6 frames, 0 quarantined" in done.stdout
@@ -107,11 +108,11 @@ def test_cli_ingest_synth_and_info(tmp_path, data_root, vid2vid):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.mp4").write_bytes(b"garbage" * 50)
-    failed = run_cli("--data-root", str(data_root), "ingest", str(bad), "--dataset", "cli2")
+    failed = vid2vid("--data-root", str(data_root), "ingest", str(bad), "--dataset", "cli2")
     assert failed.returncode == 1 and "quarantined broken" in failed.stdout
     assert f"error: no clip of {bad} was ingested" in failed.stderr and "Traceback" not in failed.stderr
 
-    synth = run_cli("--data-root", str(data_root), "synth", "--dataset", "st", "--clips", "1", "--frames", "3",
+    synth = vid2vid("--data-root", str(data_root), "synth", "--dataset", "st", "--clips", "1", "--frames", "3",
                     "--size", "64x32", "--seed", "2")
     assert synth.returncode == 0, synth.stderr
     info = vid2vid("--data-root", str(data_root), "info", "--dataset", "st")

@@ -9,7 +9,6 @@ import pytest
 
 from storage.layout import DatasetLayout
 from storage.manifest import read_manifest
-from tests.conftest import run_cli
 from tests.storage.videos import write_mp4
 
 
@@ -30,14 +29,14 @@ def test_invalid_sizes_exit_2_with_a_clear_line(tmp_path, data_root, size, messa
 def test_careless_commands_leave_the_dataset_intact(tmp_path, data_root, vid2vid):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     write_mp4(tmp_path / "a" / "clip.mp4", n=5)
-    ok = run_cli("--data-root", str(data_root), "ingest", str(tmp_path / "a"), "--dataset", "d", "--size", "32x24")
+    ok = vid2vid("--data-root", str(data_root), "ingest", str(tmp_path / "a"), "--dataset", "d", "--size", "32x24")
     assert ok.returncode == 0, ok.stderr
     layout = DatasetLayout(data_root, "d")
     shard, manifest = layout.shard_path("rgb", "clip"), layout.manifest_path
     before = (shard.read_bytes(), manifest.read_bytes())
 
     (tmp_path / "b" / "clip.mp4").write_bytes(b"not a video at all" * 40)  # corrupt file, same clip name
-    bad = run_cli("--data-root", str(data_root), "ingest", str(tmp_path / "b"), "--dataset", "d", "--size", "32x24")
+    bad = vid2vid("--data-root", str(data_root), "ingest", str(tmp_path / "b"), "--dataset", "d", "--size", "32x24")
     assert bad.returncode == 1 and "was kept" in bad.stdout and str(tmp_path / "b" / "clip.mp4") in bad.stdout
     assert (shard.read_bytes(), manifest.read_bytes()) == before
     assert [r.status for r in read_manifest(layout)] == ["ok"]
