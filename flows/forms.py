@@ -55,7 +55,8 @@ class PreprocessSettings(FlowParams):
     """How to preprocess (the full rebuild holds these as they are; its default stages follow the model)."""
 
     stages: list[Stage] | None = Field(None, description="default: semantic, instance, flow, sketch, pose (the "
-                                                         "rebuild: the model's inputs + flow)")
+                                                         "rebuild: the model's inputs + flow); also face15, "
+                                                         "densepose, openpose")
     backends: dict[Stage, BackendSettings] = Field(
         default_factory=dict, description="per stage; stages not listed use their default backend")
     resolution: tuple[int, int] | None = Field(None, description="(width, height) the networks see; "
@@ -104,7 +105,8 @@ class TrainParams(TrainSettings, FlowParams):
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
     run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
     mode: Literal["train", "retrain", "rebuild"] = Field(
-        default="train", description="retrain: fine-tune the champion of this dataset and config when the data or "
+        default="train", description="retrain: fine-tune the champion of this dataset and config (a first model: "
+                                     "from scratch) when the data or "
                                      "config changed, then promote it only if it passes the quality gate; rebuild: "
                                      "train afresh if the data, config or init_from changed; both do nothing otherwise")
     resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run, continued")
@@ -160,12 +162,16 @@ class SynthesizeParams(FlowParams):
     clip: str = Field(description="the clip id whose source (labels, sketches, ...) drives the synthesis")
     out: str = Field(description="the mp4 to write")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
-    runs_root: str | None = Field(default=None, description="where references are looked up; default: "
-                                                            "$VID2VID_RUNS_ROOT or ./runs")
+    runs_root: str | None = Field(default=None, description="where references are looked up (default: "
+                                                            "$VID2VID_RUNS_ROOT or ./runs)")
     remap: str | None = Field(default=None, description='semantic manipulation, e.g. "tree=building"')
     seed: int = Field(default=0, description="feature-vector sampling seed (multimodal models)")
-    first_frame: FirstFrameChoice = Field(default="zeros", description="what stands before the first frame")
-    single_checkpoint: str | None = Field(default=None, description="frame-by-frame model for --first-frame single")
+    first_frame: FirstFrameChoice = Field(
+        default="zeros", description="what the first frame(s) are: the real ones, generated from zero previous frames, "
+                                     "or made by a frame-by-frame model; an official model takes L of them (NVIDIA's "
+                                     "test.py --use_real_img / --no_first_img / --use_single_G)")
+    single_checkpoint: str | None = Field(default=None, description="frame-by-frame model for --first-frame single "
+                                                                       "(default: the one an imported model carries)")
     side_by_side: bool = Field(default=True, description="also write OUT.side_by_side.mp4 (source | synthesized | real)")
     frames_dir: str | None = Field(default=None, description="also write every frame as a lossless PNG "
                                    "(000000.png, ...) into this folder, placed as a whole when done")
@@ -178,11 +184,12 @@ class ReferenceDataParams(FlowParams):
 
 
 class ReferenceParams(ReferenceDataParams):
-    steps: int | None = Field(default=None, ge=1, description="default: the recipe's budget")
-    workers: int | None = Field(default=None, ge=1, description="default: the recipe's")
+    steps: int | None = Field(default=None, ge=1, description="training steps (default: the recipe's budget)")
+    workers: int | None = Field(default=None, ge=1, description="Ray Train workers (default: the recipe's)")
     resume_from: str | None = Field(default=None, description="a checkpoint of an earlier run of this model, or "
-                                                              "'latest' (the newest run's newest checkpoint)")
-    data_only: bool = Field(default=False, description="build the data and stop")
+                                                              "'latest' (the newest run's newest checkpoint); the card "
+                                                              "sums the time of every segment")
+    data_only: bool = Field(default=False, description="build the recipe's dataset and stop")
     runs_root: str | None = Field(default=None, description="default: <runs root>-reference, e.g. ./runs-reference "
                                                             "(apart from the demo's runs)")
     out_dir: str | None = Field(default=None, description="default: $VID2VID_REFERENCE_DIR or the repo's reference_models/")
@@ -196,12 +203,14 @@ class PredictParams(FlowParams):
     data_root: str | None = None
     checkpoint: str = Field(description="the vid2vid model.pt that turns predicted maps into frames, or a registry "
                                         "reference such as street/demo_street@champion")
-    runs_root: str | None = Field(default=None, description="where references are looked up")
+    runs_root: str | None = Field(default=None, description="where references are looked up (default: "
+                                                            "$VID2VID_RUNS_ROOT or ./runs)")
     predictor: str = Field(description="the mask predictor's model.pt (vid2vid train-predictor)")
     clip: str
     observed: int = Field(default=4, ge=1, description="observed frames (K)")
     future: int = Field(default=8, ge=1, description="frames to predict (N)")
-    out: str = Field(description="the side-by-side mp4 to write (observed | predicted | real)")
+    out: str = Field(description="the side-by-side mp4 to write (observed | predicted | real), "
+                                  "and OUT.masks.mp4 (predicted | real maps)")
     evaluate: bool = Field(default=True, description="also score the horizon table over the split's clips")
     split: str = Field(default="val", description="clips scored in the horizon table")
     fid: bool = Field(default=True, description="frame FID per step (needs the Inception weights)")
