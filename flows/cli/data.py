@@ -132,8 +132,8 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def add_preprocess(sub: argparse._SubParsersAction) -> None:
-    pre = sub.add_parser("preprocess", help="rgb shards -> semantic/instance/flow/sketch/pose (and the released models' "
-                              "face15/densepose/openpose) shards, on Dask")
+    pre = sub.add_parser("preprocess", help="rgb shards -> semantic/instance/flow/sketch/pose (and the released "
+                                            "models' face15/densepose/openpose) shards, on Dask")
     field_option(pre, PreprocessParams, "dataset")
     field_option(pre, PreprocessParams, "stages")
     pre.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",

@@ -1,12 +1,11 @@
 """Options declared once: the roots and clusters many commands share, and options generated from the fields of
 the parameter model they fill, so a default or a description lives in one place (the model's field).
 
-A shared option is a parent parser, declared once here; a command takes it with ``parents=[RUNS_ROOT, ...]`` on
-``add_parser`` or, to list it among its own options where its help has always shown it, ``take(parser,
-RUNS_ROOT)`` (what ``parents=`` does, at that point of the list). A field option
-(``field_option``) takes its help, type, choices and the default it shows from the pydantic field; its parsed
-default is None, so an option not given leaves the model's own default in force, and ``form`` turns the
-parsed options back into the model's values by field name. The models come from flows/forms.py and
+A shared option is a parent parser declared here; a command takes it with ``parents=[...]`` on ``add_parser``,
+or with ``take(parser, ...)`` (the same step, at that point of its option list, so help keeps its order).
+A field option (``field_option``) takes its help, type, choices and the default it shows from the pydantic
+field; its parsed default is None, so an option not given leaves the model's own default in force, and
+``form`` fills the model from the options named like its fields. The models come from flows/forms.py and
 models/training/job.py, which import no Prefect, torch, Ray or Dask.
 """
 
@@ -155,8 +154,8 @@ WEIGHTS_DIR.add_argument("--weights-dir", default=None, help=WEIGHTS_DIR_HELP)
 WEIGHTS_DIR_AGAIN.add_argument("--weights-dir", default=argparse.SUPPRESS, help=WEIGHTS_DIR_HELP)
 #: an existing Ray cluster (training)
 RAY_ADDRESS = _parent()
-RAY_ADDRESS.add_argument("--ray-address", default=None,
-                         help=f"an existing Ray cluster, or its job endpoint ({TrainSettings.model_fields['ray_address'].description})")
+RAY_ADDRESS.add_argument("--ray-address", default=None, help="an existing Ray cluster, or its job endpoint "
+                                                            f"({TrainSettings.model_fields['ray_address'].description})")
 #: the preprocessing cluster: an existing Dask scheduler, or how many local workers
 DASK_ADDRESS, DASK_WORKERS = _parent(), _parent()
 field_option(DASK_ADDRESS, PreprocessSettings, "dask_address", "--dask-address")

