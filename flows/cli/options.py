@@ -107,10 +107,15 @@ def field_options(parser: argparse.ArgumentParser, model: type[BaseModel], *name
         field_option(parser, model, name)
 
 
+def given(args: argparse.Namespace, model: type[BaseModel], **values: object) -> dict[str, object]:
+    """The parsed options named like ``model``'s fields, and ``values``: those given (not None)."""
+    options = {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
+    return {**options, **{k: v for k, v in values.items() if v is not None}}
+
+
 def form(args: argparse.Namespace, model: type[M], **values: object) -> M:
-    """``model`` filled from the parsed options named like its fields (those given) and ``values``."""
-    given = {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
-    return model(**{**given, **{k: v for k, v in values.items() if v is not None}})
+    """``model`` filled from the options given (``given``); the rest keep the model's defaults."""
+    return model(**given(args, model, **values))
 
 
 #: TrainSettings fields as options: field -> the option's names (the first is the one help shows)

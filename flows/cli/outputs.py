@@ -7,7 +7,7 @@ import sys
 
 from flows.cli.console import print_table
 from flows.cli.options import (CONFIG_SET, DASK_ADDRESS, DASK_WORKERS, LOOKUP_RUNS_ROOT, METRICS, RAY_ADDRESS,
-                               RUNS_ROOT, WEIGHTS_DIR, backend_args, config_set, csv, field_option, form, take)
+                               RUNS_ROOT, WEIGHTS_DIR, backend_args, config_set, csv, field_option, form, given, take)
 from flows.forms import EvaluateParams, PredictParams, SynthesizeParams
 
 
@@ -85,10 +85,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from storage.errors import StorageError
     from storage.layout import DatasetLayout
 
-    params = form(args, PredictParams, checkpoint=_model_file(args.checkpoint, args.runs_root),
-                  evaluate=not args.no_evaluate, fid=not args.no_fid)
-    validate_request(DatasetLayout.open(params.dataset, params.data_root), params.clip, params.observed,
-                     params.future, params.checkpoint, params.predictor)  # bad requests end here, before a flow run
+    values = given(args, PredictParams, checkpoint=_model_file(args.checkpoint, args.runs_root),
+                   evaluate=not args.no_evaluate, fid=not args.no_fid)
+    request = PredictParams.model_construct(**values)  # the form's defaults in, unchecked: the request's own words
+    validate_request(DatasetLayout.open(request.dataset, request.data_root), request.clip, request.observed,
+                     request.future, request.checkpoint, request.predictor)  # bad requests end here, before a flow run
+    params = PredictParams(**values)
     try:
         result = predict_flow(params)
     except StorageError as exc:
