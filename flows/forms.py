@@ -190,8 +190,8 @@ class ReferenceParams(ReferenceDataParams):
                                                               "'latest' (the newest run's newest checkpoint); the card "
                                                               "sums the time of every segment")
     data_only: bool = Field(default=False, description="build the recipe's dataset and stop")
-    runs_root: str | None = Field(default=None, description="default: <runs root>-reference, e.g. ./runs-reference "
-                                                            "(apart from the demo's runs)")
+    runs_root: str | None = Field(default=None, description="where its training runs go (default: <runs root>-reference, "
+                                                            "e.g. ./runs-reference, apart from the demo's runs)")
     out_dir: str | None = Field(default=None, description="default: $VID2VID_REFERENCE_DIR or the repo's reference_models/")
     weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), description="held-out metrics of the card")
