@@ -7,8 +7,9 @@ import sys
 
 from flows.cli.console import print_table
 from flows.cli.options import (CONFIG_SET, DASK_ADDRESS, DASK_WORKERS, LOOKUP_RUNS_ROOT, METRICS, RAY_ADDRESS,
-                               RUNS_ROOT, WEIGHTS_DIR, backend_args, config_set, csv, field_option, form, given, take)
-from flows.forms import EvaluateParams, PredictParams, SynthesizeParams
+                               RUNS_ROOT, WEIGHTS_DIR, backend_args, config_set, field_option, form, given, take)
+from flows.forms import EvaluateParams, PredictParams, PreprocessSettings, SynthesizeParams
+from models.training.job import TrainSettings
 
 
 def _model_file(text: str, runs_root: str | None) -> str:
@@ -131,7 +132,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     params = RebuildParams(**_given(
         src=args.src, dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
         weights_dir=args.weights_dir, config_set=config_set(args),
-        preprocess=_given(stages=csv(args.stages), backends=backend_args(args.backend) or None,
+        preprocess=_given(stages=args.stages, backends=backend_args(args.backend) or None,
                           workers=args.workers, dask_address=args.dask_address),
         train=_given(workers=args.train_workers, ray_address=args.ray_address, max_steps=args.max_steps),
         evaluate=_given(metrics=args.metrics)))
@@ -147,18 +148,19 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def add_rebuild(sub: argparse._SubParsersAction) -> None:
-    """The rebuild's form (flows/rebuild.py) holds IngestConfig, whose module decodes video: its own options are
-    declared here; the step settings it passes on take the shared options of those steps."""
+    """The rebuild's form (flows/rebuild.py) holds IngestConfig, whose module decodes video: its own fields'
+    options are declared here; the step settings it passes on are generated from those steps' fields (not
+    --max-steps: the rebuild's default, 30, is not the field's)."""
     rebuild = sub.add_parser("rebuild", help="the full rebuild: ingest -> preprocess -> train -> evaluate")
     rebuild.add_argument("src", nargs="?", default=None, help="videos to ingest (default: the synthetic street)")
     rebuild.add_argument("--dataset", default=None, help="default: street")
     rebuild.add_argument("--config", default=None, help="model preset or YAML path (default: tiny)")
     take(rebuild, CONFIG_SET)
-    rebuild.add_argument("--stages", default=None, help="comma-separated; default: what the model needs, plus flow")
+    field_option(rebuild, PreprocessSettings, "stages")
     rebuild.add_argument("--backend", action="append", default=[], metavar="STAGE=NAME[:k=v,...]",
                          help="as for `preprocess` (repeatable)")
     take(rebuild, DASK_WORKERS)
-    rebuild.add_argument("--train-workers", type=int, default=None, help="Ray Train workers")
+    field_option(rebuild, TrainSettings, "workers", "--train-workers", dest="train_workers")
     take(rebuild, DASK_ADDRESS, RAY_ADDRESS)
     rebuild.add_argument("--max-steps", type=int, default=None)
     take(rebuild, METRICS, RUNS_ROOT, WEIGHTS_DIR)
