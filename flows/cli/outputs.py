@@ -121,7 +121,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 # --- rebuild / demo -------------------------------------------------------------------------------------
-def _given(**values: object) -> dict[str, object]:
+def _present(**values: object) -> dict[str, object]:
     """Only the options the user gave: the rebuild's step settings keep their own defaults."""
     return {k: v for k, v in values.items() if v is not None}
 
@@ -129,13 +129,13 @@ def _given(**values: object) -> dict[str, object]:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from flows.rebuild import RebuildParams, rebuild_flow
 
-    params = RebuildParams(**_given(
+    params = RebuildParams(**_present(
         src=args.src, dataset=args.dataset, config=args.config, data_root=args.data_root, runs_root=args.runs_root,
         weights_dir=args.weights_dir, config_set=config_set(args),
-        preprocess=_given(stages=args.stages, backends=backend_args(args.backend) or None,
+        preprocess=_present(stages=args.stages, backends=backend_args(args.backend) or None,
                           workers=args.workers, dask_address=args.dask_address),
-        train=_given(workers=args.train_workers, ray_address=args.ray_address, max_steps=args.max_steps),
-        evaluate=_given(metrics=args.metrics)))
+        train=_present(workers=args.train_workers, ray_address=args.ray_address, max_steps=args.max_steps),
+        evaluate=_present(metrics=args.metrics)))
     result = rebuild_flow(params)
     print(f"rebuild of {result.dataset}: {result.clips_ok} clip(s), {len(result.quarantined)} quarantined; "
           f"training {result.train_status}; model {result.model_path}")
