@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
 
+from flows.forms import EvaluateParams, EvaluateSettings  # noqa: F401 - EvaluateSettings: imported from here too
 from flows.naming import dataset_tag, run_name
-from flows.params import FlowParams
 from models.gate import protocol
-from models.metrics.names import DEFAULT_METRICS, metric_names
+from models.metrics.names import metric_names
 from storage import locations
 from storage.layout import DatasetLayout
 from storage.fingerprint import canonical_hash
@@ -27,30 +27,6 @@ from tasks.progress import collect
 from tasks.registry import record_metrics_task
 from tasks.evaluate import RunEvaluation, evaluate_run_task
 from tasks.evaluate_publish import publish_evaluation_task, record_comparison_task
-
-
-class EvaluateSettings(FlowParams):
-    """What to score (the full rebuild holds these as they are)."""
-
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS),
-                               description=f"any of {', '.join(DEFAULT_METRICS)}")
-    split: str = Field(default="val", description="clips to evaluate; falls back to every clip when the split is empty")
-
-    @field_validator("metrics")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        metric_names(value)  # refused here, before any work
-        return value
-
-
-class EvaluateParams(EvaluateSettings):
-    dataset: str = Field(description="the dataset's name under the data root")
-    runs: list[str] = Field(description="run names under the runs root, run folders, model files or registry "
-                                        "references (street/tiny@champion)")
-    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
-    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
-    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
-    out_dir: str | None = Field(default=None, description="default: <runs_root>/evaluations/<dataset>")
 
 
 class EvaluationResult(BaseModel):

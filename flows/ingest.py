@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from flows.failures import EnvironmentFailure, NothingIngested
+from flows.forms import SynthParams, SynthSettings  # noqa: F401 - SynthSettings: imported from here too
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams
 from tasks.artifacts import artifact_key, publish_table
@@ -16,7 +17,7 @@ from storage.ingest import IngestConfig, clip_ids
 from storage.layout import DatasetLayout, check_name, data_root
 from storage.manifest import ClipRecord, merge_records
 from storage.synthetic import clip_seed, synthetic_splits
-from storage.video import discover, size_problem
+from storage.video import discover
 from tasks.ingest import ingest_clip_task, synth_clip_task
 from tasks.progress import collect, track
 
@@ -26,31 +27,6 @@ class IngestParams(FlowParams):
     dataset: str = Field(description="the dataset to ingest into (created if new)")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     config: IngestConfig = Field(default_factory=IngestConfig, description="frame policy, codec, split")
-
-
-class SynthSettings(FlowParams):
-    """How the synthetic street is drawn (the full rebuild holds these as they are)."""
-
-    clips: int = Field(default=4, ge=1, description="how many clips to draw")
-    frames: int = Field(default=30, ge=2, description="frames per clip")
-    size: tuple[int, int] = Field(default=(256, 128), description="(width, height) of the clips")
-    seed: int = Field(default=0, description="clip k is drawn from seed*1000+k: the same seed, the same clips")
-    val_fraction: float = Field(default=0.25, ge=0.0, le=1.0, description="share of clips held out for evaluation")
-
-    @field_validator("size")
-    @classmethod
-    def _big_enough(cls, size: tuple[int, int]) -> tuple[int, int]:
-        if size[0] < 32 or size[1] < 16:
-            raise ValueError(f"synthetic clips are at least 32x16 (width x height), got {size[0]}x{size[1]}")
-        problem = size_problem(*size, even=True)
-        if problem:
-            raise ValueError(f"synthetic clip size {problem}")
-        return size
-
-
-class SynthParams(SynthSettings):
-    dataset: str = Field(default="street", description="the dataset to write the clips into")
-    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
 
 
 class IngestSummary(BaseModel):

@@ -11,14 +11,15 @@ train-predictor: the mask predictor on Ray Train, through the same launcher as v
 from __future__ import annotations
 
 from prefect import flow
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel
 
 from models.prediction.checkpoint import load_predictor
 from models.prediction.config import load_predictor_config
 from models.prediction.horizon import HorizonReport
 from models.prediction.pipeline import PredictionVideo, map_stages, validate_request
+from flows.forms import PredictParams, TrainPredictorParams
 from flows.naming import dataset_tag, run_name
-from flows.params import FlowParams, settings_of
+from flows.params import settings_of
 from flows.training import default_run_name, require_model, train_job
 from models.training import TrainJob, TrainSettings
 from storage import locations
@@ -27,23 +28,6 @@ from storage.manifest import read_manifest
 from storage.outputs import check_output
 from storage.registry import resolve_model_path
 from tasks.predict import evaluate_horizon_task, predict_clip_task, publish_horizon_task, publish_predictor_training_task
-
-
-class PredictParams(FlowParams):
-    dataset: str = "street"
-    data_root: str | None = None
-    checkpoint: str = Field(description="the vid2vid model.pt that turns predicted maps into frames, or a registry "
-                                        "reference such as street/demo_street@champion")
-    runs_root: str | None = Field(default=None, description="where references are looked up")
-    predictor: str = Field(description="the mask predictor's model.pt (vid2vid train-predictor)")
-    clip: str
-    observed: int = Field(default=4, ge=1, description="observed frames (K)")
-    future: int = Field(default=8, ge=1, description="frames to predict (N)")
-    out: str = Field(description="the side-by-side mp4 to write (observed | predicted | real)")
-    evaluate: bool = Field(default=True, description="also score the horizon table over the split's clips")
-    split: str = Field(default="val", description="clips scored in the horizon table")
-    fid: bool = Field(default=True, description="frame FID per step (needs the Inception weights)")
-    weights_dir: str | None = None
 
 
 class PredictResult(BaseModel):
@@ -72,24 +56,6 @@ def predict_flow(params: PredictParams) -> PredictResult:
                                                   params.future, params.fid, params.weights_dir)
     key = publish_horizon_task(report, layout.dataset, params.observed)
     return PredictResult(video=video, table=report.rows, artifact_key=key)
-
-
-class TrainPredictorParams(TrainSettings, FlowParams):
-    """The form of a predictor training run: its target, plus the Ray Train settings vid2vid training uses."""
-
-    dataset: str = "street"
-    data_root: str | None = None
-    config: str = Field(default="tiny", description="predictor preset (tiny, demo, street) or a YAML path")
-    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
-    run_name: str | None = Field(default=None, description="default: <dataset>-predictor-<config>-<time>-<random>")
-    resume_from: str | None = Field(default=None, description="a predictor model.pt / checkpoint.pt to continue")
-
-    @model_validator(mode="after")
-    def _no_init_from(self) -> "TrainPredictorParams":
-        if self.init_from:  # a TrainSettings knob for vid2vid; never silently ignored here
-            raise ValueError("init_from starts vid2vid training from a model file; the mask predictor has no such "
-                             "start (continue one of its runs with resume_from)")
-        return self
 
 
 class TrainPredictorResult(BaseModel):

@@ -17,60 +17,18 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from flows.failures import PreprocessFailed
 from flows.dask_cluster import task_runner, workers_share_api
+from flows.forms import PreprocessParams, PreprocessSettings  # noqa: F401 - PreprocessSettings: imported from here too
 from flows.naming import dataset_tag, run_name
-from flows.params import FlowParams
 from models.preprocess.clip import RunSettings, StageOutcome, would_skip
-from models.preprocess.registry import DEFAULT_BACKENDS, DEFAULT_STAGES, BackendSettings, Stage, check_backend
 from storage.layout import DatasetLayout
 from storage.manifest import ClipRecord, merge_records, quarantine, read_manifest
 from tasks.artifacts import artifact_key, publish_markdown, publish_table
 from tasks.preprocess import preprocess_clip_task
 from tasks.progress import track
-
-
-class PreprocessSettings(FlowParams):
-    """How to preprocess (the full rebuild holds these as they are; its default stages follow the model)."""
-
-    stages: list[Stage] | None = Field(None, description="default: semantic, instance, flow, sketch, pose (the "
-                                                         "rebuild: the model's inputs + flow)")
-    backends: dict[Stage, BackendSettings] = Field(
-        default_factory=dict, description="per stage; stages not listed use their default backend")
-    resolution: tuple[int, int] | None = Field(None, description="(width, height) the networks see; "
-                                                                   "outputs keep the clip's size")
-    device: str = Field("cpu", description="cpu, cuda, cuda:1 ...")
-    dask_address: str | None = Field(None, description="an existing Dask scheduler; default: "
-                                                       "$VID2VID_DASK_ADDRESS, else a local cluster")
-    workers: int = Field(2, ge=1, description="local cluster worker processes")
-    threads_per_worker: int = Field(1, ge=1, description="threads per local worker (and per network's torch)")
-    batch_size: int = Field(4, ge=1, description="frames per network batch")
-    force: bool = Field(False, description="rebuild even when the fingerprint is unchanged")
-
-    @field_validator("backends")
-    @classmethod
-    def _known(cls, value: dict[str, BackendSettings]) -> dict[str, BackendSettings]:
-        for stage, settings in value.items():
-            check_backend(stage, settings.backend)
-        return value
-
-
-class PreprocessParams(PreprocessSettings):
-    """The form the Prefect UI shows for a preprocessing run."""
-
-    dataset: str = Field(description="the dataset's name under the data root")
-    data_root: str | None = Field(None, description="default: $VID2VID_DATA_ROOT or ./data")
-    weights_dir: str | None = Field(None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
-    clips: list[str] | None = Field(None, description="only these clips (default: every ok clip)")
-
-    @property
-    def stage_list(self) -> list[str]:
-        return list(self.stages) if self.stages else list(DEFAULT_STAGES)
-
-    def settings_for(self, stage: str) -> BackendSettings:
-        return self.backends.get(stage) or BackendSettings(backend=DEFAULT_BACKENDS[stage])  # type: ignore[index]
 
 
 class StageSummary(BaseModel):

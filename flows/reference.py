@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from flows.evaluate import EvaluateParams, evaluate_flow, evaluation_data_fingerprint
 from flows.ingest import IngestParams, SynthParams, ingest_flow, synth_flow
+from flows.forms import ReferenceDataParams, ReferenceParams
 from flows.naming import run_name
-from flows.params import FlowParams
 from flows.preprocess import PreprocessParams, preprocess_flow
 from storage.sample_videos import carphone_path
 from flows.train import TrainParams, train_flow
-from models.metrics.names import DEFAULT_METRICS, metric_names
+from models.metrics.names import metric_names
 from models.preprocess.registry import BackendSettings
 from models.reference.card import (CARD_FILE, CARD_MARKDOWN, DataRecord, HeldOut, ModelCard, Segment, WallTime,
                                    reference_dir, write_card)
@@ -46,24 +46,6 @@ PROTOCOL = ("the evaluate flow's (README, 'Evaluation protocol'): every held-out
             "copy); PSNR/SSIM averaged per clip, then over clips; warp error under the clips' own flows; each FID "
             "needs its weights file (else 'not computed')")
 HELDOUT_CLIP, TRAIN_CLIP = "carphone_heldout", "carphone_train"
-
-
-class ReferenceDataParams(FlowParams):
-    name: str = Field(description="the recipe: configs/reference/<name>.yaml")
-    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
-
-
-class ReferenceParams(ReferenceDataParams):
-    steps: int | None = Field(default=None, ge=1, description="default: the recipe's budget")
-    workers: int | None = Field(default=None, ge=1, description="default: the recipe's")
-    resume_from: str | None = Field(default=None, description="a checkpoint of an earlier run of this model, or "
-                                                              "'latest' (the newest run's newest checkpoint)")
-    data_only: bool = Field(default=False, description="build the data and stop")
-    runs_root: str | None = Field(default=None, description="default: <runs root>-reference, e.g. ./runs-reference "
-                                                            "(apart from the demo's runs)")
-    out_dir: str | None = Field(default=None, description="default: $VID2VID_REFERENCE_DIR or the repo's reference_models/")
-    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), description="held-out metrics of the card")
 
 
 class ReferenceData(BaseModel):

@@ -10,14 +10,14 @@ changed since it was trained (a first model starts fresh, or from ``init_from``)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel
 
 from flows.challenge import ChallengeParams, challenge_flow
+from flows.forms import TrainParams
 from flows.naming import dataset_tag, run_name
-from flows.params import FlowParams, settings_of
+from flows.params import settings_of
 from flows.training import default_run_name, require_model, train_job
 from models.gate import load_gate
 from models.training import TrainJob, TrainSettings, input_stages
@@ -36,40 +36,6 @@ from models.training.ray_jobs import is_job_endpoint
 from tasks.ray_job import stop_jobs_of_flow_run
 from tasks.registry import register_run_task
 from tasks.train import publish_training_task
-
-
-class TrainParams(TrainSettings, FlowParams):
-    """The form of a training run: its target and mode, plus the training settings handed on as they are."""
-
-    dataset: str = Field(default="street", description="the dataset's name under the data root")
-    config: str = Field(default="tiny", description="model preset (street, face, pose, tiny) or a YAML path")
-    config_set: dict[str, Any] = Field(default_factory=dict, description="model config fields set on top of the "
-                                       "preset, by dotted name (train.lr: 0.0001); the CLI's --set")
-    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
-    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
-    run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
-    mode: Literal["train", "retrain", "rebuild"] = Field(
-        default="train", description="retrain: fine-tune the champion of this dataset and config when the data or "
-                                     "config changed, then promote it only if it passes the quality gate; rebuild: "
-                                     "train afresh if the data, config or init_from changed; both do nothing otherwise")
-    resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run, continued")
-    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
-    gate: str = Field(default="default", description="retrain: the quality gate (configs/gate/<name>.yaml or a path)")
-
-    @model_validator(mode="after")
-    def _config_set_is_valid(self) -> "TrainParams":
-        if self.config_set:  # a wrong name or value is a wrong request, refused before anything runs
-            load_model_config(self.config, self.config_set)
-        return self
-
-    @model_validator(mode="after")
-    def _one_start(self) -> "TrainParams":
-        if self.resume_from and self.init_from:
-            raise ValueError("resume_from continues an earlier run, init_from starts a new one from a model file's "
-                             "weights: give one of them")
-        if self.resume_from and self.mode == "retrain":
-            raise ValueError("retrain starts from the champion of its config: resume_from is for mode train")
-        return self
 
 
 class TrainFlowResult(BaseModel):
