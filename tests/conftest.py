@@ -12,8 +12,9 @@ Services (each starts once per session, on first request, and is stopped at the 
   tests/training/test_train.py a local Ray), so use this wherever starting the service is not the subject.
 
 CLI calls:
-- ``vid2vid`` (fixture): ``main([...])`` in this process, stdout/stderr captured: refusals, exit codes and
-  messages without an 8 s interpreter start (torch, Prefect, Ray imports) per call.
+- ``vid2vid`` (fixture): ``main([...])`` in this process, stdout/stderr captured: commands end to end,
+  refusals, exit codes and messages without an 8 s interpreter start (torch, Prefect, Ray imports) per call.
+  ``cli_in_process(...)`` is the same for fixtures wider than a test. Use one of these by default.
 - ``run_cli(...)``: the installed console script in a subprocess, for where the process is the subject
   (its lifetime, signals, everything it prints including other libraries' console lines).
 """
