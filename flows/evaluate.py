@@ -135,7 +135,7 @@ def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
     out = Path(params.out_dir) if params.out_dir else root / "evaluations" / layout.dataset
     out.mkdir(parents=True, exist_ok=True)
     models = [resolve_model(run, root) for run in params.runs]
-    futures = [evaluate_run_task.submit(name, model, str(layout.root), layout.dataset, clips, str(out), metrics,
+    futures = [evaluate_run_task.submit(name, model, layout, clips, str(out), metrics,
                                         params.weights_dir, str(out / "stats-cache"), reference_clips)
                for name, model in models]
     evaluations = collect(futures, f"evaluate {layout.dataset}", "runs")

@@ -94,7 +94,7 @@ def ingest_flow(params: IngestParams) -> IngestSummary:
     except BadInputError as exc:  # the request names nothing to ingest: no clip to record, nothing written
         raise SourceError(f"nothing to ingest: {exc} (no clip was touched)") from None
     ids = clip_ids(sources)
-    futures = [ingest_clip_task.submit(layout.root, layout.dataset, source, cid, params.config)
+    futures = [ingest_clip_task.submit(layout, source, cid, params.config)
                for source, cid in zip(sources, ids)]
     records, failures = _gather(futures, f"ingest {layout.dataset}")
     for record in records:
@@ -129,7 +129,7 @@ def synth_flow(params: SynthParams) -> IngestSummary:
     layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))
     splits = synthetic_splits(params.clips, params.val_fraction)
     width, height = params.size
-    futures = [synth_clip_task.submit(layout.root, layout.dataset, f"street_{params.seed:04d}_{k:03d}",
+    futures = [synth_clip_task.submit(layout, f"street_{params.seed:04d}_{k:03d}",
                                       clip_seed(params.seed, k), width, height, params.frames, split)
                for k, split in enumerate(splits)]
     records = collect(futures, f"synthesize {layout.dataset}")

@@ -61,14 +61,13 @@ def predict_flow(params: PredictParams) -> PredictResult:
     out = check_output(params.out, "--out", data_root=layout.root, inputs=[params.checkpoint, params.predictor])
     check_output(out.with_name(out.stem + ".masks.mp4"), "--out's masks file", data_root=layout.root,
                  inputs=[params.checkpoint, params.predictor])
-    video = predict_clip_task(params.checkpoint, params.predictor, str(layout.root), layout.dataset, params.clip,
+    video = predict_clip_task(params.checkpoint, params.predictor, layout, params.clip,
                               params.observed, params.future, params.out)
     print(f"wrote {video.frames} frames to {video.video} and {video.masks}")
     if not params.evaluate:
         return PredictResult(video=video)
     clips = [r.clip_id for r in read_manifest(layout) if r.status == "ok" and r.split == params.split]
-    report: HorizonReport = evaluate_horizon_task(params.checkpoint, params.predictor, str(layout.root),
-                                                  layout.dataset, clips or [params.clip], params.observed,
+    report: HorizonReport = evaluate_horizon_task(params.checkpoint, params.predictor, layout, clips or [params.clip], params.observed,
                                                   params.future, params.fid, params.weights_dir)
     key = publish_horizon_task(report, layout.dataset, params.observed)
     return PredictResult(video=video, table=report.rows, artifact_key=key)
@@ -112,7 +111,7 @@ def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
     name = params.run_name or default_run_name(layout.dataset, "predictor", config.name)
     settings = {**settings_of(params, TrainSettings), "window_frames": params.window_frames or config.window,
                 "ray_address": locations.ray_address(params.ray_address)}
-    job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config.to_dict(),
+    job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config,
                    run_dir=str(locations.runs_root(params.runs_root).resolve() / check_name(name, "run")),
                    stages=map_stages(config), resume_from=params.resume_from, **settings)
     outcome = train_job(job)  # the one training path: a cluster's Ray Jobs endpoint or a local Ray, as vid2vid's

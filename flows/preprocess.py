@@ -176,7 +176,7 @@ def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
     for stage in stages:
         settings = params.settings_for(stage)
         for clip_id, record in sorted(records.items()):
-            future = preprocess_clip_task.submit(str(layout.root), layout.dataset, clip_id, stage, settings, run,
+            future = preprocess_clip_task.submit(layout, clip_id, stage, settings, run,
                                                  _size(record))
             jobs[future] = (stage, clip_id, settings.backend)
     total = max(1, len(jobs))

@@ -99,7 +99,7 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
         ingested = ingest_flow(IngestParams(src=params.src, config=params.ingest, **target))
     keys.append(ingested.artifact_key)
 
-    model = load_model_config(params.config, params.config_set).to_dict()
+    model = load_model_config(params.config, params.config_set)
     stages = params.preprocess.stages or list(input_stages(model))
     backends = dict(params.preprocess.backends)
     if synthetic:  # the synthetic street carries exact labels and flow: validate them, never re-estimate

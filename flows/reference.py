@@ -115,7 +115,7 @@ def reference_data_flow(params: ReferenceDataParams) -> ReferenceData:
     recipe = load_recipe(params.name)
     root = locations.data_root(params.data_root).resolve()
     data = recipe.data
-    model = load_model_config(recipe.preset).to_dict()
+    model = load_model_config(recipe.preset)
     stages = list(input_stages(model))
     target = {"dataset": data.dataset, "data_root": str(root)}
     source_sha = None
@@ -240,7 +240,7 @@ def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
                            last_command_seconds=round(time.perf_counter() - started, 1)),
         machine=machine(),
         data=DataRecord(kind=recipe.data.kind, dataset=data.dataset, recipe=recipe.data.model_dump(mode="json"),
-                        train_fingerprint=dataset_fingerprint(layout, input_stages(model.to_dict())),
+                        train_fingerprint=dataset_fingerprint(layout, input_stages(model)),
                         heldout_fingerprint=evaluation_data_fingerprint(layout, clips), heldout_clips=clips,
                         source_sha256=data.source_sha256, regenerate=data.regenerate),
         code_commit=commit, code_dirty=dirty,

@@ -42,7 +42,7 @@ def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
     checkpoint = resolve_model_path(params.checkpoint, runs_root(params.runs_root))  # a deployment's reference
     out, review, frames_dir = check_synthesis_outputs(params.out, params.frames_dir, params.side_by_side, layout.root,
                                                       [checkpoint, params.single_checkpoint])
-    return synthesize_clip_task(checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
+    return synthesize_clip_task(checkpoint, layout, params.clip, str(out),
                                 None if review is None else str(review), parse_remap(params.remap), params.seed,
                                 params.first_frame, params.single_checkpoint,
                                 None if frames_dir is None else str(frames_dir))

@@ -126,14 +126,14 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     model = load_model_config(params.config, params.config_set)
-    stages = input_stages(model.to_dict())
+    stages = input_stages(model)
     require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
     require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")
     if params.mode == "retrain":
         load_gate(params.gate)  # a wrong gate is a wrong request: refused before any training
     init_from = None
     if params.init_from:  # a wrong file is a wrong request: refused here, before any Ray (exit 2 on the CLI)
-        path, parts, notes = validate_init_from(params.init_from, model.to_dict())
+        path, parts, notes = validate_init_from(params.init_from, model)
         init_from = str(path)
         logger.info("starting from the weights of %s (%s)", init_from, ", ".join(parts))
         if notes:
@@ -156,7 +156,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
             if init_from:
                 logger.info("init_from %s is for a first model only: %s/%s has a champion", init_from, dataset,
                             model.name)
-            init_from = str(validate_init_from(champion.model_path, model.to_dict())[0])
+            init_from = str(validate_init_from(champion.model_path, model)[0])
             logger.info("data or config of %s/%s changed since champion %s: fine-tuning it", dataset, model.name,
                         champion.reference)
     if resume_from:
@@ -166,12 +166,12 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
     name = _run_folder_name(params)
     job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address),
                       "init_from": init_from},
-                   dataset=dataset, data_root=str(root), model=model.to_dict(),
+                   dataset=dataset, data_root=str(root), model=model,
                    run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)
     outcome = train_job(job)
     if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
-        fit_mixtures_task(outcome.model_path, str(root), dataset)  # Sec. 3: sampled at synthesis
-    artifacts = publish_training_task(outcome, dataset, str(root))
+        fit_mixtures_task(outcome.model_path, layout)  # Sec. 3: sampled at synthesis
+    artifacts = publish_training_task(outcome, layout)
     require_model(outcome, f"training of {dataset!r}")
     registered = register_run_task(str(runs), dataset, model.name, config_hash, outcome.run_dir, outcome.model_path,
                                    outcome.dataset_fingerprint, outcome.steps, start, parent)
