@@ -268,7 +268,12 @@ def _gmm(path: str | os.PathLike[str], state: dict[str, Any]) -> ClassFeatureGMM
 
 def load_multimodal(path: str | os.PathLike[str]) -> tuple[FeatureEncoder | None, ClassFeatureGMM | None]:
     """The feature encoder E and the fitted per-class mixtures, where the checkpoint has them."""
-    state = load_checkpoint(path)
+    return multimodal_parts(load_checkpoint(path), path)
+
+
+def multimodal_parts(state: dict[str, Any], path: str | os.PathLike[str]) -> tuple[FeatureEncoder | None,
+                                                                                    ClassFeatureGMM | None]:
+    """``load_multimodal`` of a checkpoint already read (``state``, from ``path``)."""
     config = model_config(state, path)
     encoder = None
     if state.get("encoder") is not None:
