@@ -15,7 +15,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, model_validator
 
-from flows.challenge import ChallengeParams, challenge_flow
+from flows.challenge import ChallengeParams, challenge_step
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, settings_of
 from flows.training import default_run_name, require_model, train_job
@@ -24,12 +24,13 @@ from models.training import TrainJob, TrainSettings, input_stages
 from models.training.decision import training_decision
 from models.training.launch import dataset_fingerprint
 from models.vid2vid.checkpoint import validate_init_from
-from models.vid2vid.config import load_model_config
+from models.vid2vid.config import ModelConfig, load_model_config
 from storage import locations
 from storage.dataset import require_label_spaces, require_stage_shards
 from storage.fingerprint import canonical_hash
-from storage.layout import DatasetLayout, check_name
+from storage.layout import check_name
 from storage.registry import sync
+from storage.target import Target, resolve_target
 from tasks.artifacts import artifact_key, publish_markdown
 from tasks.multimodal import fit_mixtures_task
 from models.training.ray_jobs import is_job_endpoint
@@ -93,10 +94,13 @@ def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's ho
         stop_jobs_of_flow_run(address, str(run.id))
 
 
-def _run_folder_name(params: TrainParams) -> str:
-    """The run folder's name: the user's, else one derived from the flow run (see ``default_run_name``)."""
+def _run_folder_name(params: TrainParams, model: ModelConfig | None = None) -> str:
+    """The run folder's name: the user's, else one derived from the flow run (see ``default_run_name``) and
+    the model config (``model``, else the one ``params`` name)."""
     if params.run_name:
         return params.run_name
+    if model is not None:
+        return default_run_name(params.dataset, model.name)
     try:
         model_name = load_model_config(params.config, params.config_set).name
     except Exception:  # noqa: BLE001 - the body reports a bad config; the name only needs a label
@@ -116,16 +120,33 @@ def _tags(params: TrainParams) -> list[str]:
     return [*dataset_tag(params), f"config:{Path(params.config).stem}", f"run:{_run_folder_name(params)}"]
 
 
-@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs],
-      flow_run_name=run_name("train", TrainParams, _describe, _tags))
+_NAME = run_name("train", TrainParams, _describe, _tags)
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs], flow_run_name=_NAME)
 def train_flow(params: TrainParams) -> TrainFlowResult:
+    """The deployment's and the CLI's entry: resolves the target, then runs the shared body."""
+    return train(params, resolve_target(params.dataset, params.data_root, params.runs_root, params.weights_dir,
+                                        ray_address=params.ray_address))
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs], flow_run_name=_NAME)
+def train_step(params: TrainParams, target: Target, model: ModelConfig) -> TrainFlowResult:
+    """The same flow as a step of a caller that resolved the target and the model config already (the full
+    rebuild): ``model`` is ``params.config`` with ``params.config_set``, validated."""
+    return train(params, target, model)
+
+
+def train(params: TrainParams, target: Target, model: ModelConfig | None = None) -> TrainFlowResult:
+    """The body of the train flow: ``model`` (default: ``params.config`` with ``params.config_set``, loaded
+    here) trained on ``target``'s dataset into a run under ``target.runs``."""
     logger = get_run_logger()
-    dataset = check_name(params.dataset, "dataset")
-    root = locations.data_root(params.data_root).resolve()
-    layout = DatasetLayout(root, dataset)
+    layout = target.layout
+    dataset, root = layout.dataset, layout.root
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
-    model = load_model_config(params.config, params.config_set)
+    if model is None:
+        model = load_model_config(params.config, params.config_set)
     stages = input_stages(model)
     require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
     require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")
@@ -138,7 +159,7 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
         logger.info("starting from the weights of %s (%s)", init_from, ", ".join(parts))
         if notes:
             logger.warning("%s computes differently from config %s in: %s", init_from, params.config, "; ".join(notes))
-    runs = locations.runs_root(params.runs_root).resolve()
+    runs = target.runs
     registry = sync(runs)
     config_hash = canonical_hash(model.to_dict())
     resume_from, parent, start = params.resume_from, None, "fresh"
@@ -163,11 +184,10 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
         parent, start = str(Path(resume_from).resolve()), "resume-from"
     elif init_from:
         parent, start = init_from, "init-from"
-    name = _run_folder_name(params)
-    job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address),
-                      "init_from": init_from},
+    name = _run_folder_name(params, model)
+    job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": target.ray_address, "init_from": init_from},
                    dataset=dataset, data_root=str(root), model=model,
-                   run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)
+                   run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=target.weights_dir)
     outcome = train_job(job)
     if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
         fit_mixtures_task(outcome.model_path, layout)  # Sec. 3: sampled at synthesis
@@ -180,8 +200,9 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
                              model=registered.reference)
     if params.mode != "retrain":
         return result
-    challenge = challenge_flow(ChallengeParams(dataset=dataset, run_dir=outcome.run_dir, gate=params.gate,
-                                               data_root=str(root), runs_root=str(runs), weights_dir=params.weights_dir))
+    challenge = challenge_step(ChallengeParams(dataset=dataset, run_dir=outcome.run_dir, gate=params.gate,
+                                               data_root=str(root), runs_root=str(runs), weights_dir=target.weights_dir),
+                               target)
     artifacts["decision"] = challenge.artifact_key
     return result.model_copy(update={"decision": challenge.outcome, "champion": challenge.champion,
                                      "reasons": challenge.reasons, "artifacts": artifacts})
