@@ -49,7 +49,7 @@ def main() -> None:
                                 for k in range(4)])
         rates: dict[int, float] = {}
         for workers in ([1] if args.gpu else [int(w) for w in args.workers.split(",")]):
-            job = TrainJob(dataset="bench", data_root=tmp, model=config.to_dict(), run_dir=f"{tmp}/run{workers}",
+            job = TrainJob(dataset="bench", data_root=tmp, model=config, run_dir=f"{tmp}/run{workers}",
                            workers=workers, max_steps=args.steps, checkpoint_every=args.steps, window_frames=8,
                            gpus_per_worker=1.0 if args.gpu else 0.0)
             started = time.perf_counter()
@@ -92,7 +92,7 @@ def compare_ray_jobs(config_name: str, steps: int, workers: int) -> None:
                                                      12, split="train") for k in range(4)])
 
         def job(name: str, address: str | None = None) -> TrainJob:
-            return TrainJob(dataset="bench", data_root=tmp, model=config.to_dict(), run_dir=f"{tmp}/{name}",
+            return TrainJob(dataset="bench", data_root=tmp, model=config, run_dir=f"{tmp}/{name}",
                             workers=workers, max_steps=steps, checkpoint_every=max(10, steps // 4), window_frames=8,
                             ray_address=address)
 

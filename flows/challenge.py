@@ -14,13 +14,13 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from flows.evaluate import EvaluateParams, evaluate_flow
+from flows.evaluate import EvaluateParams, evaluate_step
 from flows.naming import run_name
 from flows.params import FlowParams
 from models.gate import judge, load_gate, protocol
 from review.settings import review_page
-from storage import locations
 from storage.registry import sync
+from storage.target import Target, resolve_target
 from tasks.registry import decide_task, emit_decision_task, publish_decision_task
 
 
@@ -45,13 +45,27 @@ class ChallengeResult(BaseModel):
     evaluation_dir: str
 
 
-@flow(name="challenge", log_prints=True, flow_run_name=run_name(
-    "challenge", ChallengeParams, lambda p: f"{p.dataset} {Path(p.run_dir).name}",
-    lambda p: [f"dataset:{p.dataset}", f"run:{Path(p.run_dir).name}"]))
+_NAME = run_name("challenge", ChallengeParams, lambda p: f"{p.dataset} {Path(p.run_dir).name}",
+                 lambda p: [f"dataset:{p.dataset}", f"run:{Path(p.run_dir).name}"])
+
+
+@flow(name="challenge", log_prints=True, flow_run_name=_NAME)
 def challenge_flow(params: ChallengeParams) -> ChallengeResult:
+    """A challenge on its own: resolves the target, then runs the shared body."""
+    return challenge(params, resolve_target(params.dataset, params.data_root, params.runs_root, params.weights_dir))
+
+
+@flow(name="challenge", log_prints=True, flow_run_name=_NAME)
+def challenge_step(params: ChallengeParams, target: Target) -> ChallengeResult:
+    """The same flow as the last step of a retrain, which resolved the target already."""
+    return challenge(params, target)
+
+
+def challenge(params: ChallengeParams, target: Target) -> ChallengeResult:
+    """The body of the challenge flow: ``params.run_dir`` against its champion on ``target``'s dataset."""
     logger = get_run_logger()
     gate = load_gate(params.gate)
-    runs = locations.runs_root(params.runs_root).resolve()
+    runs = target.runs
     registry = sync(runs)
     challenger = registry.by_run_dir(params.run_dir)
     if challenger is None:
@@ -59,9 +73,9 @@ def challenge_flow(params: ChallengeParams) -> ChallengeResult:
     champion = registry.champion(challenger.dataset, challenger.config)
     contenders = [m for m in (champion, challenger) if m is not None]
     out = runs / "evaluations" / challenger.dataset / f"gate-{challenger.run_name}"
-    evaluation = evaluate_flow(EvaluateParams(
+    evaluation = evaluate_step(EvaluateParams(
         dataset=params.dataset, runs=[m.run_dir for m in contenders], metrics=gate.metrics, split=params.split,
-        data_root=params.data_root, runs_root=str(runs), weights_dir=params.weights_dir, out_dir=str(out)))
+        data_root=params.data_root, runs_root=str(runs), weights_dir=params.weights_dir, out_dir=str(out)), target)
     by_run = {e.run: e for e in evaluation.evaluations}
     data = evaluation.table[0].get("data", "") if evaluation.table else ""  # the flow recorded both models' numbers
     how = protocol(gate.metrics, params.split)

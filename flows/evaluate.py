@@ -16,12 +16,12 @@ from flows.forms import EvaluateParams, EvaluateSettings  # noqa: F401 - Evaluat
 from flows.naming import dataset_tag, run_name
 from models.gate import protocol
 from models.metrics.names import metric_names
-from storage import locations
 from storage.layout import DatasetLayout
 from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
 from storage.registry import is_reference, sync
 from storage.shards import read_meta
+from storage.target import Target, resolve_target
 from tasks.artifacts import publish_markdown
 from tasks.progress import collect
 from tasks.registry import record_metrics_task
@@ -94,25 +94,40 @@ def _publish_paper_table(root: Path, dataset: str) -> list[str]:
                              "and human preference, with sources")]
 
 
-@flow(name="evaluate", log_prints=True, flow_run_name=run_name("evaluate", EvaluateParams, _describe, _tags))
+_NAME = run_name("evaluate", EvaluateParams, _describe, _tags)
+
+
+@flow(name="evaluate", log_prints=True, flow_run_name=_NAME)
 def evaluate_flow(params: EvaluateParams) -> EvaluationResult:
+    """The deployment's and the CLI's entry: resolves the target, then runs the shared body."""
+    return evaluate(params, resolve_target(params.dataset, params.data_root, params.runs_root, params.weights_dir))
+
+
+@flow(name="evaluate", log_prints=True, flow_run_name=_NAME)
+def evaluate_step(params: EvaluateParams, target: Target) -> EvaluationResult:
+    """The same flow as a step of a caller that resolved the target already (the full rebuild)."""
+    return evaluate(params, target)
+
+
+def evaluate(params: EvaluateParams, target: Target) -> EvaluationResult:
+    """The body of the evaluate flow: ``params.runs`` scored on ``target``'s dataset."""
     logger = get_run_logger()
     if not params.runs:  # the deployment's default form: refuse rather than publish an empty table over the last one
         raise ValueError("no runs to evaluate: set params.runs to one or more run names (e.g. [\"RUN_A\", \"RUN_B\"])")
     metrics = metric_names(params.metrics)
-    layout = DatasetLayout.open(params.dataset, params.data_root)
+    layout = target.layout
     records = [r for r in read_manifest(layout) if r.status == "ok"]
     clips = [r.clip_id for r in records if r.split == params.split] or [r.clip_id for r in records]
     # each FID's floor: real frames of as many other (training) clips, so both sides rest on similar sample counts
     reference_clips = [r.clip_id for r in records if r.clip_id not in clips][: len(clips)]
     if not clips:
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no usable clips to evaluate")
-    root = locations.runs_root(params.runs_root).resolve()
+    root = target.runs
     out = Path(params.out_dir) if params.out_dir else root / "evaluations" / layout.dataset
     out.mkdir(parents=True, exist_ok=True)
     models = [resolve_model(run, root) for run in params.runs]
-    futures = [evaluate_run_task.submit(name, model, str(layout.root), layout.dataset, clips, str(out), metrics,
-                                        params.weights_dir, str(out / "stats-cache"), reference_clips)
+    futures = [evaluate_run_task.submit(name, model, layout, clips, str(out), metrics,
+                                        target.weights_dir, str(out / "stats-cache"), reference_clips)
                for name, model in models]
     evaluations = collect(futures, f"evaluate {layout.dataset}", "runs")
 

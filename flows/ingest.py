@@ -14,9 +14,10 @@ from flows.params import FlowParams
 from tasks.artifacts import artifact_key, publish_table
 from storage.errors import BadInputError, SourceError, StorageEnvironmentError
 from storage.ingest import IngestConfig, clip_ids
-from storage.layout import DatasetLayout, check_name, data_root
+from storage.layout import DatasetLayout
 from storage.manifest import ClipRecord, merge_records
 from storage.synthetic import clip_seed, synthetic_splits
+from storage.target import Target, resolve_target
 from storage.video import discover
 from tasks.ingest import ingest_clip_task, synth_clip_task
 from tasks.progress import collect, track
@@ -59,18 +60,34 @@ def _publish(layout: DatasetLayout, records: list[ClipRecord], kind: str, source
     return summary
 
 
-@flow(name="ingest", log_prints=True, flow_run_name=run_name(
-    "ingest", IngestParams, lambda p: f"{p.dataset} from {Path(p.src).name or p.src}", dataset_tag))
+_INGEST_NAME = run_name("ingest", IngestParams, lambda p: f"{p.dataset} from {Path(p.src).name or p.src}", dataset_tag)
+_SYNTH_NAME = run_name("synth", SynthParams, lambda p: f"{p.dataset} {p.clips} clips", dataset_tag)
+
+
+@flow(name="ingest", log_prints=True, flow_run_name=_INGEST_NAME)
 def ingest_flow(params: IngestParams) -> IngestSummary:
-    """Decode every clip under ``src`` into rgb shards; bad clips are quarantined with a reason, the rest go on."""
+    """Decode every clip under ``src`` into rgb shards; bad clips are quarantined with a reason, the rest go on.
+    The deployment's and the CLI's entry: resolves the target, then runs the shared body."""
+    return ingest(params, resolve_target(params.dataset, params.data_root))
+
+
+@flow(name="ingest", log_prints=True, flow_run_name=_INGEST_NAME)
+def ingest_step(params: IngestParams, target: Target) -> IngestSummary:
+    """The same flow as a step of a caller that resolved the target already (the full rebuild)."""
+    return ingest(params, target)
+
+
+def ingest(params: IngestParams, target: Target) -> IngestSummary:
+    """The body of the ingest flow: ``params.src`` into ``target``'s dataset (its params' own dataset and
+    data root were resolved into ``target`` by the caller)."""
     logger = get_run_logger()
-    layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))
+    layout = target.layout
     try:
         sources = discover(params.src)
     except BadInputError as exc:  # the request names nothing to ingest: no clip to record, nothing written
         raise SourceError(f"nothing to ingest: {exc} (no clip was touched)") from None
     ids = clip_ids(sources)
-    futures = [ingest_clip_task.submit(layout.root, layout.dataset, source, cid, params.config)
+    futures = [ingest_clip_task.submit(layout, source, cid, params.config)
                for source, cid in zip(sources, ids)]
     records, failures = _gather(futures, f"ingest {layout.dataset}")
     for record in records:
@@ -98,14 +115,24 @@ def _gather(futures: list, label: str) -> tuple[list[ClipRecord], list[StorageEn
     return records, failures
 
 
-@flow(name="synthesize-street-dataset", log_prints=True, flow_run_name=run_name(
-    "synth", SynthParams, lambda p: f"{p.dataset} {p.clips} clips", dataset_tag))
+@flow(name="synthesize-street-dataset", log_prints=True, flow_run_name=_SYNTH_NAME)
 def synth_flow(params: SynthParams) -> IngestSummary:
     """The embedded default dataset: seeded synthetic street clips with exact labels, instances and flow."""
-    layout = DatasetLayout(data_root(params.data_root), check_name(params.dataset, "dataset"))
+    return synth(params, resolve_target(params.dataset, params.data_root))
+
+
+@flow(name="synthesize-street-dataset", log_prints=True, flow_run_name=_SYNTH_NAME)
+def synth_step(params: SynthParams, target: Target) -> IngestSummary:
+    """The same flow as a step of a caller that resolved the target already (the full rebuild)."""
+    return synth(params, target)
+
+
+def synth(params: SynthParams, target: Target) -> IngestSummary:
+    """The body of the synthetic-street flow, into ``target``'s dataset."""
+    layout = target.layout
     splits = synthetic_splits(params.clips, params.val_fraction)
     width, height = params.size
-    futures = [synth_clip_task.submit(layout.root, layout.dataset, f"street_{params.seed:04d}_{k:03d}",
+    futures = [synth_clip_task.submit(layout, f"street_{params.seed:04d}_{k:03d}",
                                       clip_seed(params.seed, k), width, height, params.frames, split)
                for k, split in enumerate(splits)]
     records = collect(futures, f"synthesize {layout.dataset}")

@@ -22,11 +22,11 @@ from flows.naming import dataset_tag, run_name
 from flows.params import settings_of
 from flows.training import default_run_name, require_model, train_job
 from models.training import TrainJob, TrainSettings
-from storage import locations
-from storage.layout import DatasetLayout, check_name
+from storage.layout import check_name
 from storage.manifest import read_manifest
 from storage.outputs import check_output
 from storage.registry import resolve_model_path
+from storage.target import resolve_target
 from tasks.predict import evaluate_horizon_task, predict_clip_task, publish_horizon_task, publish_predictor_training_task
 
 
@@ -38,21 +38,21 @@ class PredictResult(BaseModel):
 
 @flow(name="predict", log_prints=True, flow_run_name=run_name("predict", PredictParams, lambda p: p.dataset, dataset_tag))
 def predict_flow(params: PredictParams) -> PredictResult:
-    layout = DatasetLayout.open(params.dataset, params.data_root)
+    target = resolve_target(params.dataset, params.data_root, params.runs_root, params.weights_dir)
+    layout = target.layout
     params = params.model_copy(update={"checkpoint": resolve_model_path(  # a deployment's reference, resolved once
-        params.checkpoint, locations.runs_root(params.runs_root))})
+        params.checkpoint, target.runs)})
     validate_request(layout, params.clip, params.observed, params.future, params.checkpoint, params.predictor)
     out = check_output(params.out, "--out", data_root=layout.root, inputs=[params.checkpoint, params.predictor])
     check_output(out.with_name(out.stem + ".masks.mp4"), "--out's masks file", data_root=layout.root,
                  inputs=[params.checkpoint, params.predictor])
-    video = predict_clip_task(params.checkpoint, params.predictor, str(layout.root), layout.dataset, params.clip,
+    video = predict_clip_task(params.checkpoint, params.predictor, layout, params.clip,
                               params.observed, params.future, params.out)
     print(f"wrote {video.frames} frames to {video.video} and {video.masks}")
     if not params.evaluate:
         return PredictResult(video=video)
     clips = [r.clip_id for r in read_manifest(layout) if r.status == "ok" and r.split == params.split]
-    report: HorizonReport = evaluate_horizon_task(params.checkpoint, params.predictor, str(layout.root),
-                                                  layout.dataset, clips or [params.clip], params.observed,
+    report: HorizonReport = evaluate_horizon_task(params.checkpoint, params.predictor, layout, clips or [params.clip], params.observed,
                                                   params.future, params.fid, params.weights_dir)
     key = publish_horizon_task(report, layout.dataset, params.observed)
     return PredictResult(video=video, table=report.rows, artifact_key=key)
@@ -69,7 +69,8 @@ class TrainPredictorResult(BaseModel):
 
 @flow(name="train-predictor", log_prints=True, flow_run_name=run_name("train-predictor", TrainPredictorParams, lambda p: p.dataset, dataset_tag))
 def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
-    layout = DatasetLayout.open(params.dataset, params.data_root)
+    target = resolve_target(params.dataset, params.data_root, params.runs_root, ray_address=params.ray_address)
+    layout = target.layout
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
     config = load_predictor_config(params.config)
@@ -77,9 +78,9 @@ def train_predictor_flow(params: TrainPredictorParams) -> TrainPredictorResult:
         load_predictor(params.resume_from, flag="--resume-from")  # the kind check
     name = params.run_name or default_run_name(layout.dataset, "predictor", config.name)
     settings = {**settings_of(params, TrainSettings), "window_frames": params.window_frames or config.window,
-                "ray_address": locations.ray_address(params.ray_address)}
-    job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config.to_dict(),
-                   run_dir=str(locations.runs_root(params.runs_root).resolve() / check_name(name, "run")),
+                "ray_address": target.ray_address}
+    job = TrainJob(dataset=layout.dataset, data_root=str(layout.root), model=config,
+                   run_dir=str(target.runs / check_name(name, "run")),
                    stages=map_stages(config), resume_from=params.resume_from, **settings)
     outcome = train_job(job)  # the one training path: a cluster's Ray Jobs endpoint or a local Ray, as vid2vid's
     key = publish_predictor_training_task(outcome, layout.dataset)

@@ -9,9 +9,7 @@ naming the file, and the flow then ends Failed after publishing its summary: not
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -26,7 +24,8 @@ from flows.naming import dataset_tag, run_name
 from models.preprocess.clip import RunSettings, StageOutcome, would_skip
 from storage.layout import DatasetLayout
 from storage.manifest import ClipRecord, merge_records, quarantine, read_manifest
-from tasks.artifacts import artifact_key, publish_markdown, publish_table
+from storage.target import Target, resolve_target
+from tasks.artifacts import artifact_key, publish_table
 from tasks.preprocess import preprocess_clip_task
 from tasks.progress import track
 
@@ -75,9 +74,8 @@ def _describe(params: PreprocessParams) -> str:
     return f"{params.dataset} {','.join(params.stage_list)}"
 
 
-def _plan(params: PreprocessParams) -> tuple[DatasetLayout, dict[str, ClipRecord]]:
-    """The dataset and its ok clips this run covers; a missing manifest or an unknown clip is refused."""
-    layout = DatasetLayout.open(params.dataset, params.data_root)
+def _plan(params: PreprocessParams, layout: DatasetLayout) -> dict[str, ClipRecord]:
+    """The dataset's ok clips this run covers; a missing manifest or an unknown clip is refused."""
     manifest = read_manifest(layout)
     if not manifest:
         raise FileNotFoundError(f"no manifest for dataset {params.dataset!r} at {layout.manifest_path}: ingest first")
@@ -87,11 +85,11 @@ def _plan(params: PreprocessParams) -> tuple[DatasetLayout, dict[str, ClipRecord
         if unknown:
             raise ValueError(f"clips {unknown} are not ok clips of {params.dataset!r}")
         records = {c: records[c] for c in params.clips}
-    return layout, records
+    return records
 
 
-def _run_settings(params: PreprocessParams) -> RunSettings:
-    return RunSettings(device=params.device, resolution=params.resolution, weights_dir=params.weights_dir,
+def _run_settings(params: PreprocessParams, target: Target) -> RunSettings:
+    return RunSettings(device=params.device, resolution=params.resolution, weights_dir=target.weights_dir,
                        batch_size=params.batch_size, threads=params.threads_per_worker, force=params.force)
 
 
@@ -99,42 +97,59 @@ def _size(record: ClipRecord) -> tuple[int, int] | None:
     return (record.width, record.height) if record.height and record.width else None
 
 
-def needs_workers(params: PreprocessParams) -> bool:
+def needs_workers(params: PreprocessParams, target: Target) -> bool:
     """Whether any (clip, stage) of this run has frames to compute or labels to validate, decided before any
     Dask cluster starts (or is joined): a rerun with every shard current costs no worker processes."""
     try:
-        layout, records = _plan(params)
+        records = _plan(params, target.layout)
     except (FileNotFoundError, ValueError):
         return False  # refused by the flow itself, which needs no workers for that
-    run = _run_settings(params)
-    return not all(would_skip(layout, clip_id, stage, params.settings_for(stage), run, _size(record))
+    run = _run_settings(params, target)
+    return not all(would_skip(target.layout, clip_id, stage, params.settings_for(stage), run, _size(record))
                    for stage in params.stage_list for clip_id, record in records.items())
 
 
-@flow(name="preprocess", log_prints=True, flow_run_name=run_name("preprocess", PreprocessParams, _describe, dataset_tag))
+_NAME = run_name("preprocess", PreprocessParams, _describe, dataset_tag)
+
+
+@flow(name="preprocess", log_prints=True, flow_run_name=_NAME)
 def preprocess_flow(params: PreprocessParams) -> PreprocessSummary:
-    """Entry point (CLI, deployments, the full rebuild): runs the stages on the Dask runner the params ask for.
-    When every shard is current, no cluster: the tasks only confirm their skips, on threads of this process."""
-    if not needs_workers(params):
-        return preprocess_on_dask.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(params)
-    with workers_share_api(params.dask_address):
-        runner = task_runner(params.dask_address, params.workers, params.threads_per_worker)
-        return preprocess_on_dask.with_options(task_runner=runner)(params)
+    """Entry point (CLI, deployments): resolves the target, then runs the stages on the Dask runner the params
+    ask for. When every shard is current, no cluster: the tasks only confirm their skips, on threads of this
+    process."""
+    return preprocess(params, resolve_target(params.dataset, params.data_root, weights_dir=params.weights_dir,
+                                             dask_address=params.dask_address))
+
+
+@flow(name="preprocess", log_prints=True, flow_run_name=_NAME)
+def preprocess_step(params: PreprocessParams, target: Target) -> PreprocessSummary:
+    """The same flow as a step of a caller that resolved the target already (the full rebuild)."""
+    return preprocess(params, target)
+
+
+def preprocess(params: PreprocessParams, target: Target) -> PreprocessSummary:
+    """The body of the preprocess flow: picks the task runner, then runs the stages on ``target``'s dataset."""
+    if not needs_workers(params, target):
+        return preprocess_on_dask.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(params, target)
+    with workers_share_api(target.dask_address):
+        runner = task_runner(target.dask_address, params.workers, params.threads_per_worker)
+        return preprocess_on_dask.with_options(task_runner=runner)(params, target)
 
 
 @flow(name="preprocess-on-dask", log_prints=True,
       flow_run_name=run_name("preprocess", PreprocessParams, lambda p: f"{_describe(p)} on dask", dataset_tag))
-def preprocess_on_dask(params: PreprocessParams) -> PreprocessSummary:
+def preprocess_on_dask(params: PreprocessParams, target: Target) -> PreprocessSummary:
     logger = get_run_logger()
     started = time.perf_counter()
-    layout, records = _plan(params)
-    run = _run_settings(params)
+    layout = target.layout
+    records = _plan(params, layout)
+    run = _run_settings(params, target)
     stages = params.stage_list
     jobs = {}
     for stage in stages:
         settings = params.settings_for(stage)
         for clip_id, record in sorted(records.items()):
-            future = preprocess_clip_task.submit(str(layout.root), layout.dataset, clip_id, stage, settings, run,
+            future = preprocess_clip_task.submit(layout, clip_id, stage, settings, run,
                                                  _size(record))
             jobs[future] = (stage, clip_id, settings.backend)
     total = max(1, len(jobs))

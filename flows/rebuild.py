@@ -1,6 +1,9 @@
 """The full rebuild: videos (or the synthetic street) → stage shards → a trained model → its evaluation.
 
-Each step is a subflow, so the UI shows the whole road and every step's own artifacts. Reruns skip
+Each step is a subflow, so the UI shows the whole road and every step's own artifacts. The target (dataset
+layout, runs root, weights) and the model config are resolved once, here, and handed to each step's body
+(``ingest_step`` ... ``evaluate_step``: the same flows as the steps' own deployments, which resolve for
+themselves). Reruns skip
 what is unchanged: ingest and preprocessing by shard fingerprints, training when the dataset and config
 did not change (the last model is reused), evaluation when the model it would score was already scored.
 """
@@ -15,17 +18,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_flow
-from flows.ingest import IngestParams, SynthParams, SynthSettings, ingest_flow, synth_flow
+from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_step
+from flows.ingest import IngestParams, SynthParams, SynthSettings, ingest_step, synth_step
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, compose
-from flows.preprocess import PreprocessParams, PreprocessSettings, preprocess_flow
-from flows.train import TrainParams, train_flow
+from flows.preprocess import PreprocessParams, PreprocessSettings, preprocess_step
+from flows.train import TrainParams, train_step
 from models.preprocess.registry import BackendSettings
 from models.training import TrainSettings, input_stages
 from models.vid2vid.config import load_model_config
-from storage import locations
 from storage.ingest import IngestConfig
+from storage.target import resolve_target
 from tasks.rebuild import publish_rebuild_task
 
 
@@ -87,31 +90,32 @@ def _earlier_evaluation(out: Path, run: str) -> list[dict[str, str]] | None:
     lambda p: [*dataset_tag(p), f"config:{Path(p.config).stem}"]))
 def rebuild_flow(params: RebuildParams) -> RebuildResult:
     logger = get_run_logger()
-    root = locations.data_root(params.data_root).resolve()
-    runs = locations.runs_root(params.runs_root).resolve()
-    target = {"dataset": params.dataset, "data_root": str(root)}
+    resolved = resolve_target(params.dataset, params.data_root, params.runs_root, params.weights_dir,
+                              dask_address=params.preprocess.dask_address, ray_address=params.train.ray_address)
+    root, runs = resolved.root, resolved.runs
+    target = {"dataset": params.dataset, "data_root": str(root)}  # each step's form says where it ran
     synthetic = params.src is None
     keys: list[str] = []
 
     if synthetic:  # a failed ingest fails the rebuild here, with its reason
-        ingested = synth_flow(compose(SynthParams, params.synth, **target))
+        ingested = synth_step(compose(SynthParams, params.synth, **target), resolved)
     else:
-        ingested = ingest_flow(IngestParams(src=params.src, config=params.ingest, **target))
+        ingested = ingest_step(IngestParams(src=params.src, config=params.ingest, **target), resolved)
     keys.append(ingested.artifact_key)
 
-    model = load_model_config(params.config, params.config_set).to_dict()
+    model = load_model_config(params.config, params.config_set)  # validated once: training takes this object
     stages = params.preprocess.stages or list(input_stages(model))
     backends = dict(params.preprocess.backends)
     if synthetic:  # the synthetic street carries exact labels and flow: validate them, never re-estimate
         for stage in ("semantic", "instance", "flow"):
             backends.setdefault(stage, BackendSettings(backend="dataset"))
-    preprocessed = preprocess_flow(compose(PreprocessParams, params.preprocess, stages=stages, backends=backends,
-                                           weights_dir=params.weights_dir, **target))
+    preprocessed = preprocess_step(compose(PreprocessParams, params.preprocess, stages=stages, backends=backends,
+                                           weights_dir=params.weights_dir, **target), resolved)
     keys.append(preprocessed.artifact_key)
 
-    trained = train_flow(compose(TrainParams, params.train, config=params.config, config_set=params.config_set,
-                                 runs_root=str(runs),
-                                 mode="rebuild", weights_dir=params.weights_dir, **target))
+    trained = train_step(compose(TrainParams, params.train, config=params.config, config_set=params.config_set,
+                                 runs_root=str(runs), mode="rebuild", weights_dir=params.weights_dir, **target),
+                         resolved, model)
     keys += list(trained.artifacts.values())
 
     out = runs / "evaluations" / params.dataset
@@ -121,8 +125,8 @@ def rebuild_flow(params: RebuildParams) -> RebuildResult:
         logger.info("model %s was already evaluated on %s: keeping that evaluation", run_name, params.dataset)
         table, evaluation_json = earlier, str(out / "comparison.json")
     else:
-        evaluation = evaluate_flow(compose(EvaluateParams, params.evaluate, runs=[trained.run_dir or trained.model_path],
-                                           runs_root=str(runs), weights_dir=params.weights_dir, **target))
+        evaluation = evaluate_step(compose(EvaluateParams, params.evaluate, runs=[trained.run_dir or trained.model_path],
+                                           runs_root=str(runs), weights_dir=params.weights_dir, **target), resolved)
         table, evaluation_json = evaluation.table[:1], evaluation.json_path
         keys += evaluation.artifact_keys
 

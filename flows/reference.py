@@ -16,13 +16,13 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from flows.evaluate import EvaluateParams, evaluate_flow, evaluation_data_fingerprint
-from flows.ingest import IngestParams, SynthParams, ingest_flow, synth_flow
+from flows.evaluate import EvaluateParams, evaluate_step, evaluation_data_fingerprint
 from flows.forms import ReferenceDataParams, ReferenceParams
+from flows.ingest import IngestParams, SynthParams, ingest_step, synth_step
 from flows.naming import run_name
-from flows.preprocess import PreprocessParams, preprocess_flow
+from flows.preprocess import PreprocessParams, preprocess_step
 from storage.sample_videos import carphone_path
-from flows.train import TrainParams, train_flow
+from flows.train import TrainParams, train_step
 from models.metrics.names import metric_names
 from models.preprocess.registry import BackendSettings
 from models.reference.card import (CARD_FILE, CARD_MARKDOWN, DataRecord, HeldOut, ModelCard, Segment, WallTime,
@@ -38,6 +38,7 @@ from storage.fingerprint import sha256_file
 from storage.ingest import IngestConfig
 from storage.layout import DatasetLayout
 from storage.manifest import merge_records, read_manifest
+from storage.target import Target, resolve_target
 from storage.video import FramePolicy, VideoSource, decode, probe
 from tasks.artifacts import artifact_key, publish_markdown
 
@@ -95,26 +96,28 @@ def _carphone_frames(size: tuple[int, int], train_fraction: float) -> tuple[Path
 def reference_data_flow(params: ReferenceDataParams) -> ReferenceData:
     """The recipe's dataset, built (or found unchanged) by the pipeline's own flows."""
     recipe = load_recipe(params.name)
-    root = locations.data_root(params.data_root).resolve()
     data = recipe.data
-    model = load_model_config(recipe.preset).to_dict()
+    resolved = resolve_target(data.dataset, params.data_root)
+    root = resolved.root
+    model = load_model_config(recipe.preset)
     stages = list(input_stages(model))
     target = {"dataset": data.dataset, "data_root": str(root)}
     source_sha = None
     if isinstance(data, CarphoneData):
         folder, source_sha, fps = _carphone_frames(data.size, data.train_fraction)
         policy = FramePolicy(size=data.size, mode="crop", frame_fps=fps)
-        ingested = ingest_flow(IngestParams(src=str(folder), config=IngestConfig(policy=policy, val_fraction=0.0), **target))
+        ingested = ingest_step(IngestParams(src=str(folder), config=IngestConfig(policy=policy, val_fraction=0.0),
+                                            **target), resolved)
         split = {TRAIN_CLIP: "train", HELDOUT_CLIP: "val"}  # cut in time, not by the ingest's hash of the clip id
-        merge_records(DatasetLayout(root, data.dataset),
+        merge_records(resolved.layout,
                       [r.model_copy(update={"split": split.get(r.clip_id, r.split)}) for r in ingested.records])
-        preprocess_flow(PreprocessParams(stages=stages, **target))
+        preprocess_step(PreprocessParams(stages=stages, **target), resolved)
     else:  # the demo's synthetic street: exact labels and flow, validated, never re-estimated
-        synth_flow(SynthParams(clips=data.clips, frames=data.frames, size=data.size, seed=data.seed,
-                               val_fraction=data.val_fraction, **target))
+        synth_step(SynthParams(clips=data.clips, frames=data.frames, size=data.size, seed=data.seed,
+                               val_fraction=data.val_fraction, **target), resolved)
         backends = {stage: BackendSettings(backend="dataset") for stage in ("semantic", "instance", "flow")}
-        preprocess_flow(PreprocessParams(stages=stages, backends=backends, **target))
-    layout = DatasetLayout(root, data.dataset)
+        preprocess_step(PreprocessParams(stages=stages, backends=backends, **target), resolved)
+    layout = resolved.layout
     heldout = [r.clip_id for r in read_manifest(layout) if r.status == "ok" and r.split == "val"]
     return ReferenceData(dataset=data.dataset, data_root=str(root), heldout_clips=heldout, source_sha256=source_sha,
                          regenerate=f"vid2vid --data-root DATA reference-model --name {recipe.name} --data-only")
@@ -183,16 +186,20 @@ def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
     if params.data_only:
         return ReferenceResult(name=recipe.name, data=data, seconds=time.perf_counter() - started)
     root = Path(data.data_root)
-    layout = DatasetLayout(root, data.dataset)
+    model = load_model_config(recipe.preset)
+    # the reference runs root, kept apart from the rebuild's (storage.locations.reference_runs_root)
+    resolved = Target(layout=DatasetLayout(root, data.dataset), runs=runs, weights_dir=params.weights_dir,
+                      ray_address=locations.ray_address())
+    layout = resolved.layout
     before = []
     if resume is not None:
         before = segments_until(resume, start_step)
         logger.info("resuming %s from %s (step %d; %d earlier segment(s))", recipe.name, resume, start_step, len(before))
-    trained = train_flow(TrainParams(
+    trained = train_step(TrainParams(
         dataset=data.dataset, config=recipe.preset, data_root=str(root), runs_root=str(runs),
         run_name=f"reference-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}", max_steps=steps,
         workers=params.workers or recipe.budget.workers, checkpoint_every=recipe.budget.checkpoint_every,
-        resume_from=str(resume) if resume else None, weights_dir=params.weights_dir))
+        resume_from=str(resume) if resume else None, weights_dir=params.weights_dir), resolved, model)
     run = Path(trained.run_dir or "")
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     segments = [*before, Segment(run_dir=str(run), start_step=start_step, end_step=trained.steps,
@@ -204,13 +211,12 @@ def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
     staged = run / "reference" / recipe.name  # the evaluation names the run after this folder
     staged.mkdir(parents=True, exist_ok=True)
     parts = pack_model(trained.model_path or "", staged / "model.pt")
-    evaluation = evaluate_flow(EvaluateParams(  # its own named evaluation: the dataset's latest one stays as it is
+    evaluation = evaluate_step(EvaluateParams(  # its own named evaluation: the dataset's latest one stays as it is
         dataset=data.dataset, runs=[str(staged / "model.pt")], metrics=params.metrics, data_root=str(root),
         runs_root=str(runs), weights_dir=params.weights_dir,
-        out_dir=str(runs / "evaluations" / data.dataset / f"reference-{recipe.name}")))
+        out_dir=str(runs / "evaluations" / data.dataset / f"reference-{recipe.name}")), resolved)
     scored = evaluation.evaluations[0]
     clips = [c.clip_id for c in scored.clips]
-    model = load_model_config(recipe.preset)
     commit, dirty = code_commit()
     card = ModelCard(
         name=recipe.name, preset=recipe.preset, method=scored.variant, twin=recipe.twin,
@@ -222,7 +228,7 @@ def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
                            last_command_seconds=round(time.perf_counter() - started, 1)),
         machine=machine(),
         data=DataRecord(kind=recipe.data.kind, dataset=data.dataset, recipe=recipe.data.model_dump(mode="json"),
-                        train_fingerprint=dataset_fingerprint(layout, input_stages(model.to_dict())),
+                        train_fingerprint=dataset_fingerprint(layout, input_stages(model)),
                         heldout_fingerprint=evaluation_data_fingerprint(layout, clips), heldout_clips=clips,
                         source_sha256=data.source_sha256, regenerate=data.regenerate),
         code_commit=commit, code_dirty=dirty,

@@ -7,22 +7,23 @@ from prefect import flow
 from flows.forms import SynthesizeParams
 from flows.naming import dataset_tag, run_name
 from models.synthesis import parse_remap
-from storage.layout import DatasetLayout, check_name
-from storage.locations import data_root, runs_root
+from storage.layout import check_name
 from storage.outputs import check_synthesis_outputs
 from storage.registry import resolve_model_path
+from storage.target import resolve_target
 from tasks.synthesize import SynthesizedClip, synthesize_clip_task
 
 
 @flow(name="synthesize", log_prints=True, flow_run_name=run_name(
     "synthesize", SynthesizeParams, lambda p: f"{p.dataset} {p.clip}", dataset_tag))
 def synthesize_flow(params: SynthesizeParams) -> SynthesizedClip:
-    layout = DatasetLayout(data_root(params.data_root).resolve(), check_name(params.dataset, "dataset"))
+    target = resolve_target(params.dataset, params.data_root, params.runs_root)
+    layout = target.layout
     check_name(params.clip, "clip")
-    checkpoint = resolve_model_path(params.checkpoint, runs_root(params.runs_root))  # a deployment's reference
+    checkpoint = resolve_model_path(params.checkpoint, target.runs)  # a deployment's reference
     out, review, frames_dir = check_synthesis_outputs(params.out, params.frames_dir, params.side_by_side, layout.root,
                                                       [checkpoint, params.single_checkpoint])
-    return synthesize_clip_task(checkpoint, str(layout.root), layout.dataset, params.clip, str(out),
+    return synthesize_clip_task(checkpoint, layout, params.clip, str(out),
                                 None if review is None else str(review), parse_remap(params.remap), params.seed,
                                 params.first_frame, params.single_checkpoint,
                                 None if frames_dir is None else str(frames_dir))

@@ -14,7 +14,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from flows.challenge import ChallengeParams, challenge_flow
+from flows.challenge import ChallengeParams, challenge_step
 from flows.forms import TrainParams
 from flows.naming import dataset_tag, run_name
 from flows.params import settings_of
@@ -24,12 +24,13 @@ from models.training import TrainJob, TrainSettings, input_stages
 from models.training.decision import training_decision
 from models.training.launch import dataset_fingerprint
 from models.vid2vid.checkpoint import validate_init_from
-from models.vid2vid.config import load_model_config
+from models.vid2vid.config import ModelConfig, load_model_config
 from storage import locations
 from storage.dataset import require_label_spaces, require_stage_shards
 from storage.fingerprint import canonical_hash
-from storage.layout import DatasetLayout, check_name
+from storage.layout import check_name
 from storage.registry import sync
+from storage.target import Target, resolve_target
 from tasks.artifacts import artifact_key, publish_markdown
 from tasks.multimodal import fit_mixtures_task
 from models.training.ray_jobs import is_job_endpoint
@@ -59,10 +60,13 @@ def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's ho
         stop_jobs_of_flow_run(address, str(run.id))
 
 
-def _run_folder_name(params: TrainParams) -> str:
-    """The run folder's name: the user's, else one derived from the flow run (see ``default_run_name``)."""
+def _run_folder_name(params: TrainParams, model: ModelConfig | None = None) -> str:
+    """The run folder's name: the user's, else one derived from the flow run (see ``default_run_name``) and
+    the model config (``model``, else the one ``params`` name)."""
     if params.run_name:
         return params.run_name
+    if model is not None:
+        return default_run_name(params.dataset, model.name)
     try:
         model_name = load_model_config(params.config, params.config_set).name
     except Exception:  # noqa: BLE001 - the body reports a bad config; the name only needs a label
@@ -82,29 +86,46 @@ def _tags(params: TrainParams) -> list[str]:
     return [*dataset_tag(params), f"config:{Path(params.config).stem}", f"run:{_run_folder_name(params)}"]
 
 
-@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs],
-      flow_run_name=run_name("train", TrainParams, _describe, _tags))
+_NAME = run_name("train", TrainParams, _describe, _tags)
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs], flow_run_name=_NAME)
 def train_flow(params: TrainParams) -> TrainFlowResult:
+    """The deployment's and the CLI's entry: resolves the target, then runs the shared body."""
+    return train(params, resolve_target(params.dataset, params.data_root, params.runs_root, params.weights_dir,
+                                        ray_address=params.ray_address))
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_cluster_jobs], flow_run_name=_NAME)
+def train_step(params: TrainParams, target: Target, model: ModelConfig) -> TrainFlowResult:
+    """The same flow as a step of a caller that resolved the target and the model config already (the full
+    rebuild): ``model`` is ``params.config`` with ``params.config_set``, validated."""
+    return train(params, target, model)
+
+
+def train(params: TrainParams, target: Target, model: ModelConfig | None = None) -> TrainFlowResult:
+    """The body of the train flow: ``model`` (default: ``params.config`` with ``params.config_set``, loaded
+    here) trained on ``target``'s dataset into a run under ``target.runs``."""
     logger = get_run_logger()
-    dataset = check_name(params.dataset, "dataset")
-    root = locations.data_root(params.data_root).resolve()
-    layout = DatasetLayout(root, dataset)
+    layout = target.layout
+    dataset, root = layout.dataset, layout.root
     if not layout.manifest_path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
-    model = load_model_config(params.config, params.config_set)
-    stages = input_stages(model.to_dict())
+    if model is None:
+        model = load_model_config(params.config, params.config_set)
+    stages = input_stages(model)
     require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
     require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")
     if params.mode == "retrain":
         load_gate(params.gate)  # a wrong gate is a wrong request: refused before any training
     init_from = None
     if params.init_from:  # a wrong file is a wrong request: refused here, before any Ray (exit 2 on the CLI)
-        path, parts, notes = validate_init_from(params.init_from, model.to_dict())
+        path, parts, notes = validate_init_from(params.init_from, model)
         init_from = str(path)
         logger.info("starting from the weights of %s (%s)", init_from, ", ".join(parts))
         if notes:
             logger.warning("%s computes differently from config %s in: %s", init_from, params.config, "; ".join(notes))
-    runs = locations.runs_root(params.runs_root).resolve()
+    runs = target.runs
     registry = sync(runs)
     config_hash = canonical_hash(model.to_dict())
     resume_from, parent, start = params.resume_from, None, "fresh"
@@ -122,22 +143,21 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
             if init_from:
                 logger.info("init_from %s is for a first model only: %s/%s has a champion", init_from, dataset,
                             model.name)
-            init_from = str(validate_init_from(champion.model_path, model.to_dict())[0])
+            init_from = str(validate_init_from(champion.model_path, model)[0])
             logger.info("data or config of %s/%s changed since champion %s: fine-tuning it", dataset, model.name,
                         champion.reference)
     if resume_from:
         parent, start = str(Path(resume_from).resolve()), "resume-from"
     elif init_from:
         parent, start = init_from, "init-from"
-    name = _run_folder_name(params)
-    job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": locations.ray_address(params.ray_address),
-                      "init_from": init_from},
-                   dataset=dataset, data_root=str(root), model=model.to_dict(),
-                   run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=params.weights_dir)
+    name = _run_folder_name(params, model)
+    job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": target.ray_address, "init_from": init_from},
+                   dataset=dataset, data_root=str(root), model=model,
+                   run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=target.weights_dir)
     outcome = train_job(job)
     if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
-        fit_mixtures_task(outcome.model_path, str(root), dataset)  # Sec. 3: sampled at synthesis
-    artifacts = publish_training_task(outcome, dataset, str(root))
+        fit_mixtures_task(outcome.model_path, layout)  # Sec. 3: sampled at synthesis
+    artifacts = publish_training_task(outcome, layout)
     require_model(outcome, f"training of {dataset!r}")
     registered = register_run_task(str(runs), dataset, model.name, config_hash, outcome.run_dir, outcome.model_path,
                                    outcome.dataset_fingerprint, outcome.steps, start, parent)
@@ -146,8 +166,9 @@ def train_flow(params: TrainParams) -> TrainFlowResult:
                              model=registered.reference)
     if params.mode != "retrain":
         return result
-    challenge = challenge_flow(ChallengeParams(dataset=dataset, run_dir=outcome.run_dir, gate=params.gate,
-                                               data_root=str(root), runs_root=str(runs), weights_dir=params.weights_dir))
+    challenge = challenge_step(ChallengeParams(dataset=dataset, run_dir=outcome.run_dir, gate=params.gate,
+                                               data_root=str(root), runs_root=str(runs), weights_dir=target.weights_dir),
+                               target)
     artifacts["decision"] = challenge.artifact_key
     return result.model_copy(update={"decision": challenge.outcome, "champion": challenge.champion,
                                      "reasons": challenge.reasons, "artifacts": artifacts})

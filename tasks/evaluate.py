@@ -83,11 +83,10 @@ def _fingerprints(layout: DatasetLayout, clips: Sequence[str], size: tuple[int, 
 
 
 @task(name="evaluate-run", task_run_name="evaluate {run}", cache_policy=NO_CACHE)
-def evaluate_run_task(run: str, model_path: str, data_root: str, dataset: str, clips: list[str], out_dir: str,
+def evaluate_run_task(run: str, model_path: str, layout: DatasetLayout, clips: list[str], out_dir: str,
                       metrics: list[str], weights_dir: str | None, cache_dir: str,
                       reference_clips: list[str] | None = None) -> RunEvaluation:
     """``reference_clips``: real clips of another split (training) for each FID's real-vs-real floor."""
-    layout = DatasetLayout(Path(data_root), dataset)
     model = load_model(model_path)  # once for every clip and the second sample
     config = model.config
     require_label_spaces(layout, config.input.label_spaces, None, f"model {model_path} reads", clips)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -18,11 +16,11 @@ from storage.video import VideoSource
 
 
 @task(name="ingest-clip", task_run_name="ingest {clip_id}", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def ingest_clip_task(root: Path, dataset: str, source: VideoSource, clip_id: str, config: IngestConfig) -> ClipRecord:
-    return ingest_clip(DatasetLayout(root, dataset), source, clip_id, config)
+def ingest_clip_task(layout: DatasetLayout, source: VideoSource, clip_id: str, config: IngestConfig) -> ClipRecord:
+    return ingest_clip(layout, source, clip_id, config)
 
 
 @task(name="synth-clip", task_run_name="synth {clip_id}", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def synth_clip_task(root: Path, dataset: str, clip_id: str, seed: int, width: int, height: int, n_frames: int,
+def synth_clip_task(layout: DatasetLayout, clip_id: str, seed: int, width: int, height: int, n_frames: int,
                     split: str) -> ClipRecord:
-    return write_synthetic_clip(DatasetLayout(root, dataset), clip_id, seed, width, height, n_frames, split)
+    return write_synthetic_clip(layout, clip_id, seed, width, height, n_frames, split)

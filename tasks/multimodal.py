@@ -3,13 +3,11 @@ and store them inside the model file, where synthesis and evaluation load them."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from models.vid2vid.checkpoint import load_checkpoint, load_multimodal, model_config, save_checkpoint
+from models.vid2vid.checkpoint import load_checkpoint, model_config, multimodal_parts, save_checkpoint
 from models.vid2vid.multimodal import fit_class_mixtures
 from storage.dataset import clip_batches, require_label_spaces, require_stage_shards
 from storage.layout import DatasetLayout
@@ -24,14 +22,13 @@ class FittedMixtures(BaseModel):
 
 
 @task(name="fit-feature-mixtures", task_run_name="fit feature mixtures -> {model_path}", cache_policy=NO_CACHE)
-def fit_mixtures_task(model_path: str, data_root: str, dataset: str, split: str = "train",
+def fit_mixtures_task(model_path: str, layout: DatasetLayout, split: str = "train",
                       max_frames_per_clip: int | None = 60, seed: int = 0) -> FittedMixtures:
-    state = load_checkpoint(model_path)
+    state = load_checkpoint(model_path)  # read once: the encoder, the config, and the state the mixtures join
     config = model_config(state, model_path)
-    encoder, _ = load_multimodal(model_path)
+    encoder, _ = multimodal_parts(state, model_path)
     if encoder is None:
         raise ValueError(f"{model_path} has no feature encoder: its config does not enable multimodal synthesis")
-    layout = DatasetLayout(Path(data_root), dataset)
     clips = sorted(r.clip_id for r in read_manifest(layout) if r.status == "ok" and r.split == split)
     labels = config.input.labels
     stages = list(dict.fromkeys([*([labels.stage] if labels else []), config.multimodal.instance_stage]))

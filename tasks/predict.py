@@ -15,16 +15,16 @@ from tasks.artifacts import artifact_key, publish_table
 
 
 @task(name="predict-clip", task_run_name="predict {clip_id}", cache_policy=NO_CACHE)
-def predict_clip_task(checkpoint: str, predictor: str, data_root: str, dataset: str, clip_id: str, observed: int,
+def predict_clip_task(checkpoint: str, predictor: str, layout: DatasetLayout, clip_id: str, observed: int,
                       future: int, out: str) -> PredictionVideo:
-    return render_prediction(checkpoint, predictor, DatasetLayout(Path(data_root), dataset), clip_id, observed,
+    return render_prediction(checkpoint, predictor, layout, clip_id, observed,
                              future, out)
 
 
 @task(name="evaluate-horizon", cache_policy=NO_CACHE)
-def evaluate_horizon_task(checkpoint: str, predictor: str, data_root: str, dataset: str, clips: list[str],
+def evaluate_horizon_task(checkpoint: str, predictor: str, layout: DatasetLayout, clips: list[str],
                           observed: int, future: int, fid: bool, weights_dir: str | None) -> HorizonReport:
-    return evaluate_horizon(predictor, checkpoint, DatasetLayout(Path(data_root), dataset), clips, observed, future,
+    return evaluate_horizon(predictor, checkpoint, layout, clips, observed, future,
                             fid=fid, weights_dir=weights_dir)
 
 

@@ -5,7 +5,6 @@ Retries only what a retry can fix (see that module's failure policy): not setup 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -29,7 +28,7 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="preprocess-clip", task_run_name="{stage} {clip_id}", retries=2, retry_delay_seconds=2,
       retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def preprocess_clip_task(root: str, dataset: str, clip_id: str, stage: str, settings: BackendSettings,
+def preprocess_clip_task(layout: DatasetLayout, clip_id: str, stage: str, settings: BackendSettings,
                          run: RunSettings, expected_size: tuple[int, int] | None = None) -> StageOutcome:
-    return preprocess_clip(DatasetLayout(Path(root), dataset), clip_id, stage, settings, run, expected_size,
+    return preprocess_clip(layout, clip_id, stage, settings, run, expected_size,
                            before_compute=lambda: limit_threads(run.threads))

@@ -111,10 +111,10 @@ def render_clip(
 
 
 @task(name="synthesize-clip", task_run_name="synthesize {clip_id}", cache_policy=NO_CACHE)
-def synthesize_clip_task(model_path: str, data_root: str, dataset: str, clip_id: str, out: str,
+def synthesize_clip_task(model_path: str, layout: DatasetLayout, clip_id: str, out: str,
                          side_by_side: str | None = None, label_map: dict[int, int] | None = None, seed: int = 0,
                          first_frame: FirstFrameChoice = "zeros", single_checkpoint: str | None = None,
                          frames_dir: str | None = None) -> SynthesizedClip:
-    return render_clip(model_path, DatasetLayout(Path(data_root), dataset), clip_id, out, side_by_side=side_by_side,
+    return render_clip(model_path, layout, clip_id, out, side_by_side=side_by_side,
                        label_map=label_map, seed=seed, first_frame=first_frame, single_checkpoint=single_checkpoint,
                        frames_dir=frames_dir)

@@ -59,7 +59,7 @@ class TrainingProgress:
 
     def __init__(self, job: TrainJob, description: str) -> None:
         self.job, self.logger, self.started = job, get_run_logger(), time.monotonic()
-        self.total = float(job.max_steps) if job.max_steps else float(job.epochs or int(job.model["train"]["epochs"]))
+        self.total = float(job.max_steps) if job.max_steps else float(job.epochs or job.model.train.epochs)
         self.unit = "steps" if job.max_steps else "epochs"
         self.active = headline_losses(job)  # a line stays readable
         self.artifact = create_progress_artifact(progress=0.0, key=artifact_key("train-progress", job.dataset),
@@ -199,9 +199,9 @@ def training_summary(outcome: TrainOutcome, dataset: str, metrics: list[dict]) -
 
 
 @task(name="publish-training-artifacts", cache_policy=NO_CACHE)
-def publish_training_task(outcome: TrainOutcome, dataset: str, data_root: str) -> dict[str, str]:
+def publish_training_task(outcome: TrainOutcome, layout: DatasetLayout) -> dict[str, str]:
     """A table of final metrics and checkpoints, a loss-curve plot and a sample grid, all keyed by dataset."""
-    run = Path(outcome.run_dir)
+    run, dataset = Path(outcome.run_dir), layout.dataset
     keys: dict[str, str] = {}
     metrics = read_metrics(run)
     keys["table"] = publish_markdown(artifact_key("train", dataset), training_summary(outcome, dataset, metrics),
@@ -216,7 +216,6 @@ def publish_training_task(outcome: TrainOutcome, dataset: str, data_root: str) -
             "smoothed; dashed: the progressive schedule changed (longer sequences or a finer scale), where a "
             "jump is expected"), "training loss curves")
     if outcome.model_path:
-        layout = DatasetLayout(Path(data_root), dataset)
         clip = review_clip(layout)
         grid = png_bytes(sample_grid(outcome.model_path, layout, clip))
         (run / "samples.png").write_bytes(grid)

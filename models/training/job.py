@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from models.prediction.config import PredictorConfig
 from models.vid2vid.config import ModelConfig
 
 
-def input_stages(model: dict) -> tuple[str, ...]:
+def input_stages(model: ModelConfig | dict) -> tuple[str, ...]:
     """The stage shards a model config trains on: the stages its declared inputs name (and a multimodal
     model's instance stage), then the reference flow. Read from the config; nothing is guessed."""
     return (*ModelConfig.model_validate(model).data_stages, "flow")
+
+
+def _kind(model: Any) -> str:
+    """Which config a job's model is: the ``kind`` it names (the mask predictor's), else vid2vid's (none)."""
+    kind = model.get("kind") if isinstance(model, dict) else getattr(model, "kind", None)
+    return kind or "vid2vid"
+
+
+#: the validated config of the model a job trains: vid2vid's, or another kind's (``models/training/recipes.py``)
+JobModel = Annotated[Union[Annotated[ModelConfig, Tag("vid2vid")], Annotated[PredictorConfig, Tag("mask-predictor")]],
+                     Discriminator(_kind)]
 
 
 class TrainSettings(BaseModel):
@@ -54,7 +67,7 @@ class TrainJob(TrainSettings):
 
     dataset: str
     data_root: str
-    model: dict = Field(description="a ModelConfig as plain data (models.vid2vid.config)")
+    model: JobModel = Field(description="the validated model config (plain data in job.json and to Ray workers)")
     run_dir: str = Field(description="<runs_root>/<run_name>: checkpoints, TensorBoard events, exported model")
     resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run; "
                                     "continues it (and wins over init_from, as a Ray restart's checkpoint wins over both)")
@@ -76,7 +89,7 @@ class TrainJob(TrainSettings):
     @property
     def model_kind(self) -> str:
         """Which model the job trains (``models/training/recipes.py``): the config's ``kind``; vid2vid's has none."""
-        return str(self.model.get("kind", "vid2vid"))
+        return _kind(self.model)
 
 
 class TrainOutcome(BaseModel):

@@ -141,7 +141,7 @@ def supersede_ray_state(run: Path, resume_from: Path) -> Path:
 
 def stop_reason(job: TrainJob, steps: int, epochs: int) -> str:
     """Why a completed run ended where it did (said when it ended before --max-steps)."""
-    limit = job.epochs or int(job.model["train"]["epochs"])
+    limit = job.epochs or job.model.train.epochs
     source = "--epochs" if job.epochs else "the model config's train.epochs"
     if job.max_steps is not None and steps < job.max_steps:
         return (f"stopped at step {steps} before --max-steps {job.max_steps}: the epoch limit ended it "
@@ -184,7 +184,7 @@ def run_training(job: TrainJob) -> TrainOutcome:
     layout = DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
     # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.
-    window = job.window_frames or int(job.model["train"]["max_seq_len"])
+    window = job.window_frames or job.model.train.max_seq_len  # type: ignore[union-attr]
     ClipWindowDataset(layout, window, split="train", stages=job.stages, rank=0, world_size=job.workers)
     started = time.perf_counter()
     own_ray = _start_ray(job)

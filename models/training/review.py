@@ -22,7 +22,7 @@ LOSS_ORDER = ("G_total", "D_total", "L1", "G_GAN_I", "G_FM_I", "G_GAN_V", "G_FM_
 SCHEDULE_KEYS = ("seq_len", "n_scales")  # the progressive schedule (Sec. 3.3): each change makes the losses jump
 
 
-def active_losses(model: dict, metrics: list[dict]) -> list[str]:
+def active_losses(model: ModelConfig | dict, metrics: list[dict]) -> list[str]:
     """The loss terms this run optimised: not those its config weighs 0 or switches off, nor those that
     were 0 at every logged step (never computed, e.g. no reference flow). Showing them as achieved lies."""
     config = ModelConfig.model_validate(model)

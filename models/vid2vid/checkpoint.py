@@ -118,10 +118,10 @@ def _load_module(path: str | os.PathLike[str], module: torch.nn.Module, state: A
         raise CheckpointError(f"checkpoint {path}: its {part} weights do not fit its own config ({first[:300]})") from None
 
 
-def validate_checkpoint(path: str | os.PathLike[str], model: dict[str, Any] | None = None) -> Path:
+def validate_checkpoint(path: str | os.PathLike[str], model: ModelConfig | dict[str, Any] | None = None) -> Path:
     """The absolute path of a usable checkpoint, checked on the driver (before Ray or any worker sees it).
 
-    With ``model`` (a ModelConfig as plain data), the checkpoint must have been written for that config.
+    With ``model`` (a ModelConfig, or one as plain data), the checkpoint must have been written for that config.
     """
     absolute = _model_file(path).expanduser().resolve()
     state = load_checkpoint(absolute)
@@ -164,9 +164,9 @@ def _config_notes(file_config: ModelConfig, run_config: ModelConfig) -> list[str
     return notes
 
 
-def validate_init_from(path: str | os.PathLike[str], model: dict[str, Any]) -> tuple[Path, list[str], list[str]]:
-    """Check on the driver that a model file (ours or imported) can start a run of ``model`` (a ModelConfig as
-    plain data): it exists, is a vid2vid model file, and its generator (encoder, discriminators when it has
+def validate_init_from(path: str | os.PathLike[str], model: ModelConfig | dict[str, Any]) -> tuple[Path, list[str], list[str]]:
+    """Check on the driver that a model file (ours or imported) can start a run of ``model`` (a ModelConfig, or
+    one as plain data): it exists, is a vid2vid model file, and its generator (encoder, discriminators when it has
     them) have exactly the keys and shapes the run's config builds. Returns (absolute path, the parts it will
     initialise, notes on config fields that differ without changing shapes). ``path`` may name a shipped
     reference model (``reference:street``), verified against its card's sha256 first."""
@@ -268,7 +268,12 @@ def _gmm(path: str | os.PathLike[str], state: dict[str, Any]) -> ClassFeatureGMM
 
 def load_multimodal(path: str | os.PathLike[str]) -> tuple[FeatureEncoder | None, ClassFeatureGMM | None]:
     """The feature encoder E and the fitted per-class mixtures, where the checkpoint has them."""
-    state = load_checkpoint(path)
+    return multimodal_parts(load_checkpoint(path), path)
+
+
+def multimodal_parts(state: dict[str, Any], path: str | os.PathLike[str]) -> tuple[FeatureEncoder | None,
+                                                                                    ClassFeatureGMM | None]:
+    """``load_multimodal`` of a checkpoint already read (``state``, from ``path``)."""
     config = model_config(state, path)
     encoder = None
     if state.get("encoder") is not None:
