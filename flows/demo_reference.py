@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,16 @@ def _evaluate(dataset: str, runs: list[str], root: str, runs_root: str) -> Evalu
                                         runs_root=runs_root, out_dir=str(out)))
 
 
+@dataclass
+class _Part:
+    """One dataset's share of the report: its table, artifacts, contact sheet, goals and notes."""
+    table: list[dict[str, str]]
+    keys: list[str] = field(default_factory=list)
+    sheet: tuple[str, str] | None = None  # (path, artifact key)
+    goals: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
 @flow(name="demo-reference-models", log_prints=True, flow_run_name=templated("demo reference models"))
 def demo_reference_flow(root: str, runs: str, comparison_json: str, short_steps: int) -> dict:
     """``comparison_json``: the demo's own evaluation of its short runs (its rows join the street table)."""
@@ -107,88 +118,94 @@ def demo_reference_flow(root: str, runs: str, comparison_json: str, short_steps:
     shipped = {m.name: m for m in shipped_models() if m.card is not None}
     short = json.loads(Path(comparison_json).read_text()) if Path(comparison_json).is_file() else {"table": [],
                                                                                                    "evaluations": []}
-    short_rows = _rows_by_method(short["table"])
-    lines, keys, tables = [], [], {}
-    if not shipped:
-        lines.append(f"shipped reference models: none in {reference_dir()} (`make reference-models` builds them); "
-                     "the street table has the short runs only and there is no face table")
-    street_layout = DatasetLayout(Path(root), load_recipe("street").data.dataset)
-
-    # --- street: short runs (from the demo's comparison) beside the shipped references, one table --------------
-    refs = [n for n in ("street_frame", "street") if n in shipped]
-    evaluation = _evaluate(street_layout.dataset, [f"reference:{n}" for n in refs], root, runs) if refs else None
-    ref_rows = _rows_by_method(evaluation.table) if evaluation else {}
-    steps = {n: shipped[n].card.steps for n in refs}
-    table = [_labelled(short_rows[m], f"{label} (short)", short_steps)
-             for m, label in (("frame-by-frame baseline", "frame-by-frame"), ("vid2vid", "vid2vid")) if m in short_rows]
-    table += [_labelled(ref_rows[m], f"{label} (reference)", steps[n])
-              for n, m, label in (("street_frame", "frame-by-frame baseline", "frame-by-frame"),
-                                  ("street", "vid2vid", "vid2vid")) if n in steps and m in ref_rows]
-    real = ref_rows.get(REAL) or short_rows.get(REAL)
-    if real:
-        table.append(_labelled(real, "real frames", "—"))
-    tables["street"] = table
-    keys.append(publish_table(artifact_key("demo", "street", "reference-table"), table,
-                              "street: short runs and the shipped reference models, held-out clips"))
-    blocks = [(f"{label} (short)", *clip) for m, label in (("frame-by-frame baseline", "frame-by-frame"),
-                                                          ("vid2vid", "vid2vid"))
-              if (clip := _lossless(short.get("evaluations", [])).get(m))]
-    ref_clips = _lossless([e.model_dump() for e in evaluation.evaluations]) if evaluation else {}
-    blocks += [(f"{label} (reference)", *ref_clips[m]) for m, label in (("frame-by-frame baseline", "frame-by-frame"),
-                                                                       ("vid2vid", "vid2vid")) if m in ref_clips]
-    size = load_recipe("street").data.size
-    street_sheet = _sheet(street_layout, str(Path(runs) / "evaluations" / street_layout.dataset), "street", blocks, size)
-    goals = []
-    if evaluation and {"street", "street_frame"} <= set(refs):
-        by_variant = {e.variant: e.values for e in evaluation.evaluations}
-        goals += street_goals(by_variant.get("vid2vid", {}), by_variant.get("frame-by-frame baseline", {}),
-                              evaluation.evaluations[0].references, street_sheet[0] if street_sheet else "no sheet")
-        data = evaluation.table[0].get("data")
-        for n in refs:
-            card_data = shipped[n].card.data.heldout_fingerprint
-            if card_data != data:
-                lines.append(f"note: reference {n} was scored on other held-out data (card {card_data}, demo {data}): "
-                             "its card's numbers and these differ for that reason")
-
-    # --- face: the shipped face references on the carphone clip's held-out quarter ------------------------------
-    face_refs = [n for n in ("face_frame", "face") if n in shipped]
-    face_sheet = None
-    if face_refs:
-        data = reference_data_flow(ReferenceDataParams(name=face_refs[-1], data_root=root))
-        face = _evaluate(data.dataset, [f"reference:{n}" for n in face_refs], root, runs)
-        rows = _rows_by_method(face.table)
-        # the face preset has no fg/bg prior (a face has no background classes): its variant is named for that
-        vid2vid = next((m for m in rows if m.startswith("vid2vid")), "vid2vid")
-        pairs = (("face_frame", "frame-by-frame baseline", "frame-by-frame"), ("face", vid2vid, vid2vid))
-        tables["face"] = [_labelled(rows[m], f"{label} (reference)", shipped[n].card.steps)
-                          for n, m, label in pairs if n in face_refs and m in rows]
-        if REAL in rows:
-            tables["face"].append(_labelled(rows[REAL], "real frames", "—"))
-        keys.append(publish_table(artifact_key("demo", "face", "reference-table"), tables["face"],
-                                  "face (carphone, last quarter held out): the shipped reference models"))
-        face_layout = DatasetLayout(Path(root), data.dataset)
-        clips = _lossless([e.model_dump() for e in face.evaluations])
-        face_sheet = _sheet(face_layout, face.out_dir, "face",
-                            [(f"{label} (reference)", *clips[m]) for _, m, label in pairs if m in clips],
-                            tuple(load_recipe(face_refs[-1]).data.size))
-        if {"face", "face_frame"} <= set(face_refs):
-            by_variant = {e.variant: e.values for e in face.evaluations}
-            goals += face_goals(by_variant.get(vid2vid, {}), by_variant.get("frame-by-frame baseline", {}),
-                                face_sheet[0] if face_sheet else "no sheet")
-    keys += [s[1] for s in (street_sheet, face_sheet) if s]
-    for name, rows in tables.items():
-        columns = list(rows[0]) if rows else []
-        lines += ["", f"{name}: short runs and shipped reference models (held-out clips)" if name == "street"
-                  else f"{name}: shipped reference models (carphone clip, last quarter held out)",
-                  "  " + " | ".join(columns), *["  " + " | ".join(r[c] for c in columns) for r in rows]]
+    parts = {"street": _street(shipped, short, short_steps, root, runs)}
+    if any(n in shipped for n in ("face_frame", "face")):
+        parts["face"] = _face(shipped, root, runs)
+    lines = [] if shipped else [
+        f"shipped reference models: none in {reference_dir()} (`make reference-models` builds them); the street "
+        "table has the short runs only and there is no face table"]
+    lines += [note for part in parts.values() for note in part.notes]
+    goals = [g for part in parts.values() for g in part.goals]
+    keys = [k for part in parts.values() for k in part.keys] + [p.sheet[1] for p in parts.values() if p.sheet]
+    lines += _table_lines(parts)
     if goals:
         lines += ["", "reference goals:", *["  " + g.line() for g in goals]]
         keys.append(publish_markdown(artifact_key("demo", "reference-goals"), "\n".join(
             ["## Goals of the shipped reference models", "", *[f"- {g.line()}" for g in goals]]),
             "the shipped reference models' goals, met or missed"))
-    sheets = [s[0] for s in (street_sheet, face_sheet) if s]
+    sheets = [p.sheet[0] for p in parts.values() if p.sheet]
     if sheets:
         lines.append("contact sheets: " + ", ".join(sheets))
     lines.append(f"shipped reference models evaluated in {time.perf_counter() - started:.0f} s")
-    return {"lines": lines, "tables": tables, "goals": [g.line() for g in goals], "artifacts": keys,
-            "sheets": sheets}
+    return {"lines": lines, "tables": {name: p.table for name, p in parts.items()},
+            "goals": [g.line() for g in goals], "artifacts": keys, "sheets": sheets}
+
+
+def _street(shipped: dict, short: dict, short_steps: int, root: str, runs: str) -> _Part:
+    """The short runs (from the demo's comparison) beside the shipped street references: one table, one sheet."""
+    layout = DatasetLayout(Path(root), load_recipe("street").data.dataset)
+    short_rows = _rows_by_method(short["table"])
+    refs = [n for n in ("street_frame", "street") if n in shipped]
+    evaluation = _evaluate(layout.dataset, [f"reference:{n}" for n in refs], root, runs) if refs else None
+    ref_rows = _rows_by_method(evaluation.table) if evaluation else {}
+    steps = {n: shipped[n].card.steps for n in refs}
+    methods = (("frame-by-frame baseline", "frame-by-frame"), ("vid2vid", "vid2vid"))
+    table = [_labelled(short_rows[m], f"{label} (short)", short_steps) for m, label in methods if m in short_rows]
+    table += [_labelled(ref_rows[m], f"{label} (reference)", steps[n])
+              for n, (m, label) in zip(("street_frame", "street"), methods) if n in steps and m in ref_rows]
+    real = ref_rows.get(REAL) or short_rows.get(REAL)
+    if real:
+        table.append(_labelled(real, "real frames", "—"))
+    part = _Part(table, [publish_table(artifact_key("demo", "street", "reference-table"), table,
+                                       "street: short runs and the shipped reference models, held-out clips")])
+    blocks = [(f"{label} (short)", *clip) for m, label in methods
+              if (clip := _lossless(short.get("evaluations", [])).get(m))]
+    ref_clips = _lossless([e.model_dump() for e in evaluation.evaluations]) if evaluation else {}
+    blocks += [(f"{label} (reference)", *ref_clips[m]) for m, label in methods if m in ref_clips]
+    part.sheet = _sheet(layout, str(Path(runs) / "evaluations" / layout.dataset), "street", blocks,
+                        load_recipe("street").data.size)
+    if evaluation and {"street", "street_frame"} <= set(refs):
+        by_variant = {e.variant: e.values for e in evaluation.evaluations}
+        part.goals = street_goals(by_variant.get("vid2vid", {}), by_variant.get("frame-by-frame baseline", {}),
+                                  evaluation.evaluations[0].references, part.sheet[0] if part.sheet else "no sheet")
+        data = evaluation.table[0].get("data")
+        part.notes = [f"note: reference {n} was scored on other held-out data (card {card_data}, demo {data}): its "
+                      "card's numbers and these differ for that reason"
+                      for n in refs if (card_data := shipped[n].card.data.heldout_fingerprint) != data]
+    return part
+
+
+def _face(shipped: dict, root: str, runs: str) -> _Part:
+    """The shipped face references on the carphone clip's held-out quarter: one table, one sheet."""
+    refs = [n for n in ("face_frame", "face") if n in shipped]
+    data = reference_data_flow(ReferenceDataParams(name=refs[-1], data_root=root))
+    face = _evaluate(data.dataset, [f"reference:{n}" for n in refs], root, runs)
+    rows = _rows_by_method(face.table)
+    # the face preset has no fg/bg prior (a face has no background classes): its variant is named for that
+    vid2vid = next((m for m in rows if m.startswith("vid2vid")), "vid2vid")
+    pairs = (("face_frame", "frame-by-frame baseline", "frame-by-frame"), ("face", vid2vid, vid2vid))
+    table = [_labelled(rows[m], f"{label} (reference)", shipped[n].card.steps)
+             for n, m, label in pairs if n in refs and m in rows]
+    if REAL in rows:
+        table.append(_labelled(rows[REAL], "real frames", "—"))
+    part = _Part(table, [publish_table(artifact_key("demo", "face", "reference-table"), table,
+                                       "face (carphone, last quarter held out): the shipped reference models")])
+    clips = _lossless([e.model_dump() for e in face.evaluations])
+    part.sheet = _sheet(DatasetLayout(Path(root), data.dataset), face.out_dir, "face",
+                        [(f"{label} (reference)", *clips[m]) for _, m, label in pairs if m in clips],
+                        tuple(load_recipe(refs[-1]).data.size))
+    if {"face", "face_frame"} <= set(refs):
+        by_variant = {e.variant: e.values for e in face.evaluations}
+        part.goals = face_goals(by_variant.get(vid2vid, {}), by_variant.get("frame-by-frame baseline", {}),
+                                part.sheet[0] if part.sheet else "no sheet")
+    return part
+
+
+def _table_lines(parts: dict[str, _Part]) -> list[str]:
+    lines = []
+    for name, part in parts.items():
+        columns = list(part.table[0]) if part.table else []
+        lines += ["", f"{name}: short runs and shipped reference models (held-out clips)" if name == "street"
+                  else f"{name}: shipped reference models (carphone clip, last quarter held out)",
+                  "  " + " | ".join(columns), *["  " + " | ".join(r[c] for c in columns) for r in part.table]]
+    return lines

@@ -31,7 +31,7 @@ from models.reference.provenance import LEDGER, code_commit, machine, render_mar
 from models.reference.recipe import CarphoneData, ReferenceRecipe, load_recipe
 from models.training import input_stages
 from models.training.launch import dataset_fingerprint
-from models.vid2vid.config import load_model_config
+from models.vid2vid.config import ModelConfig, load_model_config
 from storage import locations
 from storage.atomic import atomic_write_bytes
 from storage.fingerprint import sha256_file
@@ -164,42 +164,69 @@ def _install(staged: Path, target: Path) -> None:
 @flow(name="reference-model", log_prints=True,
       flow_run_name=run_name("reference-model", ReferenceParams, lambda p: f"{p.name} {p.steps or 'budget'} steps"))
 def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
-    from models.reference.pack import pack_model
-    from models.vid2vid.checkpoint import load_checkpoint
-
+    """Train the recipe's model (resumable), pack it, score it on its held-out clips, card it, install it."""
     started = time.perf_counter()
-    logger = get_run_logger()
     recipe = load_recipe(params.name)
     metric_names(params.metrics)  # a misspelt metric is refused now, not after hours of training
     steps = params.steps or recipe.budget.steps
     runs = locations.reference_runs_root(params.runs_root).resolve()
-    resume, start_step = None, 0
-    if params.resume_from:  # settled before any work: a wrong request costs nothing
-        resume = latest_checkpoint(runs, recipe.name) if params.resume_from == "latest" else Path(params.resume_from)
-        if not resume.is_file():
-            raise FileNotFoundError(f"--resume-from {resume}: no such checkpoint")
-        start_step = int(load_checkpoint(resume).get("step", 0))
-        if start_step >= steps:
-            raise ValueError(f"--resume-from {resume} is at step {start_step} already: give --steps above it "
-                             f"(the total to reach, now {steps})")
+    resume, start_step = _resume_point(params.resume_from, runs, recipe.name, steps)  # before any work
     data = reference_data_flow(ReferenceDataParams(name=params.name, data_root=params.data_root))
     if params.data_only:
         return ReferenceResult(name=recipe.name, data=data, seconds=time.perf_counter() - started)
-    root = Path(data.data_root)
-    model = load_model_config(recipe.preset)
     # the reference runs root, kept apart from the rebuild's (storage.locations.reference_runs_root)
-    resolved = Target(layout=DatasetLayout(root, data.dataset), runs=runs, weights_dir=params.weights_dir,
-                      ray_address=locations.ray_address())
-    layout = resolved.layout
+    target = Target(layout=DatasetLayout(Path(data.data_root), data.dataset), runs=runs,
+                    weights_dir=params.weights_dir, ray_address=locations.ray_address())
+    model = load_model_config(recipe.preset)
+    trained, segments = _train(params, recipe, target, model, steps, resume, start_step)
+    staged, parts = _pack(recipe, Path(trained.run_dir or ""), trained.model_path or "")
+    evaluation = evaluate_step(EvaluateParams(  # its own named evaluation: the dataset's latest one stays as it is
+        dataset=data.dataset, runs=[str(staged / "model.pt")], metrics=params.metrics, data_root=data.data_root,
+        runs_root=str(runs), weights_dir=params.weights_dir,
+        out_dir=str(runs / "evaluations" / data.dataset / f"reference-{recipe.name}")), target)
+    card = _card(recipe, data, target, model, staged, parts, (steps, trained.steps), segments,
+                 evaluation.evaluations[0], started)
+    write_card(staged, card, render_markdown(card))
+    installed = reference_dir(params.out_dir) / recipe.name
+    _install(staged, installed)
+    publish_markdown(artifact_key("reference", recipe.name), (installed / CARD_MARKDOWN).read_text(),
+                     f"reference model {recipe.name}: its card")
+    return ReferenceResult(name=recipe.name, data=data, model_path=str(installed / "model.pt"),
+                           card_path=str(installed / CARD_FILE), steps=trained.steps, heldout=card.heldout.metrics,
+                           seconds=time.perf_counter() - started)
+
+
+def _resume_point(resume_from: str | None, runs: Path, name: str, steps: int) -> tuple[Path | None, int]:
+    """The checkpoint to resume from (``latest``: the recipe's newest) and its step; a wrong request is refused
+    here, before any work."""
+    from models.vid2vid.checkpoint import load_checkpoint
+
+    if not resume_from:
+        return None, 0
+    resume = latest_checkpoint(runs, name) if resume_from == "latest" else Path(resume_from)
+    if not resume.is_file():
+        raise FileNotFoundError(f"--resume-from {resume}: no such checkpoint")
+    start_step = int(load_checkpoint(resume).get("step", 0))
+    if start_step >= steps:
+        raise ValueError(f"--resume-from {resume} is at step {start_step} already: give --steps above it "
+                         f"(the total to reach, now {steps})")
+    return resume, start_step
+
+
+def _train(params: ReferenceParams, recipe: ReferenceRecipe, target: Target, model: ModelConfig, steps: int,
+           resume: Path | None, start_step: int):  # noqa: ANN202 - (TrainFlowResult, list[Segment])
+    """The training segment of this command, and the ledger of every segment so far (the card's wall time)."""
     before = []
     if resume is not None:
         before = segments_until(resume, start_step)
-        logger.info("resuming %s from %s (step %d; %d earlier segment(s))", recipe.name, resume, start_step, len(before))
+        get_run_logger().info("resuming %s from %s (step %d; %d earlier segment(s))", recipe.name, resume, start_step,
+                              len(before))
+    layout = target.layout
     trained = train_step(TrainParams(
-        dataset=data.dataset, config=recipe.preset, data_root=str(root), runs_root=str(runs),
+        dataset=layout.dataset, config=recipe.preset, data_root=str(layout.root), runs_root=str(target.runs),
         run_name=f"reference-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}", max_steps=steps,
         workers=params.workers or recipe.budget.workers, checkpoint_every=recipe.budget.checkpoint_every,
-        resume_from=str(resume) if resume else None, weights_dir=params.weights_dir), resolved, model)
+        resume_from=str(resume) if resume else None, weights_dir=params.weights_dir), target, model)
     run = Path(trained.run_dir or "")
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     segments = [*before, Segment(run_dir=str(run), start_step=start_step, end_step=trained.steps,
@@ -207,39 +234,43 @@ def reference_model_flow(params: ReferenceParams) -> ReferenceResult:
                                  resumed_from=str(resume) if resume else None)]
     atomic_write_bytes(run / LEDGER, json.dumps({"name": recipe.name, "segments": [s.model_dump() for s in segments]},
                                                 indent=2).encode())
+    return trained, segments
 
-    staged = run / "reference" / recipe.name  # the evaluation names the run after this folder
+
+def _pack(recipe: ReferenceRecipe, run: Path, model_path: str) -> tuple[Path, list[str]]:
+    """The shipped file (fp16) staged in the run; the evaluation names the run after this folder."""
+    from models.reference.pack import pack_model
+
+    staged = run / "reference" / recipe.name
     staged.mkdir(parents=True, exist_ok=True)
-    parts = pack_model(trained.model_path or "", staged / "model.pt")
-    evaluation = evaluate_step(EvaluateParams(  # its own named evaluation: the dataset's latest one stays as it is
-        dataset=data.dataset, runs=[str(staged / "model.pt")], metrics=params.metrics, data_root=str(root),
-        runs_root=str(runs), weights_dir=params.weights_dir,
-        out_dir=str(runs / "evaluations" / data.dataset / f"reference-{recipe.name}")), resolved)
-    scored = evaluation.evaluations[0]
+    return staged, pack_model(model_path, staged / "model.pt")
+
+
+def _card(recipe: ReferenceRecipe, data: ReferenceData, target: Target, model: ModelConfig, staged: Path,
+          parts: list[str], steps: tuple[int, int], segments: list[Segment], scored,  # noqa: ANN001 - an evaluation
+          started: float) -> ModelCard:
+    """The model card: command, config, steps (asked, trained), wall time, machine, data fingerprints, commit,
+    held-out metrics."""
+    from models.vid2vid.checkpoint import load_checkpoint
+
+    asked, trained_steps = steps
+    config = load_checkpoint(staged / "model.pt")["config"]
     clips = [c.clip_id for c in scored.clips]
     commit, dirty = code_commit()
-    card = ModelCard(
+    return ModelCard(
         name=recipe.name, preset=recipe.preset, method=scored.variant, twin=recipe.twin,
         sha256=sha256_file(staged / "model.pt"), size_bytes=(staged / "model.pt").stat().st_size, parts=parts,
-        command=f"nice -n 19 .venv/bin/vid2vid reference-model --name {recipe.name} --steps {steps}",
-        config=load_checkpoint(staged / "model.pt")["config"], steps=trained.steps, budget_steps=recipe.budget.steps,
-        budget_note=_budget_note(recipe, trained.steps),
+        command=f"nice -n 19 .venv/bin/vid2vid reference-model --name {recipe.name} --steps {asked}",
+        config=config, steps=trained_steps, budget_steps=recipe.budget.steps,
+        budget_note=_budget_note(recipe, trained_steps),
         wall_time=WallTime(training_seconds=round(sum(s.seconds for s in segments), 1), segments=segments,
                            last_command_seconds=round(time.perf_counter() - started, 1)),
         machine=machine(),
         data=DataRecord(kind=recipe.data.kind, dataset=data.dataset, recipe=recipe.data.model_dump(mode="json"),
-                        train_fingerprint=dataset_fingerprint(layout, input_stages(model)),
-                        heldout_fingerprint=evaluation_data_fingerprint(layout, clips), heldout_clips=clips,
+                        train_fingerprint=dataset_fingerprint(target.layout, input_stages(model)),
+                        heldout_fingerprint=evaluation_data_fingerprint(target.layout, clips), heldout_clips=clips,
                         source_sha256=data.source_sha256, regenerate=data.regenerate),
         code_commit=commit, code_dirty=dirty,
         heldout=HeldOut(metrics=scored.values, references=scored.references, protocol=PROTOCOL, clips=len(clips),
                         frames_scored=int(scored.details.get("psnr", {}).get("n_frames", 0))),
         trained_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    write_card(staged, card, render_markdown(card))
-    target = reference_dir(params.out_dir) / recipe.name
-    _install(staged, target)
-    publish_markdown(artifact_key("reference", recipe.name), (target / CARD_MARKDOWN).read_text(),
-                     f"reference model {recipe.name}: its card")
-    return ReferenceResult(name=recipe.name, data=data, model_path=str(target / "model.pt"),
-                           card_path=str(target / CARD_FILE), steps=trained.steps, heldout=scored.values,
-                           seconds=time.perf_counter() - started)

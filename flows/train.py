@@ -9,6 +9,7 @@ changed since it was trained (a first model starts fresh, or from ``init_from``)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -106,69 +107,101 @@ def train_step(params: TrainParams, target: Target, model: ModelConfig) -> Train
 def train(params: TrainParams, target: Target, model: ModelConfig | None = None) -> TrainFlowResult:
     """The body of the train flow: ``model`` (default: ``params.config`` with ``params.config_set``, loaded
     here) trained on ``target``'s dataset into a run under ``target.runs``."""
-    logger = get_run_logger()
-    layout = target.layout
-    dataset, root = layout.dataset, layout.root
-    if not layout.manifest_path.is_file():
-        raise FileNotFoundError(f"dataset {dataset!r} has no manifest at {layout.manifest_path}: ingest it first")
-    if model is None:
-        model = load_model_config(params.config, params.config_set)
-    stages = input_stages(model)
-    require_stage_shards(layout, ("rgb", *stages), "train", "training reads")  # before any Ray, local or cluster
-    require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")
-    if params.mode == "retrain":
-        load_gate(params.gate)  # a wrong gate is a wrong request: refused before any training
-    init_from = None
-    if params.init_from:  # a wrong file is a wrong request: refused here, before any Ray (exit 2 on the CLI)
-        path, parts, notes = validate_init_from(params.init_from, model)
-        init_from = str(path)
-        logger.info("starting from the weights of %s (%s)", init_from, ", ".join(parts))
-        if notes:
-            logger.warning("%s computes differently from config %s in: %s", init_from, params.config, "; ".join(notes))
-    runs = target.runs
-    registry = sync(runs)
-    config_hash = canonical_hash(model.to_dict())
-    resume_from, parent, start = params.resume_from, None, "fresh"
-    champion = None
-    if params.mode in ("retrain", "rebuild"):
-        fingerprint = dataset_fingerprint(layout, stages)
-        champion, same, note = training_decision(params.mode, registry, dataset, model.name, config_hash, fingerprint,
-                                                 init_from, params.max_steps, params.epochs)
-        if same is not None:
-            publish_markdown(artifact_key(params.mode, dataset), note, f"{params.mode}: nothing to do")
-            logger.info(note)
-            return TrainFlowResult(status="unchanged", message=note, run_dir=same.run_dir, model_path=same.model_path,
-                                   model=same.reference, champion=champion.reference if champion else None)
-        if champion is not None:  # retrain fine-tunes the champion of this config: its weights, new optimizers
-            if init_from:
-                logger.info("init_from %s is for a first model only: %s/%s has a champion", init_from, dataset,
-                            model.name)
-            init_from = str(validate_init_from(champion.model_path, model)[0])
-            logger.info("data or config of %s/%s changed since champion %s: fine-tuning it", dataset, model.name,
-                        champion.reference)
-    if resume_from:
-        parent, start = str(Path(resume_from).resolve()), "resume-from"
-    elif init_from:
-        parent, start = init_from, "init-from"
-    name = _run_folder_name(params, model)
-    job = TrainJob(**{**settings_of(params, TrainSettings), "ray_address": target.ray_address, "init_from": init_from},
-                   dataset=dataset, data_root=str(root), model=model,
-                   run_dir=str(runs / check_name(name, "run")), resume_from=resume_from, weights_dir=target.weights_dir)
-    outcome = train_job(job)
+    model, init_from = _checked_request(params, target, model)
+    plan = _plan(params, target, model, init_from)
+    if plan.unchanged is not None:
+        return plan.unchanged
+    outcome = train_job(_job(params, target, model, plan.init_from))
     if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
-        fit_mixtures_task(outcome.model_path, layout)  # Sec. 3: sampled at synthesis
-    artifacts = publish_training_task(outcome, layout)
-    require_model(outcome, f"training of {dataset!r}")
-    registered = register_run_task(str(runs), dataset, model.name, config_hash, outcome.run_dir, outcome.model_path,
-                                   outcome.dataset_fingerprint, outcome.steps, start, parent)
+        fit_mixtures_task(outcome.model_path, target.layout)  # Sec. 3: sampled at synthesis
+    artifacts = publish_training_task(outcome, target.layout)
+    require_model(outcome, f"training of {target.layout.dataset!r}")
+    start, parent = _origin(params, plan.init_from)
+    registered = register_run_task(str(target.runs), target.layout.dataset, model.name, plan.config_hash,
+                                   outcome.run_dir, outcome.model_path, outcome.dataset_fingerprint, outcome.steps,
+                                   start, parent)
     result = TrainFlowResult(status=outcome.status, message=outcome.message, run_dir=outcome.run_dir,
                              model_path=outcome.model_path, steps=outcome.steps, artifacts=artifacts,
                              model=registered.reference)
-    if params.mode != "retrain":
-        return result
-    challenge = challenge_step(ChallengeParams(dataset=dataset, run_dir=outcome.run_dir, gate=params.gate,
-                                               data_root=str(root), runs_root=str(runs), weights_dir=target.weights_dir),
-                               target)
-    artifacts["decision"] = challenge.artifact_key
+    return _challenge(params, target, result) if params.mode == "retrain" else result
+
+
+def _checked_request(params: TrainParams, target: Target,
+                     model: ModelConfig | None) -> tuple[ModelConfig, str | None]:
+    """Refuses a wrong request before any Ray, local or cluster (exit 2 on the CLI): no manifest, a bad config,
+    missing stage shards or label spaces, a wrong gate, a wrong ``init_from`` file. Returns the model config
+    (``params``' when not given) and the validated ``init_from``."""
+    logger, layout = get_run_logger(), target.layout
+    if not layout.manifest_path.is_file():
+        raise FileNotFoundError(f"dataset {layout.dataset!r} has no manifest at {layout.manifest_path}: "
+                                "ingest it first")
+    if model is None:
+        model = load_model_config(params.config, params.config_set)
+    require_stage_shards(layout, ("rgb", *input_stages(model)), "train", "training reads")
+    require_label_spaces(layout, model.input.label_spaces, "train", f"model config {params.config!r} reads")
+    if params.mode == "retrain":
+        load_gate(params.gate)
+    if not params.init_from:
+        return model, None
+    path, parts, notes = validate_init_from(params.init_from, model)
+    logger.info("starting from the weights of %s (%s)", path, ", ".join(parts))
+    if notes:
+        logger.warning("%s computes differently from config %s in: %s", path, params.config, "; ".join(notes))
+    return model, str(path)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    config_hash: str
+    init_from: str | None  # a retrain's champion replaces the user's init_from
+    unchanged: TrainFlowResult | None = None  # nothing to train: this is the flow's result
+
+
+def _plan(params: TrainParams, target: Target, model: ModelConfig, init_from: str | None) -> _Plan:
+    """What this run starts from, from the registry's decision (models/training/decision.py): a retrain or a
+    rebuild on unchanged data and config trains nothing; a retrain fine-tunes its config's champion."""
+    logger, layout = get_run_logger(), target.layout
+    config_hash = canonical_hash(model.to_dict())
+    if params.mode not in ("retrain", "rebuild"):
+        return _Plan(config_hash, init_from)
+    fingerprint = dataset_fingerprint(layout, input_stages(model))
+    champion, same, note = training_decision(params.mode, sync(target.runs), layout.dataset, model.name, config_hash,
+                                             fingerprint, init_from, params.max_steps, params.epochs)
+    if same is not None:
+        publish_markdown(artifact_key(params.mode, layout.dataset), note, f"{params.mode}: nothing to do")
+        logger.info(note)
+        return _Plan(config_hash, init_from, TrainFlowResult(
+            status="unchanged", message=note, run_dir=same.run_dir, model_path=same.model_path, model=same.reference,
+            champion=champion.reference if champion else None))
+    if champion is None:
+        return _Plan(config_hash, init_from)
+    if init_from:
+        logger.info("init_from %s is for a first model only: %s/%s has a champion", init_from, layout.dataset,
+                    model.name)
+    logger.info("data or config of %s/%s changed since champion %s: fine-tuning it", layout.dataset, model.name,
+                champion.reference)  # its weights, new optimizers
+    return _Plan(config_hash, str(validate_init_from(champion.model_path, model)[0]))
+
+
+def _job(params: TrainParams, target: Target, model: ModelConfig, init_from: str | None) -> TrainJob:
+    name = check_name(_run_folder_name(params, model), "run")
+    return TrainJob(**{**settings_of(params, TrainSettings), "ray_address": target.ray_address, "init_from": init_from},
+                    dataset=target.layout.dataset, data_root=str(target.layout.root), model=model,
+                    run_dir=str(target.runs / name), resume_from=params.resume_from, weights_dir=target.weights_dir)
+
+
+def _origin(params: TrainParams, init_from: str | None) -> tuple[str, str | None]:
+    """How the run started, and from what, for its lineage."""
+    if params.resume_from:
+        return "resume-from", str(Path(params.resume_from).resolve())
+    return ("init-from", init_from) if init_from else ("fresh", None)
+
+
+def _challenge(params: TrainParams, target: Target, result: TrainFlowResult) -> TrainFlowResult:
+    """A retrain's run against its champion (flows/challenge.py): promoted or rejected."""
+    challenge = challenge_step(ChallengeParams(dataset=target.layout.dataset, run_dir=result.run_dir, gate=params.gate,
+                                               data_root=str(target.layout.root), runs_root=str(target.runs),
+                                               weights_dir=target.weights_dir), target)
     return result.model_copy(update={"decision": challenge.outcome, "champion": challenge.champion,
-                                     "reasons": challenge.reasons, "artifacts": artifacts})
+                                     "reasons": challenge.reasons,
+                                     "artifacts": {**result.artifacts, "decision": challenge.artifact_key}})
