@@ -24,16 +24,22 @@ def _print_ingest(summary) -> None:  # noqa: ANN001 - IngestSummary, imported la
     print(f"Prefect artifact: {summary.artifact_key}")
 
 
+def _shown(run: Callable[[], object], show: Callable[[object], None], failure: type[Exception]) -> int:
+    """Runs a flow and shows its summary, also when the flow failed with ``failure`` (a PipelineFailure carries
+    the summary as ``detail``), which is then raised on."""
+    try:
+        summary = run()
+    except failure as exc:
+        show(exc.detail)  # type: ignore[attr-defined]
+        raise
+    show(summary)
+    return 0
+
+
 def _run_ingest(run: Callable[[], object]) -> int:
     from flows.failures import NothingIngested
 
-    try:
-        summary = run()
-    except NothingIngested as exc:
-        _print_ingest(exc.detail)
-        raise
-    _print_ingest(summary)
-    return 0
+    return _shown(run, _print_ingest, NothingIngested)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -122,13 +128,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     from flows.preprocess import preprocess_flow
 
     params = form(args, PreprocessParams, backends=backend_args(args.backend))
-    try:
-        summary = preprocess_flow(params)
-    except PreprocessFailed as exc:
-        print_preprocess(exc.detail)
-        raise
-    print_preprocess(summary)
-    return 0
+    return _shown(lambda: preprocess_flow(params), print_preprocess, PreprocessFailed)
 
 
 def add_preprocess(sub: argparse._SubParsersAction) -> None:
