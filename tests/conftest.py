@@ -107,7 +107,7 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
 
 def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     """``main(args)`` in this process with its output captured, returning what ``run_cli`` returns: for fixtures
-    wider than a test (the ``vid2vid`` fixture needs ``capsys``). A process of its own costs about 8 s of CPU
+    wider than a test (the ``vid2vid`` fixture is this, per test). A process of its own costs about 8 s of CPU
     before any work (torch, Prefect, Ray imports): tests whose subject is not the process use this."""
     import io
 
@@ -124,21 +124,14 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def vid2vid(capsys) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``vid2vid(*args)``: the CLI's ``main(args)`` in this process; returns what ``run_cli`` returns (exit code,
-    stdout, stderr). Argument errors exit through argparse's SystemExit, caught here as the exit code. What the
-    console shows is captured as a user would see it: our lines, Prefect's console log lines (its handler is
-    pointed at the captured stream for the call) and Ray's worker lines; only C-level writes to fd 2 are not."""
-    from flows.cli import main
+    """``vid2vid(*args)``: the CLI's ``main(args)`` in this process (``cli_in_process``); returns what ``run_cli``
+    returns (exit code, stdout, stderr). Argument errors exit through argparse's SystemExit, caught as the exit
+    code. What the console shows is captured as a user would see it: our lines, Prefect's console log lines and
+    Ray's worker lines; only C-level writes to fd 2 are not."""
 
     def call(*args: str) -> subprocess.CompletedProcess[str]:
         capsys.readouterr()  # what the test printed before is not the command's
-        with _console_handlers_to(sys.stderr):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 1
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["vid2vid", *args], code, out, err)
+        return cli_in_process(*args)
 
     return call
 
