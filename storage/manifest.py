@@ -86,6 +86,19 @@ def quarantine(layout: DatasetLayout, record: ClipRecord) -> None:
     atomic_write_bytes(target, json.dumps(payload, indent=2).encode())
 
 
+def quarantine_clips(layout: DatasetLayout, reasons: dict[str, list[str]]) -> list[ClipRecord]:
+    """Quarantine the clips, with every stage's reason, in quarantine/ and the manifest."""
+    if not reasons:
+        return []
+    by_id = {r.clip_id: r for r in read_manifest(layout)}
+    updated = [by_id[clip_id].model_copy(update={"status": "quarantined", "error": "; ".join(errors)})
+               for clip_id, errors in reasons.items()]
+    for record in updated:
+        quarantine(layout, record)
+    merge_records(layout, updated)
+    return updated
+
+
 def clear_quarantine(layout: DatasetLayout, clip_id: str) -> None:
     layout.quarantine_path(clip_id).unlink(missing_ok=True)
     layout.rejection_path(clip_id).unlink(missing_ok=True)
