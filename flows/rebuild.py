@@ -10,7 +10,7 @@ did not change (the last model is reused), evaluation when the model it would sc
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -19,16 +19,17 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_step
-from flows.ingest import IngestParams, SynthParams, SynthSettings, ingest_step, synth_step
+from flows.ingest import IngestParams, IngestSummary, SynthParams, SynthSettings, ingest_step, synth_step
 from flows.naming import dataset_tag, run_name
 from flows.params import FlowParams, compose
 from flows.preprocess import PreprocessParams, PreprocessSettings, preprocess_step
-from flows.train import TrainParams, train_step
+from flows.train import TrainFlowResult, TrainParams, train_step
 from models.preprocess.registry import BackendSettings
 from models.training import TrainSettings, input_stages
 from models.vid2vid.config import load_model_config
 from storage.ingest import IngestConfig
-from storage.target import resolve_target
+from storage.evaluations import COMPARISON_FILE, evaluated_rows
+from storage.target import Target, resolve_target
 from tasks.rebuild import publish_rebuild_task
 
 
@@ -76,64 +77,67 @@ class RebuildResult(BaseModel):
     artifact_keys: list[str]
 
 
-def _earlier_evaluation(out: Path, run: str) -> list[dict[str, str]] | None:
-    comparison = out / "comparison.json"
-    if not comparison.is_file():
-        return None
-    table = json.loads(comparison.read_text())["table"]
-    rows = [row for row in table if row["run"] == run]
-    return rows or None
+@dataclass(frozen=True)
+class _Evaluation:
+    table: list[dict[str, str]]  # the trained model's row
+    json_path: str | None
+    kept: bool  # the earlier evaluation of an unchanged model, kept
+    artifact_keys: list[str]  # the versions this rebuild published (none when kept)
 
 
-@flow(name="full-rebuild", log_prints=True, flow_run_name=run_name(
-    "rebuild", RebuildParams, lambda p: f"{p.dataset} {Path(p.config).stem}",
-    lambda p: [*dataset_tag(p), f"config:{Path(p.config).stem}"]))
+_NAME = run_name("rebuild", RebuildParams, lambda p: f"{p.dataset} {Path(p.config).stem}",
+                 lambda p: [*dataset_tag(p), f"config:{Path(p.config).stem}"])
+
+
+@flow(name="full-rebuild", log_prints=True, flow_run_name=_NAME)
 def rebuild_flow(params: RebuildParams) -> RebuildResult:
-    logger = get_run_logger()
+    """Ingest → preprocess → train → evaluate → publish, on the target and model config resolved once."""
     resolved = resolve_target(params.dataset, params.data_root, params.runs_root, params.weights_dir,
                               dask_address=params.preprocess.dask_address, ray_address=params.train.ray_address)
-    root, runs = resolved.root, resolved.runs
-    target = {"dataset": params.dataset, "data_root": str(root)}  # each step's form says where it ran
-    synthetic = params.src is None
-    keys: list[str] = []
-
-    if synthetic:  # a failed ingest fails the rebuild here, with its reason
-        ingested = synth_step(compose(SynthParams, params.synth, **target), resolved)
-    else:
-        ingested = ingest_step(IngestParams(src=params.src, config=params.ingest, **target), resolved)
-    keys.append(ingested.artifact_key)
-
+    target = {"dataset": params.dataset, "data_root": str(resolved.root)}  # each step's form says where it ran
+    ingested = _ingest(params, resolved, target)  # a failed ingest fails the rebuild here, with its reason
     model = load_model_config(params.config, params.config_set)  # validated once: training takes this object
     stages = params.preprocess.stages or list(input_stages(model))
-    backends = dict(params.preprocess.backends)
-    if synthetic:  # the synthetic street carries exact labels and flow: validate them, never re-estimate
-        for stage in ("semantic", "instance", "flow"):
-            backends.setdefault(stage, BackendSettings(backend="dataset"))
-    preprocessed = preprocess_step(compose(PreprocessParams, params.preprocess, stages=stages, backends=backends,
-                                           weights_dir=params.weights_dir, **target), resolved)
-    keys.append(preprocessed.artifact_key)
-
+    preprocessed = preprocess_step(_preprocess_params(params, stages, target), resolved)
     trained = train_step(compose(TrainParams, params.train, config=params.config, config_set=params.config_set,
-                                 runs_root=str(runs), mode="rebuild", weights_dir=params.weights_dir, **target),
-                         resolved, model)
-    keys += list(trained.artifacts.values())
-
-    out = runs / "evaluations" / params.dataset
-    run_name = Path(trained.run_dir or trained.model_path).name
-    earlier = _earlier_evaluation(out, run_name) if trained.status == "unchanged" else None
-    if earlier is not None:
-        logger.info("model %s was already evaluated on %s: keeping that evaluation", run_name, params.dataset)
-        table, evaluation_json = earlier, str(out / "comparison.json")
-    else:
-        evaluation = evaluate_step(compose(EvaluateParams, params.evaluate, runs=[trained.run_dir or trained.model_path],
-                                           runs_root=str(runs), weights_dir=params.weights_dir, **target), resolved)
-        table, evaluation_json = evaluation.table[:1], evaluation.json_path
-        keys += evaluation.artifact_keys
-
-    keys.append(publish_rebuild_task(params.dataset, str(root), ingested, stages, preprocessed, trained, table,
-                                     earlier is not None, keys))
-    return RebuildResult(dataset=params.dataset, data_root=str(root), clips_ok=ingested.clips_ok,
+                                 runs_root=str(resolved.runs), mode="rebuild", weights_dir=params.weights_dir,
+                                 **target), resolved, model)
+    evaluated = _evaluate(params, resolved, target, trained)
+    keys = [ingested.artifact_key, preprocessed.artifact_key, *trained.artifacts.values(), *evaluated.artifact_keys]
+    keys.append(publish_rebuild_task(params.dataset, str(resolved.root), ingested, stages, preprocessed, trained,
+                                     evaluated.table, evaluated.kept, keys))
+    return RebuildResult(dataset=params.dataset, data_root=str(resolved.root), clips_ok=ingested.clips_ok,
                          quarantined=ingested.quarantined, preprocess_artifact=preprocessed.artifact_key,
                          train_status=trained.status, run_dir=trained.run_dir, model_path=trained.model_path,
-                         evaluation=table, evaluation_json=evaluation_json, evaluation_skipped=earlier is not None,
-                         artifact_keys=keys)
+                         evaluation=evaluated.table, evaluation_json=evaluated.json_path,
+                         evaluation_skipped=evaluated.kept, artifact_keys=keys)
+
+
+def _ingest(params: RebuildParams, resolved: Target, target: dict[str, str]) -> IngestSummary:
+    """The synthetic street when there is no ``src``, else the user's videos."""
+    if params.src is None:
+        return synth_step(compose(SynthParams, params.synth, **target), resolved)
+    return ingest_step(IngestParams(src=params.src, config=params.ingest, **target), resolved)
+
+
+def _preprocess_params(params: RebuildParams, stages: list[str], target: dict[str, str]) -> PreprocessParams:
+    backends = dict(params.preprocess.backends)
+    if params.src is None:  # the synthetic street carries exact labels and flow: validate them, never re-estimate
+        for stage in ("semantic", "instance", "flow"):
+            backends.setdefault(stage, BackendSettings(backend="dataset"))
+    return compose(PreprocessParams, params.preprocess, stages=stages, backends=backends,
+                   weights_dir=params.weights_dir, **target)
+
+
+def _evaluate(params: RebuildParams, resolved: Target, target: dict[str, str],
+              trained: TrainFlowResult) -> _Evaluation:
+    """The trained model's evaluation; an unchanged model that was evaluated already keeps that evaluation."""
+    out = resolved.runs / "evaluations" / params.dataset
+    name = Path(trained.run_dir or trained.model_path).name
+    earlier = evaluated_rows(out, name) if trained.status == "unchanged" else None
+    if earlier is not None:
+        get_run_logger().info("model %s was already evaluated on %s: keeping that evaluation", name, params.dataset)
+        return _Evaluation(earlier, str(out / COMPARISON_FILE), True, [])
+    evaluation = evaluate_step(compose(EvaluateParams, params.evaluate, runs=[trained.run_dir or trained.model_path],
+                                       runs_root=str(resolved.runs), weights_dir=params.weights_dir, **target), resolved)
+    return _Evaluation(evaluation.table[:1], evaluation.json_path, False, evaluation.artifact_keys)
