@@ -93,16 +93,31 @@ class PreprocessParams(PreprocessSettings):
         return self.backends.get(stage) or BackendSettings(backend=DEFAULT_BACKENDS[stage])  # type: ignore[index]
 
 
-# --- training (flows/train.py) ------------------------------------------------------------------------
-class TrainParams(TrainSettings, FlowParams):
-    """The form of a training run: its target and mode, plus the training settings handed on as they are."""
+# --- a model trained on a dataset (flows/train.py, flows/rebuild.py) ------------------------------------------
+class ModelTarget(FlowParams):
+    """What a training run and a full rebuild both name, declared once: the dataset, the model (a preset, with
+    fields set on top) and the roots. ``TrainParams`` adds the training settings and mode, the rebuild's form
+    (flows/rebuild.py) each step's settings."""
 
     dataset: str = Field(default="street", description="the dataset's name under the data root")
-    config: str = Field(default="tiny", description="model preset (street, face, pose, tiny) or a YAML path")
+    config: str = Field(default="tiny", description="model preset (street, face, pose, tiny, tiny_face) or a YAML path")
     config_set: dict[str, Any] = Field(default_factory=dict, description="model config fields set on top of the "
                                        "preset, by dotted name (train.lr: 0.0001); the CLI's --set")
     data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
     runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
+    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
+
+    @model_validator(mode="after")
+    def _config_set_is_valid(self) -> "ModelTarget":
+        if self.config_set:  # a wrong name or value is a wrong request, refused before anything runs
+            load_model_config(self.config, self.config_set)
+        return self
+
+
+# --- training (flows/train.py) ------------------------------------------------------------------------
+class TrainParams(ModelTarget, TrainSettings):
+    """The form of a training run: its target and mode, plus the training settings handed on as they are."""
+
     run_name: str | None = Field(default=None, description="default: <dataset>-<config>-<time>-<random>")
     mode: Literal["train", "retrain", "rebuild"] = Field(
         default="train", description="retrain: fine-tune the champion of this dataset and config (a first model: "
@@ -110,14 +125,7 @@ class TrainParams(TrainSettings, FlowParams):
                                      "config changed, then promote it only if it passes the quality gate; rebuild: "
                                      "train afresh if the data, config or init_from changed; both do nothing otherwise")
     resume_from: str | None = Field(default=None, description="a checkpoint.pt / model.pt of an earlier run, continued")
-    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
     gate: str = Field(default="default", description="retrain: the quality gate (configs/gate/<name>.yaml or a path)")
-
-    @model_validator(mode="after")
-    def _config_set_is_valid(self) -> "TrainParams":
-        if self.config_set:  # a wrong name or value is a wrong request, refused before anything runs
-            load_model_config(self.config, self.config_set)
-        return self
 
     @model_validator(mode="after")
     def _one_start(self) -> "TrainParams":

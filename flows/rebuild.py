@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from typing import Any
-
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from flows.evaluate import EvaluateParams, EvaluateSettings, evaluate_step
 from flows.ingest import IngestParams, IngestSummary, SynthParams, SynthSettings, ingest_step, synth_step
 from flows.naming import dataset_tag, run_name
-from flows.params import FlowParams, compose
+from flows.forms import ModelTarget
+from flows.params import compose
 from flows.preprocess import PreprocessParams, PreprocessSettings, preprocess_step
 from flows.train import TrainFlowResult, TrainParams, train_step
 from models.preprocess.registry import BackendSettings
@@ -33,18 +32,11 @@ from storage.target import Target, resolve_target
 from tasks.rebuild import publish_rebuild_task
 
 
-class RebuildParams(FlowParams):
-    """The form a user fills in for a full rebuild (the Prefect UI shows it): the target, then each step's
-    own settings, held as the step's flow takes them."""
+class RebuildParams(ModelTarget):
+    """The form a user fills in for a full rebuild (the Prefect UI shows it): the target (``ModelTarget``, as a
+    training run's), then each step's own settings, held as the step's flow takes them."""
 
     src: str | None = Field(default=None, description="videos / frame folders to ingest; empty: the synthetic street")
-    dataset: str = Field(default="street", description="the dataset to build (the synthetic street by default)")
-    config: str = Field(default="tiny", description="model preset (street, face, pose, tiny, tiny_face) or YAML path")
-    config_set: dict[str, Any] = Field(default_factory=dict, description="model config fields set on top of the "
-                                       "preset, by dotted name (train.lr: 0.0001); the CLI's --set")
-    data_root: str | None = Field(default=None, description="default: $VID2VID_DATA_ROOT or ./data")
-    runs_root: str | None = Field(default=None, description="default: $VID2VID_RUNS_ROOT or ./runs")
-    weights_dir: str | None = Field(default=None, description="default: $VID2VID_WEIGHTS_DIR or ./weights")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="how source videos are ingested")
     synth: SynthSettings = Field(default_factory=lambda: SynthSettings(frames=24, size=(128, 64)),
                                  description="the synthetic street, when there is no src")
@@ -54,12 +46,6 @@ class RebuildParams(FlowParams):
     train: TrainSettings = Field(default_factory=lambda: TrainSettings(max_steps=30),
                                  description="training settings; the rebuild trains 30 steps unless told otherwise")
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings, description="what the evaluation scores")
-
-    @model_validator(mode="after")
-    def _config_set_is_valid(self) -> "RebuildParams":
-        if self.config_set:  # refused before the rebuild ingests anything
-            load_model_config(self.config, self.config_set)
-        return self
 
 
 class RebuildResult(BaseModel):
