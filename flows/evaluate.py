@@ -16,6 +16,7 @@ from flows.forms import EvaluateParams, EvaluateSettings  # noqa: F401 - Evaluat
 from flows.naming import dataset_tag, run_name
 from models.gate import protocol
 from models.metrics.names import metric_names
+from models.metrics.split import evaluation_clips
 from storage.layout import DatasetLayout
 from storage.fingerprint import canonical_hash
 from storage.manifest import read_manifest
@@ -111,40 +112,47 @@ def evaluate_step(params: EvaluateParams, target: Target) -> EvaluationResult:
 
 def evaluate(params: EvaluateParams, target: Target) -> EvaluationResult:
     """The body of the evaluate flow: ``params.runs`` scored on ``target``'s dataset."""
-    logger = get_run_logger()
     if not params.runs:  # the deployment's default form: refuse rather than publish an empty table over the last one
         raise ValueError("no runs to evaluate: set params.runs to one or more run names (e.g. [\"RUN_A\", \"RUN_B\"])")
     metrics = metric_names(params.metrics)
-    layout = target.layout
-    records = [r for r in read_manifest(layout) if r.status == "ok"]
-    clips = [r.clip_id for r in records if r.split == params.split] or [r.clip_id for r in records]
-    # each FID's floor: real frames of as many other (training) clips, so both sides rest on similar sample counts
-    reference_clips = [r.clip_id for r in records if r.clip_id not in clips][: len(clips)]
-    if not clips:
-        raise FileNotFoundError(f"dataset {layout.dataset!r} has no usable clips to evaluate")
-    root = target.runs
+    layout, root = target.layout, target.runs
+    clips, reference_clips = evaluation_clips(layout, params.split)
     out = Path(params.out_dir) if params.out_dir else root / "evaluations" / layout.dataset
     out.mkdir(parents=True, exist_ok=True)
-    models = [resolve_model(run, root) for run in params.runs]
-    futures = [evaluate_run_task.submit(name, model, layout, clips, str(out), metrics,
-                                        target.weights_dir, str(out / "stats-cache"), reference_clips)
-               for name, model in models]
-    evaluations = collect(futures, f"evaluate {layout.dataset}", "runs")
-
+    evaluations = _score(params, target, metrics, clips, reference_clips, out)
     data = evaluation_data_fingerprint(layout, clips)
-    registry, how = sync(root), protocol(metrics, params.split)
-    for e in evaluations:  # a registered model keeps its held-out numbers, with how and on what they were computed
-        if (registered := registry.by_model_path(e.model_path)) is not None:
-            record_metrics_task(str(root), registered.id, str(out), data, how, e.values)
+    _record_registered(root, evaluations, out, data, protocol(metrics, params.split))
     comparison, json_path = record_comparison_task(evaluations, metrics, data, layout.dataset, str(out))
     keys = publish_evaluation_task(comparison, evaluations, metrics, data, json_path, layout.dataset, str(root),
                                    str(out), len(clips), params.split)
     if out == root / "evaluations" / layout.dataset:  # the dataset's latest evaluation: the paper's table too
         keys += _publish_paper_table(root, layout.dataset)
-    table, description = comparison.table, comparison.notes
+    _log(comparison.table, comparison.notes)
+    return EvaluationResult(dataset=layout.dataset, out_dir=str(out), table=comparison.table, evaluations=evaluations,
+                            json_path=str(json_path), artifact_keys=keys, notes=comparison.notes)
+
+
+def _score(params: EvaluateParams, target: Target, metrics: list[str], clips: list[str], reference_clips: list[str],
+           out: Path) -> list[RunEvaluation]:
+    """Every run synthesized on ``clips`` and scored, one task each, in the order given."""
+    models = [resolve_model(run, target.runs) for run in params.runs]
+    futures = [evaluate_run_task.submit(name, model, target.layout, clips, str(out), metrics,
+                                        target.weights_dir, str(out / "stats-cache"), reference_clips)
+               for name, model in models]
+    return collect(futures, f"evaluate {target.layout.dataset}", "runs")
+
+
+def _record_registered(root: Path, evaluations: list[RunEvaluation], out: Path, data: str, how: str) -> None:
+    """A registered model keeps its held-out numbers, with how and on what they were computed."""
+    registry = sync(root)
+    for e in evaluations:
+        if (registered := registry.by_model_path(e.model_path)) is not None:
+            record_metrics_task(str(root), registered.id, str(out), data, how, e.values)
+
+
+def _log(table: list[dict[str, str]], notes: list[str]) -> None:
+    logger = get_run_logger()
     for row in table:
         logger.info("%s", row)
-    for line in description:
+    for line in notes:
         logger.info("%s", line)
-    return EvaluationResult(dataset=layout.dataset, out_dir=str(out), table=table, evaluations=evaluations,
-                            json_path=str(json_path), artifact_keys=keys, notes=description)
