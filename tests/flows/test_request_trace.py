@@ -47,6 +47,7 @@ def test_a_tiny_rebuild_resolves_its_request_once_and_opens_each_model_file_once
     trace, code = trace_rebuild(tmp_path)
     assert code == 0
     table = trace.table()
+    print(table)  # the numbers, for `pytest -s`
     rows = trace.per_function()
     assert rows["resolve_target"]["entry"] == 1 and rows["load_model_config"]["entry"] == 1, table
     assert len(trace.climbs) <= MAX_CLIMBS, table
