@@ -15,7 +15,6 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
 
-from storage import locations
 
 # glibc malloc in the worker processes. Dask's nanny spawns workers with MALLOC_TRIM_THRESHOLD_=65536 (to hand
 # freed memory back to the OS); setting any malloc threshold also freezes glibc's mmap threshold at 128 KiB, so
@@ -56,8 +55,9 @@ def local_cluster(**kwargs: Any) -> LocalCluster:
 
 
 def task_runner(dask_address: str | None, workers: int, threads_per_worker: int) -> DaskTaskRunner:
-    """The named scheduler's (``dask_address``, else ``$VID2VID_DASK_ADDRESS``), else a local cluster's."""
-    address = locations.dask_address(dask_address)
+    """The named scheduler's (``dask_address``, as the flow's target resolved it: the parameter, else
+    ``$VID2VID_DASK_ADDRESS``), else a local cluster's (None)."""
+    address = dask_address
     if address:
         return DaskTaskRunner(address=address)
     return DaskTaskRunner(cluster_class=local_cluster,
@@ -84,7 +84,7 @@ def workers_share_api(dask_address: str | None) -> Iterator[None]:
     for workers that can reach it (a local cluster, or a scheduler on this host): the embedded server
     listens on loopback. With a real server configured, nothing changes.
     """
-    address = locations.dask_address(dask_address)
+    address = dask_address  # resolved by the flow's target (the parameter, else $VID2VID_DASK_ADDRESS)
     address_host = urlparse(address if "://" in (address or "") else f"tcp://{address or ''}").hostname or ""
     if PREFECT_API_URL.value() or (address and address_host not in _LOOPBACK):
         yield

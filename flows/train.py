@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from pydantic import BaseModel
 
 from flows.challenge import ChallengeParams, challenge_step
@@ -61,11 +62,20 @@ def _stop_cluster_jobs(flow, run, state) -> None:  # noqa: ANN001 - Prefect's ho
         stop_jobs_of_flow_run(address, str(run.id))
 
 
+def _given_model() -> ModelConfig | None:
+    """The validated model config this flow run was handed (``train_step``'s ``model``), if any: what the run-name
+    hooks read instead of loading ``params.config`` again."""
+    context = FlowRunContext.get()
+    model = (context.parameters or {}).get("model") if context is not None else None
+    return model if isinstance(model, ModelConfig) else None
+
+
 def _run_folder_name(params: TrainParams, model: ModelConfig | None = None) -> str:
     """The run folder's name: the user's, else one derived from the flow run (see ``default_run_name``) and
-    the model config (``model``, else the one ``params`` name)."""
+    the model config (``model``, else the one this flow run was handed, else the one ``params`` name)."""
     if params.run_name:
         return params.run_name
+    model = model if model is not None else _given_model()
     if model is not None:
         return default_run_name(params.dataset, model.name)
     try:
@@ -111,10 +121,10 @@ def train(params: TrainParams, target: Target, model: ModelConfig | None = None)
     plan = _plan(params, target, model, init_from)
     if plan.unchanged is not None:
         return plan.unchanged
-    outcome = train_job(_job(params, target, model, plan.init_from))
+    outcome = train_job(_job(params, target, model, plan.init_from), target.layout)
     if outcome.status == "completed" and outcome.model_path and model.multimodal.enabled:
         fit_mixtures_task(outcome.model_path, target.layout)  # Sec. 3: sampled at synthesis
-    artifacts = publish_training_task(outcome, target.layout)
+    artifacts = publish_training_task(outcome, target.layout, model)
     require_model(outcome, f"training of {target.layout.dataset!r}")
     start, parent = _origin(params, plan.init_from)
     registered = register_run_task(str(target.runs), target.layout.dataset, model.name, plan.config_hash,

@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from flows.failures import TrainingFailed
 from models.training import TrainJob, TrainOutcome
 from models.training.ray_jobs import RayJobFailed, is_job_endpoint
+from storage.layout import DatasetLayout
 from tasks.ray_job import train_on_cluster_task
 from tasks.train import train_task
 
@@ -26,11 +27,12 @@ def default_run_name(*parts: str) -> str:
     return "-".join([*parts, time.strftime("%Y%m%d-%H%M%S"), secrets.token_hex(2)])
 
 
-def train_job(job: TrainJob) -> TrainOutcome:
-    """Train ``job`` as a Ray Job on the cluster its ``ray_address`` names, else on a local (or attached) Ray;
-    a cluster job that ended without a result fails the flow with the job's own error line."""
+def train_job(job: TrainJob, layout: DatasetLayout | None = None) -> TrainOutcome:
+    """Train ``job`` as a Ray Job on the cluster its ``ray_address`` names, else on a local (or attached) Ray
+    (given ``layout``, the job's dataset as the flow resolved it); a cluster job that ended without a result
+    fails the flow with the job's own error line."""
     try:
-        return train_on_cluster_task(job) if is_job_endpoint(job.ray_address) else train_task(job)
+        return train_on_cluster_task(job) if is_job_endpoint(job.ray_address) else train_task(job, layout)
     except RayJobFailed as exc:
         raise TrainingFailed(str(exc)) from None
 

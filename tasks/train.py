@@ -19,6 +19,7 @@ from tasks.artifacts import artifact_key, data_uri, publish_markdown
 from models.training import TrainJob, TrainOutcome, input_stages, run_training
 from models.training.launch import SUMMARY_FILE, read_metrics
 from models.training.review import active_losses, loss_curve_png, png_bytes, review_clip, sample_grid
+from models.vid2vid.config import ModelConfig
 from storage.layout import DatasetLayout
 
 # Worker failures are retried inside Ray Train (FailureConfig, from the last checkpoint); a Prefect retry
@@ -140,9 +141,10 @@ def following(job: TrainJob, description: str, every: float = 2.0) -> Iterator[T
 
 
 @task(name="ray-train", task_run_name="train {job.dataset} -> {job.run_dir}", cache_policy=NO_CACHE)
-def train_task(job: TrainJob) -> TrainOutcome:
+def train_task(job: TrainJob, layout: DatasetLayout | None = None) -> TrainOutcome:
+    """``layout``: the job's dataset, resolved by the flow (``run_training`` builds it from the job otherwise)."""
     with following(job, f"training run {job.run_path.name}") as follower:
-        outcome = run_training(job)
+        outcome = run_training(job, layout)
         follower.completed = outcome.status == "completed"
     return outcome
 
@@ -163,17 +165,20 @@ def _start(job: dict) -> str:
     return f"weights of {job['init_from']}" if job.get("init_from") else "fresh"
 
 
-def training_summary(outcome: TrainOutcome, dataset: str, metrics: list[dict]) -> str:
+def training_summary(outcome: TrainOutcome, dataset: str, metrics: list[dict],
+                     config: ModelConfig | None = None) -> str:
     """What a reviewer needs of a run: what was trained how, on which data, what it reached, where it is.
-    Final losses are the active terms only, averaged over the last tenth of the logged steps."""
+    Final losses are the active terms only, averaged over the last tenth of the logged steps. ``config``: the
+    run's validated model config, when the caller has it (else the one in the run's job.json is read)."""
     summary_file = Path(outcome.run_dir) / SUMMARY_FILE
     job = json.loads(summary_file.read_text()).get("job", {}) if summary_file.is_file() else {}
-    model = job.get("model") or {}
+    model = config.to_dict() if config is not None else job.get("model") or {}
+    rules = config if config is not None else model  # the object, not its data validated again
     train = model.get("train", {})
     generator = model.get("generator", {})
     tail = metrics[-max(1, len(metrics) // 10):]
-    losses = [(k, f"{sum(m[k] for m in tail) / len(tail):.4g}") for k in active_losses(model, metrics)
-              if model and all(k in m for m in tail)]
+    losses = [(k, f"{sum(m[k] for m in tail) / len(tail):.4g}") for k in active_losses(rules, metrics)
+              if model and all(k in m for m in tail)] if model else []
     rate = f"{outcome.samples_per_second:.2f}" if outcome.samples_per_second else "n/a"
     lines = [f"## Training run `{Path(outcome.run_dir).name}` on `{dataset}`: {outcome.status}", "", outcome.message, ""]
     lines += ["### Hyper-parameters", ""] + _table(("setting", "value"), [
@@ -186,7 +191,7 @@ def training_summary(outcome: TrainOutcome, dataset: str, metrics: list[dict]) -
         ("GPUs per worker", job.get("gpus_per_worker", 0)), ("started from", _start(job))])
     lines += ["### Data", ""] + _table(("", ""), [
         ("dataset", f"`{dataset}` under `{job.get('data_root', 'n/a')}`"),
-        ("stages", ", ".join(("rgb", *input_stages(model))) if model else "n/a"),
+        ("stages", ", ".join(("rgb", *input_stages(rules))) if model else "n/a"),
         ("fingerprint", f"`{outcome.dataset_fingerprint}`")])
     lines += [f"### Final losses (mean of the last {len(tail)} logged step(s); active terms only)", ""]
     lines += _table(("loss", "value"), losses) if losses else ["no step was logged", ""]
@@ -199,15 +204,18 @@ def training_summary(outcome: TrainOutcome, dataset: str, metrics: list[dict]) -
 
 
 @task(name="publish-training-artifacts", cache_policy=NO_CACHE)
-def publish_training_task(outcome: TrainOutcome, layout: DatasetLayout) -> dict[str, str]:
-    """A table of final metrics and checkpoints, a loss-curve plot and a sample grid, all keyed by dataset."""
+def publish_training_task(outcome: TrainOutcome, layout: DatasetLayout,
+                          config: ModelConfig | None = None) -> dict[str, str]:
+    """A table of final metrics and checkpoints, a loss-curve plot and a sample grid, all keyed by dataset.
+    ``config``: the run's validated model config, as the flow resolved it (else read from the run's job.json)."""
     run, dataset = Path(outcome.run_dir), layout.dataset
     keys: dict[str, str] = {}
     metrics = read_metrics(run)
-    keys["table"] = publish_markdown(artifact_key("train", dataset), training_summary(outcome, dataset, metrics),
+    keys["table"] = publish_markdown(artifact_key("train", dataset),
+                                     training_summary(outcome, dataset, metrics, config),
                                      f"training run {run.name} on {dataset}: {outcome.status}")
     if metrics:
-        model = json.loads((run / SUMMARY_FILE).read_text())["job"]["model"]
+        model = config if config is not None else json.loads((run / SUMMARY_FILE).read_text())["job"]["model"]
         active = active_losses(model, metrics)
         curve = loss_curve_png(metrics, [k for k in HEADLINE_LOSSES if k in active])
         (run / "loss_curve.png").write_bytes(curve)

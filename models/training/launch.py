@@ -163,9 +163,10 @@ def same_budget(run_dir: str | Path, max_steps: int | None, epochs: int | None, 
     return (asked.get("max_steps"), asked.get("epochs")) == (max_steps, epochs)
 
 
-def run_training(job: TrainJob) -> TrainOutcome:
+def run_training(job: TrainJob, layout: DatasetLayout | None = None) -> TrainOutcome:
     """Train on Ray: every worker runs the one loop (``models/training/loop.py``) for the job's model kind,
-    given ``job`` as plain data, and writes the run folder's outputs."""
+    given ``job`` as plain data, and writes the run folder's outputs. ``layout``: the job's dataset as the
+    caller resolved it (``job.dataset`` under ``job.data_root``); built from those when not given."""
     run = job.run_path.resolve()
     job = with_env_faults(job.model_copy(update={"run_dir": str(run)}))
     vid2vid = job.model_kind == "vid2vid"
@@ -181,7 +182,7 @@ def run_training(job: TrainJob) -> TrainOutcome:
     run.mkdir(parents=True, exist_ok=True)  # only for a request whose files are usable
     if job.resume_from:  # the named checkpoint, never Ray's older registered one, is where the run continues
         job = job.model_copy(update={"resume_from": str(supersede_ray_state(run, Path(job.resume_from)))})
-    layout = DatasetLayout(Path(job.data_root), job.dataset)
+    layout = layout if layout is not None else DatasetLayout(Path(job.data_root), job.dataset)
     fingerprint = dataset_fingerprint(layout, job.stages)
     # Bad data is found here, before any worker starts: Ray would retry it as if it were a crash.
     window = job.window_frames or job.model.train.max_seq_len  # type: ignore[union-attr]
