@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -95,10 +94,11 @@ def test_bad_requests_exit_2_with_a_clear_error(setup, case, vid2vid):  # the CL
     assert not out.exists() and not out.parent.exists() or not any(out.parent.iterdir())
 
 
-def test_train_predictor_flow_on_ray(setup, monkeypatch):
+def test_train_predictor_flow_on_ray(setup, ray_head, monkeypatch):
+    """The flow on the session's Ray head, as a deployment on a cluster finds it (the local-start path is
+    tests/training/test_train.py's): two workers, the one training loop."""
     layout, _, _, root = setup
-    # A private Ray temp dir: a Ray instance another process started on this machine is not joined.
-    monkeypatch.setenv("RAY_TMPDIR", tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    monkeypatch.setenv("VID2VID_RAY_ADDRESS", ray_head)
     result = train_predictor_flow(TrainPredictorParams(dataset="street", data_root=str(layout.root),
                                                        runs_root=str(root / "runs"), run_name="pred", workers=2,
                                                        max_steps=2, checkpoint_every=1))

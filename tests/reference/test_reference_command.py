@@ -10,7 +10,9 @@ import pytest
 from models.reference.card import read_card
 from models.vid2vid.checkpoint import load_checkpoint
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+#: the session's Dask scheduler and Ray head (tests/conftest.py): the command's subject is data, training, packing and
+#: the card, not starting a cluster (each of its two segments would start a local Dask cluster and a local Ray)
+pytestmark = pytest.mark.usefixtures("prefect_server", "shared_services")
 
 
 def test_the_command_trains_packs_cards_and_resumes_with_the_total_time(tmp_path, vid2vid) -> None:
