@@ -62,8 +62,6 @@ PACKAGES = ("flows", "tasks", "models", "storage", "review")
 #: the parameter models: a form's validators run where the form is built or validated (see the docstring)
 FORM_FILES = ("flows/forms.py", "flows/params.py")
 
-#: issue 22's goal: resolutions made again below the entry, at most (tests/flows/test_input_matrix.py asserts it)
-MAX_CLIMBS = 8
 #: the tiny rebuild the script runs (the options tests/flows/test_quiet_console.py runs the CLI with)
 REBUILD_ARGS = ("rebuild", "--dataset", "trace", "--config", "tiny", "--max-steps", "2", "--metrics", "warp",
                 "--workers", "1", "--train-workers", "1")
