@@ -34,8 +34,16 @@ def worker_malloc_environ() -> Iterator[None]:
     the nanny copies ``distributed.nanny.pre-spawn-environ`` into ``os.environ``, and a value already in
     ``os.environ`` wins over the config, so both are set here and restored afterwards. Restarted workers
     keep them (the nanny stores its environment when it is created).
+
+    Every variable Dask's nanny config copies into ``os.environ`` is restored too, not only ours: its defaults
+    include ``OMP_NUM_THREADS=1`` (and MKL's, OpenBLAS's), and left in this process they made every thread
+    started afterwards run torch on one core while the threads started before kept all of them (a rebuild's
+    evaluation ran single-threaded after its preprocessing, and its videos differed from the same command's
+    main-thread synthesis).
     """
-    before = {key: os.environ.get(key) for key in WORKER_MALLOC_ENV}
+    nanny = dask.config.get("distributed.nanny", {})
+    touched = {*WORKER_MALLOC_ENV, *nanny.get("pre-spawn-environ", {}), *nanny.get("environ", {})}
+    before = {key: os.environ.get(key) for key in touched}
     os.environ.update(WORKER_MALLOC_ENV)
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC_ENV.items()}):

@@ -3,6 +3,7 @@ skips all, bad input is quarantined with its reason, missing weights fail the st
 
 import asyncio
 import json
+import os
 
 import numpy as np
 import pytest
@@ -39,7 +40,10 @@ def _mtimes(layout):
 
 def test_flow_on_two_dask_workers_builds_every_stage_then_skips_all(data_root):
     layout = _street(data_root)
+    thread_env = {key: os.environ.get(key) for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     summary = preprocess_flow(_params(data_root))
+    # the local cluster's worker settings stay in its workers: this process's later threads keep every core
+    assert {key: os.environ.get(key) for key in thread_env} == thread_env
     for stage in STAGES:
         for clip in ("s0", "s1"):
             reader = ShardReader(layout.shard_path(stage, clip))
